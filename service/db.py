@@ -1,0 +1,43 @@
+"""Connecting to PostgreSQL: the configured server, or the embedded default."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from service.config import Settings
+from service import embedded
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        # Statements are short; a stuck one should fail rather than hold a worker.
+        command_timeout=60,
+        server_settings={"application_name": "parley"},
+    )
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """The URL to use: PARLEY_DATABASE_URL, or an embedded server started (and, on
+    exit, stopped) under PARLEY_DATA_DIR."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = embedded.start(settings.data_dir)
+    try:
+        yield server.url
+    finally:
+        server.stop()
