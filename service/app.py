@@ -1,0 +1,59 @@
+"""The composition root: every part of the service is built and wired here, once."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from service.config import Settings
+from service.db import create_pool
+from service.http.health import HealthController
+from service.migrate import migrate
+from service.runtime import Runtime
+from service.store import EventStore
+
+API_VERSION = "0.1.0"
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The app for a database URL already known (settings.database_url must be set)."""
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url; `parley serve` starts the embedded server")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url or "")
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        runtime = Runtime(settings=settings, pool=pool, store=EventStore(pool))
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            for task in runtime.background:
+                task.cancel()
+            await pool.close()
+
+    def provide_runtime(state: State) -> Runtime:
+        return state.runtime
+
+    return Litestar(
+        route_handlers=[HealthController],
+        lifespan=[lifespan],
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        openapi_config=OpenAPIConfig(
+            title="Parley",
+            version=API_VERSION,
+            description="Event-sourced record of diplomatic negotiations.",
+        ),
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for uvicorn workers: configuration comes from the environment."""
+    return create_app(Settings.from_env())

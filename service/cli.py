@@ -1,0 +1,110 @@
+"""`parley` command line. Configuration comes from the environment; flags override it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import asyncpg
+
+from service.config import Settings
+from service.db import database_url
+from service.migrate import migrate
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env().with_overrides(
+        database_url=getattr(args, "database_url", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+    )
+
+
+async def _migrate(url: str) -> list[int]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    with database_url(_settings(args)) as url:
+        applied = asyncio.run(_migrate(url))
+    print(f"applied migrations: {applied}" if applied else "schema is up to date", file=sys.stderr)
+    return 0
+
+
+class _Stopped(Exception):
+    """SIGINT/SIGTERM after the server has shut down gracefully."""
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal
+    # to the handler it found at start: make that handler unwind the stack, so the
+    # embedded PostgreSQL started below is stopped cleanly before the process exits.
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
+
+    settings = _settings(args)
+    with database_url(settings) as url:
+        # Migrate once before the workers start, so they never race on an empty database.
+        asyncio.run(_migrate(url))
+        os.environ["PARLEY_DATABASE_URL"] = url
+        if settings.admin_key:
+            os.environ["PARLEY_ADMIN_KEY"] = settings.admin_key
+        print(f"Parley serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+        try:
+            uvicorn.run(
+                "service.app:create_app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=args.workers,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=10,
+            )
+        except _Stopped:
+            pass
+    print("Parley stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="Parley: the record of negotiations.")
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: $PARLEY_DATABASE_URL, else embedded)")
+    parser.add_argument("--data-dir", help="embedded database and files (default: $PARLEY_DATA_DIR)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API (embedded PostgreSQL when no database URL)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1, help="API processes sharing the database")
+    serve.set_defaults(run=cmd_serve)
+
+    migrate_cmd = commands.add_parser("migrate", help="apply schema migrations")
+    migrate_cmd.set_defaults(run=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("PARLEY_LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

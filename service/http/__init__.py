@@ -1,0 +1,1 @@
+"""HTTP layer: one controller per resource, thin handlers (parse, call, return)."""

@@ -1,0 +1,45 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from litestar import Controller, get
+from litestar.response import Response
+
+from service.runtime import Runtime
+
+
+class Liveness(msgspec.Struct):
+    status: str
+
+
+class ProjectionLag(msgspec.Struct):
+    name: str
+    events_behind: int
+    seconds_behind: float
+
+
+class Readiness(msgspec.Struct):
+    status: str  # "ready" | "unavailable"
+    database: str  # "reachable" | "unreachable"
+    projections: list[ProjectionLag] = []
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["health"]
+
+    @get("/live", operation_id="getLiveness", summary="The process is up", security=[])
+    async def live(self) -> Liveness:
+        return Liveness(status="live")
+
+    @get("/ready", operation_id="getReadiness", summary="Database reachable; projection lag", security=[])
+    async def ready(self, runtime: Runtime) -> Response[Readiness]:
+        try:
+            await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), timeout=2)
+        except Exception:  # any failure to reach the database means "not ready"
+            return Response(Readiness(status="unavailable", database="unreachable"), status_code=503)
+        lags = [ProjectionLag(**lag) for lag in await runtime.projection_lag()]
+        return Response(Readiness(status="ready", database="reachable", projections=lags))
