@@ -210,13 +210,21 @@ class AppendResult(msgspec.Struct, frozen=True):
 
 _EVENT_COLUMNS = """
     position, txid::text::bigint AS txid, id, stream_id, stream_type, negotiation_id,
-    version, type, schema_version, body, data::text AS data, occurred_on, recorded_at,
+    version, type, schema_version, body, occurred_on, recorded_at,
     recorded_by, claimed_by, source::text AS source, note, correlation_id, causation_id, hash
 """
 
 
+class _BodyData(msgspec.Struct):
+    data: msgspec.Raw
+
+
+_body_data = msgspec.json.Decoder(_BodyData)
+
+
 def _row_to_event(row: asyncpg.Record) -> StoredEvent:
     source = row["source"]
+    body = row["body"]
     return StoredEvent(
         position=row["position"],
         txid=row["txid"],
@@ -227,8 +235,9 @@ def _row_to_event(row: asyncpg.Record) -> StoredEvent:
         version=row["version"],
         type=row["type"],
         schema_version=row["schema_version"],
-        body=row["body"],
-        data=row["data"].encode(),
+        body=body,
+        # The fact's fields exactly as hashed (the jsonb copy is normalised by PostgreSQL).
+        data=bytes(_body_data.decode(body).data),
         occurred_on=row["occurred_on"],
         recorded_at=row["recorded_at"],
         recorded_by=row["recorded_by"],

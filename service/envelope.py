@@ -1,0 +1,73 @@
+"""The event as served: command responses, history, the global log and the export
+all use this one shape, so an auditor sees the same thing everywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+
+from service.store import StoredEvent
+
+
+class EventEnvelope(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    position: int
+    stream_id: uuid.UUID
+    stream_type: str
+    negotiation_id: uuid.UUID | None
+    version: int
+    type: str
+    schema_version: int
+    occurred_on: str
+    recorded_at: dt.datetime
+    recorded_by: str
+    claimed_by: list[str]
+    source: dict[str, Any] | None
+    note: str | None
+    # The fact's own fields, exactly the bytes stored in the hashed body.
+    data: msgspec.Raw
+    correlation_id: uuid.UUID | None
+    causation_id: uuid.UUID | None
+    # sha256(previous hash of the stream || body), hex.
+    hash: str
+    # The commit-order checkpoint of this event ("txid.position"): resume after it.
+    checkpoint: str
+
+
+class ExportedEvent(EventEnvelope, kw_only=True):
+    """A line of the NDJSON export: the envelope plus the exact hashed bytes, so the
+    chain can be verified offline without trusting any re-serialisation."""
+
+    body: str  # the canonical JSON body, as UTF-8 text
+
+
+def envelope(event: StoredEvent) -> EventEnvelope:
+    return EventEnvelope(
+        id=event.id,
+        position=event.position,
+        stream_id=event.stream_id,
+        stream_type=event.stream_type,
+        negotiation_id=event.negotiation_id,
+        version=event.version,
+        type=event.type,
+        schema_version=event.schema_version,
+        occurred_on=event.occurred_on,
+        recorded_at=event.recorded_at,
+        recorded_by=event.recorded_by,
+        claimed_by=list(event.claimed_by),
+        source=event.source,
+        note=event.note,
+        data=msgspec.Raw(event.data),
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        hash=event.hash.hex(),
+        checkpoint=event.checkpoint.token(),
+    )
+
+
+def exported(event: StoredEvent) -> ExportedEvent:
+    served = envelope(event)
+    return ExportedEvent(**msgspec.structs.asdict(served), body=event.body.decode())
