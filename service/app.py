@@ -9,10 +9,14 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 
 from service.config import Settings
 from service.db import create_pool
+from service.auth import Role, ensure_key
+from service.http.auth import authentication_middleware
 from service.http.health import HealthController
+from service.http.problems import handle_exception
 from service.migrate import migrate
 from service.runtime import Runtime
 from service.store import EventStore
@@ -30,6 +34,8 @@ def create_app(settings: Settings) -> Litestar:
         pool = await create_pool(settings.database_url or "")
         async with pool.acquire() as conn:
             await migrate(conn)
+            if settings.admin_key:
+                await ensure_key(conn, settings.admin_key, "admin", Role.ADMIN)
         runtime = Runtime(settings=settings, pool=pool, store=EventStore(pool))
         app.state.runtime = runtime
         try:
@@ -46,10 +52,22 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[HealthController],
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        middleware=[authentication_middleware()],
+        exception_handlers={Exception: handle_exception},
         openapi_config=OpenAPIConfig(
             title="Parley",
             version=API_VERSION,
             description="Event-sourced record of diplomatic negotiations.",
+            security=[{"apiKey": []}],
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An API key: `Authorization: Bearer pk_...`",
+                    )
+                }
+            ),
         ),
     )
 

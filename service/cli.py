@@ -49,6 +49,24 @@ def _stop_on_signal(signum: int, frame: object) -> None:
     raise _Stopped(signum)
 
 
+async def _prepare(url: str, admin_key: str | None) -> str | None:
+    """Migrate; ensure PARLEY_ADMIN_KEY; on a first start with no key at all, create
+    an admin key and return it (to be printed once)."""
+    from service.auth import Role, any_key, create_key, ensure_key
+
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        if admin_key:
+            await ensure_key(conn, admin_key, "admin", Role.ADMIN)
+            return None
+        if not await any_key(conn):
+            return await create_key(conn, "admin", Role.ADMIN)
+        return None
+    finally:
+        await conn.close()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -61,7 +79,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with database_url(settings) as url:
         # Migrate once before the workers start, so they never race on an empty database.
-        asyncio.run(_migrate(url))
+        first_key = asyncio.run(_prepare(url, settings.admin_key))
+        if first_key:
+            print(f"Created the first admin key (shown only now): {first_key}", file=sys.stderr, flush=True)
         os.environ["PARLEY_DATABASE_URL"] = url
         if settings.admin_key:
             os.environ["PARLEY_ADMIN_KEY"] = settings.admin_key
@@ -83,6 +103,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _keys(url: str, args: argparse.Namespace) -> int:
+    from service.auth import KeyNameTaken, Role, create_key, list_keys, revoke_key
+
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        if args.keys_command == "create":
+            try:
+                print(await create_key(conn, args.name, Role(args.role)))
+            except KeyNameTaken as error:
+                print(f"parley: {error}", file=sys.stderr)
+                return 1
+        elif args.keys_command == "list":
+            for row in await list_keys(conn):
+                state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "active"
+                print(f"{row['name']}\t{row['role']}\tpk_{row['key_id']}_…\t{state}")
+        elif args.keys_command == "revoke":
+            if not await revoke_key(conn, args.name):
+                print(f"parley: no active key named {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.name}", file=sys.stderr)
+        return 0
+    finally:
+        await conn.close()
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    with database_url(_settings(args)) as url:
+        return asyncio.run(_keys(url, args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Parley: the record of negotiations.")
     parser.add_argument("--database-url", help="PostgreSQL URL (default: $PARLEY_DATABASE_URL, else embedded)")
@@ -97,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_cmd = commands.add_parser("migrate", help="apply schema migrations")
     migrate_cmd.set_defaults(run=cmd_migrate)
+
+    keys = commands.add_parser("keys", help="API keys: create, list, revoke")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_commands.add_parser("create", help="create a key and print it alone on stdout")
+    create.add_argument("--role", required=True, choices=["reader", "recorder", "auditor", "admin"])
+    create.add_argument("--name", required=True, help="recorded as recorded_by on what the key writes")
+    keys_commands.add_parser("list", help="list keys (never their secrets)")
+    revoke = keys_commands.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
+    keys.set_defaults(run=cmd_keys)
     return parser
 
 

@@ -94,9 +94,10 @@ async def write_and_count(url: str, write: bool) -> int:
         await pool.close()
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> str:
     process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    output, _ = process.communicate(timeout=30)
+    return output.decode()
 
 
 def test_serve_on_the_embedded_default_restarts_onto_its_data_and_stops_its_postgres(tmp_path: Path) -> None:
@@ -110,8 +111,9 @@ def test_serve_on_the_embedded_default_restarts_onto_its_data_and_stops_its_post
         pid = postmaster_pid(pgdata)
         assert asyncio.run(write_and_count(socket_url(pgdata), write=True)) == 1
     finally:
-        stop(first)
+        first_output = stop(first)
     assert first.returncode == 0
+    assert first_output.count("Created the first admin key") == 1
     assert not running(pid), "SIGTERM must stop the PostgreSQL that serve started"
 
     second = start_serve(tmp_path, port)
@@ -121,5 +123,6 @@ def test_serve_on_the_embedded_default_restarts_onto_its_data_and_stops_its_post
         assert asyncio.run(write_and_count(socket_url(pgdata), write=False)) == 1, "events intact"
         second_pid = postmaster_pid(pgdata)
     finally:
-        stop(second)
+        second_output = stop(second)
     assert not running(second_pid)
+    assert "Created the first admin key" not in second_output, "printed once, on the first start only"

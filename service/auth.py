@@ -1,0 +1,134 @@
+"""API keys and roles.
+
+A key reads `pk_<key id>_<secret>`. Only sha256(secret) is stored; the key id finds
+the row and the hashes are compared in constant time. The name of the key is what
+every event it writes records as `recorded_by`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
+
+
+class Role(str, enum.Enum):
+    READER = "reader"
+    RECORDER = "recorder"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class Permission(str, enum.Enum):
+    READ = "read"  # statuses, timelines, history
+    RECORD = "record"  # commands
+    AUDIT = "audit"  # the global log, export, verify, ledger
+    MANAGE_KEYS = "manage_keys"
+
+
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.READER: frozenset({Permission.READ}),
+    Role.RECORDER: frozenset({Permission.READ, Permission.RECORD}),
+    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    name: str
+    role: Role
+
+    def may(self, permission: Permission) -> bool:
+        return permission in PERMISSIONS[self.role]
+
+
+def _hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def _split(key: str) -> tuple[str, str] | None:
+    prefix, _, rest = key.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != "pk" or not key_id or not secret:
+        return None
+    return key_id, secret
+
+
+# Compared against when the key id is unknown, so unknown and wrong keys take as long.
+_DUMMY_HASH = _hash("no such key")
+
+
+class KeyNameTaken(Exception):
+    pass
+
+
+async def create_key(conn: asyncpg.Connection | asyncpg.Pool, name: str, role: Role) -> str:
+    """Create a key and return it; this is the only time it is ever visible."""
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    try:
+        await conn.execute(
+            "INSERT INTO api_keys (key_id, name, role, secret_hash) VALUES ($1, $2, $3, $4)",
+            key_id,
+            name,
+            role.value,
+            _hash(secret),
+        )
+    except asyncpg.UniqueViolationError as error:
+        raise KeyNameTaken(f"a key named {name!r} exists already") from error
+    return f"pk_{key_id}_{secret}"
+
+
+async def ensure_key(conn: asyncpg.Connection | asyncpg.Pool, key: str, name: str, role: Role) -> None:
+    """Make sure `key` (e.g. PARLEY_ADMIN_KEY) is a valid key with this role."""
+    parts = _split(key)
+    if parts is None:
+        raise ValueError("a key must look like pk_<id>_<secret> (make one with `parley keys create`)")
+    key_id, secret = parts
+    await conn.execute(
+        """
+        INSERT INTO api_keys (key_id, name, role, secret_hash) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (key_id) DO UPDATE SET role = EXCLUDED.role, secret_hash = EXCLUDED.secret_hash,
+            revoked_at = NULL
+        """,
+        key_id,
+        name,
+        role.value,
+        _hash(secret),
+    )
+
+
+async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> ApiKey | None:
+    parts = _split(key)
+    key_id, secret = parts if parts else ("", key)
+    row = await conn.fetchrow(
+        "SELECT key_id, name, role, secret_hash FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL",
+        key_id,
+    )
+    stored = row["secret_hash"] if row else _DUMMY_HASH
+    if not hmac.compare_digest(_hash(secret), stored) or row is None:
+        return None
+    return ApiKey(key_id=row["key_id"], name=row["name"], role=Role(row["role"]))
+
+
+async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
+    status = await conn.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name
+    )
+    return status.endswith(" 1")
+
+
+async def list_keys(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT key_id, name, role, created_at, revoked_at FROM api_keys ORDER BY created_at, name"
+    )
+
+
+async def any_key(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL)"))

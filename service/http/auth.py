@@ -1,0 +1,103 @@
+"""Bearer-key authentication and role guards for the HTTP API.
+
+Routes that need no key (health, the OpenAPI document and reference page, the
+dashboard's static files) are excluded by path; every other route declares the
+permission it needs with `guards=[requires(Permission.X)]`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.base import DefineMiddleware
+
+from service.auth import ApiKey, Permission, authenticate
+from service.http.problems import ProblemError
+
+PUBLIC_PATHS = ["^/health", "^/schema", "^/docs", "^/static", "^/$", "^/favicon"]
+
+
+class FailedAuthThrottle:
+    """Throttles repeated failed authentication per client address.
+
+    Kept in process memory on purpose: it protects against guessing, it is not part
+    of the record, and losing it on restart is harmless."""
+
+    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(client, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, client: str) -> int | None:
+        now = time.monotonic()
+        failures = self._recent(client, now)
+        if len(failures) < self.limit:
+            return None
+        return max(1, int(failures[0] + self.window - now) + 1)
+
+    def failed(self, client: str) -> None:
+        if len(self._failures) > 10_000:  # bounded memory under a spray of addresses
+            self._failures.clear()
+        self._recent(client, time.monotonic()).append(time.monotonic())
+
+
+class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
+    throttle = FailedAuthThrottle()
+
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        client = connection.client.host if connection.client else "unknown"
+        wait = self.throttle.retry_after(client)
+        if wait is not None:
+            raise ProblemError(
+                429,
+                "too-many-failed-authentications",
+                "Too many failed authentications",
+                f"Too many failed attempts from this address; retry in {wait} s.",
+                headers={"Retry-After": str(wait)},
+                retry_after=wait,
+            )
+        header = connection.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise NotAuthorizedException("Send an API key as `Authorization: Bearer <key>`.")
+        api_key = await authenticate(connection.app.state.runtime.pool, key.strip())
+        if api_key is None:
+            self.throttle.failed(client)
+            raise NotAuthorizedException("The API key is unknown or revoked.")
+        return AuthenticationResult(user=api_key, auth=api_key)
+
+
+def authentication_middleware() -> DefineMiddleware:
+    return DefineMiddleware(BearerKeyMiddleware, exclude=PUBLIC_PATHS)
+
+
+def requires(permission: Permission):
+    """A guard: the request's key must have this permission."""
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        key = connection.scope.get("user")
+        if not isinstance(key, ApiKey):
+            raise NotAuthorizedException("Send an API key as `Authorization: Bearer <key>`.")
+        if not key.may(permission):
+            raise PermissionDeniedException(f"A {key.role.value} key may not {permission.value.replace('_', ' ')}.")
+
+    guard.__name__ = f"requires_{permission.value}"
+    return guard
+
+
+def current_key(connection: ASGIConnection) -> ApiKey:
+    key = connection.scope.get("user")
+    if not isinstance(key, ApiKey):
+        raise NotAuthorizedException("Send an API key as `Authorization: Bearer <key>`.")
+    return key
