@@ -1,0 +1,33 @@
+"""A negotiation's lifecycle: active, suspended, concluded."""
+
+from __future__ import annotations
+
+from domain import commands as c
+from domain import errors
+from domain import events as e
+from domain.context import Context
+
+
+def suspended(cmd: c.SuspendNegotiation, ctx: Context) -> e.NegotiationSuspended:
+    if ctx.negotiation.status == "suspended":
+        raise errors.NegotiationSuspended("the negotiation is already suspended")
+    return e.NegotiationSuspended(reason=cmd.reason)
+
+
+def resumed(cmd: c.ResumeNegotiation, ctx: Context) -> e.NegotiationResumed:
+    if ctx.negotiation.status != "suspended":
+        raise errors.NegotiationNotSuspended(f"the negotiation is {ctx.negotiation.status}, not suspended")
+    return e.NegotiationResumed(reason=cmd.reason)
+
+
+def concluded(cmd: c.ConcludeNegotiation, ctx: Context) -> e.NegotiationConcluded:
+    if ctx.negotiation.status == "concluded":
+        raise errors.NegotiationConcluded(f"the negotiation was concluded on {ctx.negotiation.concluded_on}")
+    return e.NegotiationConcluded(outcome=cmd.outcome)
+
+
+DECIDERS = {
+    "negotiation.suspended": suspended,
+    "negotiation.resumed": resumed,
+    "negotiation.concluded": concluded,
+}

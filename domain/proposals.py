@@ -1,0 +1,152 @@
+"""Proposals, counter-proposals and their answers; agreements.
+
+Proposal, agreement and item ids share one namespace per issue stream, so an
+id names exactly one thing on the issue. (Unique per issue rather than per
+negotiation: issues are separate streams precisely so that recording on
+different issues never conflicts.)
+"""
+
+from __future__ import annotations
+
+from domain import commands as c
+from domain import errors
+from domain import events as e
+from domain.context import Context
+from domain.status import ProposalView
+
+
+def _fresh_id(given: str | None, field: str, ctx: Context) -> str:
+    item_id = ctx.new_id(given, f"/{field}")
+    if item_id in ctx.on_issue.item_ids():
+        raise errors.ItemIdReused(f"{item_id!r} is already used on issue {ctx.on_issue.key!r}", f"/{field}")
+    return item_id
+
+
+def _open_proposal(proposal_id: str, ctx: Context, pointer: str) -> ProposalView:
+    p = ctx.on_issue.proposals.get(proposal_id)
+    if p is None:
+        raise errors.UnknownProposal(f"proposal {proposal_id!r} does not exist on issue {ctx.on_issue.key!r}", pointer)
+    if p.status != "open":
+        raise errors.ProposalClosed(f"proposal {proposal_id!r} is {p.status}", pointer)
+    return p
+
+
+def _answerable(p: ProposalView, by: str, ctx: Context) -> None:
+    """Checks for a party answering (accepting, rejecting, countering) a proposal."""
+    ctx.require_party(by, "/by")
+    if by == p.by:
+        raise errors.OwnProposal(f"{by} made proposal {p.proposal_id!r}; a party cannot answer its own proposal", "/by")
+    if p.to and by not in p.to:
+        raise errors.NotAddressed(
+            f"proposal {p.proposal_id!r} is addressed to {', '.join(p.to)}, not {by}", "/by"
+        )
+    if by in p.accepted_by or by in p.rejected_by:
+        raise errors.AlreadyResponded(f"{by} has already answered proposal {p.proposal_id!r}", "/by")
+
+
+def _proposal_fields(cmd: c.MakeProposal, ctx: Context, to: list[str]) -> dict:
+    ctx.require_party(cmd.by, "/by")
+    ctx.require_parties(to, "/to")
+    if cmd.by in to:
+        raise errors.OwnProposal(f"{cmd.by} cannot address a proposal to itself", "/to")
+    return dict(
+        issue=cmd.issue,
+        proposal_id=_fresh_id(cmd.proposal_id, "proposal_id", ctx),
+        by=cmd.by,
+        to=to,
+        summary=cmd.summary,
+        terms=cmd.terms,
+    )
+
+
+def proposal_made(cmd: c.MakeProposal, ctx: Context) -> e.ProposalMade:
+    return e.ProposalMade(**_proposal_fields(cmd, ctx, list(cmd.to)))
+
+
+def proposal_countered(cmd: c.CounterProposal, ctx: Context) -> e.ProposalCountered:
+    earlier = _open_proposal(cmd.counters, ctx, "/counters")
+    _answerable(earlier, cmd.by, ctx)
+    # A counter-proposal awaits, by default, the party whose proposal it answers.
+    to = list(cmd.to) or [earlier.by]
+    return e.ProposalCountered(**_proposal_fields(cmd, ctx, to), counters=cmd.counters)
+
+
+def proposal_accepted(cmd: c.AcceptProposal, ctx: Context) -> e.ProposalAccepted:
+    _answerable(_open_proposal(cmd.proposal_id, ctx, "/proposal_id"), cmd.by, ctx)
+    return e.ProposalAccepted(issue=cmd.issue, proposal_id=cmd.proposal_id, by=cmd.by, reason=cmd.reason)
+
+
+def proposal_rejected(cmd: c.RejectProposal, ctx: Context) -> e.ProposalRejected:
+    _answerable(_open_proposal(cmd.proposal_id, ctx, "/proposal_id"), cmd.by, ctx)
+    return e.ProposalRejected(issue=cmd.issue, proposal_id=cmd.proposal_id, by=cmd.by, reason=cmd.reason)
+
+
+def proposal_withdrawn(cmd: c.WithdrawProposal, ctx: Context) -> e.ProposalWithdrawn:
+    p = _open_proposal(cmd.proposal_id, ctx, "/proposal_id")
+    ctx.require_party(cmd.by, "/by")
+    if cmd.by != p.by:
+        raise errors.NotProposer(f"only {p.by}, who made proposal {p.proposal_id!r}, can withdraw it", "/by")
+    return e.ProposalWithdrawn(issue=cmd.issue, proposal_id=cmd.proposal_id, by=cmd.by, reason=cmd.reason)
+
+
+def agreement_reached(cmd: c.ReachAgreement, ctx: Context) -> e.AgreementReached:
+    agreement_id = _fresh_id(cmd.agreement_id, "agreement_id", ctx)
+    ctx.require_parties(cmd.parties, "/parties")
+    if cmd.proposal_id is not None:
+        p = ctx.on_issue.proposals.get(cmd.proposal_id)
+        if p is None:
+            raise errors.UnknownProposal(f"proposal {cmd.proposal_id!r} does not exist", "/proposal_id")
+        if p.status == "withdrawn":
+            raise errors.ProposalClosed(f"proposal {cmd.proposal_id!r} was withdrawn", "/proposal_id")
+    return e.AgreementReached(
+        issue=cmd.issue,
+        agreement_id=agreement_id,
+        level=cmd.level,
+        parties=list(cmd.parties),
+        summary=cmd.summary,
+        proposal_id=cmd.proposal_id,
+    )
+
+
+def _agreement(agreement_id: str, ctx: Context):
+    a = ctx.on_issue.agreements.get(agreement_id)
+    if a is None:
+        raise errors.UnknownAgreement(f"agreement {agreement_id!r} does not exist on issue {ctx.on_issue.key!r}", "/agreement_id")
+    return a
+
+
+def agreement_implemented(cmd: c.ImplementAgreement, ctx: Context) -> e.AgreementImplemented:
+    a = _agreement(cmd.agreement_id, ctx)
+    if a.level != "final":
+        raise errors.AgreementNotFinal(
+            f"agreement {a.agreement_id!r} is in principle; record the final agreement before its implementation",
+            "/agreement_id",
+        )
+    if a.state == "implemented":
+        raise errors.InvalidTransition(f"agreement {a.agreement_id!r} is already implemented", "/agreement_id")
+    return e.AgreementImplemented(issue=cmd.issue, agreement_id=cmd.agreement_id, summary=cmd.summary)
+
+
+def agreement_violated(cmd: c.ReportAgreementViolation, ctx: Context) -> e.AgreementViolated:
+    _agreement(cmd.agreement_id, ctx)
+    ctx.require_party(cmd.alleged_by, "/alleged_by")
+    ctx.require_parties(cmd.against, "/against")
+    return e.AgreementViolated(
+        issue=cmd.issue,
+        agreement_id=cmd.agreement_id,
+        alleged_by=cmd.alleged_by,
+        against=list(cmd.against),
+        summary=cmd.summary,
+    )
+
+
+DECIDERS = {
+    "proposal.made": proposal_made,
+    "proposal.countered": proposal_countered,
+    "proposal.accepted": proposal_accepted,
+    "proposal.rejected": proposal_rejected,
+    "proposal.withdrawn": proposal_withdrawn,
+    "agreement.reached": agreement_reached,
+    "agreement.implemented": agreement_implemented,
+    "agreement.violated": agreement_violated,
+}
