@@ -20,6 +20,10 @@ class Settings:
     port: int
     admin_key: str | None
     data_dir: Path
+    # The Ed25519 key that signs ledger checkpoints (default: <data_dir>/ledger-ed25519.pem),
+    # and the log's name in them (default: derived from the public key).
+    ledger_key_file: Path | None = None
+    ledger_origin: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -30,6 +34,8 @@ class Settings:
             port=int(env.get("PARLEY_PORT", "8000")),
             admin_key=env.get("PARLEY_ADMIN_KEY") or None,
             data_dir=Path(env["PARLEY_DATA_DIR"]) if env.get("PARLEY_DATA_DIR") else default_data_dir(),
+            ledger_key_file=Path(env["PARLEY_LEDGER_KEY_FILE"]) if env.get("PARLEY_LEDGER_KEY_FILE") else None,
+            ledger_origin=env.get("PARLEY_LEDGER_ORIGIN") or None,
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

@@ -191,6 +191,11 @@ class CompactRange:
             width += left_width
         self._peaks.append((width, node))
 
+    def copy(self) -> "CompactRange":
+        twin = CompactRange()
+        twin.size, twin._peaks = self.size, list(self._peaks)
+        return twin
+
     def root(self) -> bytes:
         if not self._peaks:
             return EMPTY_ROOT

@@ -117,8 +117,12 @@ def sign_note(body: str, name: str, private_key: Ed25519PrivateKey) -> str:
     if not body.endswith("\n"):
         raise NoteError("a note body ends with a newline")
     public = raw_public_key(private_key.public_key())
-    signature = private_key.sign(body.encode())
-    line = base64.b64encode(key_id(name, public) + signature).decode()
+    return assemble_note(body, name, public, private_key.sign(body.encode()))
+
+
+def assemble_note(body: str, name: str, public_key: bytes, signature: bytes) -> str:
+    """The signed note for a signature made earlier (stored apart from its text)."""
+    line = base64.b64encode(key_id(name, public_key) + signature).decode()
     return f"{body}\n{SIGNATURE_PREFIX}{name} {line}\n"
 
 

@@ -1,0 +1,374 @@
+"""The ledger: a Merkle tree over the global log, sealed by one runner at a time,
+with signed checkpoints and the proofs an auditor checks against them.
+
+- Leaves are appended in the gap-free commit order of the log (`(txid, position)`),
+  one per event: `SHA-256(0x00 || event hash)` (see service/merkle.py). They are
+  stored (`ledger_leaves`), so a proof for any published tree size is computed
+  from them, and a later change to the events table cannot move the tree.
+- Sealing runs in rounds. A round takes a transaction-level advisory lock with
+  `pg_try_advisory_xact_lock`: whichever process gets it seals, the others skip
+  the round, so there is never more than one sealer and a dead one is replaced
+  by the next round of any other process. A round appends every new event as a
+  leaf and, when the tree grew, signs and stores a checkpoint, all in one
+  transaction.
+- The signing key is Ed25519, generated on first start as
+  `<PARLEY_DATA_DIR>/ledger-ed25519.pem` (mode 0600), or read from
+  `PARLEY_LEDGER_KEY_FILE`. Every process sharing a database must use the same key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import asyncpg
+import msgspec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from service import merkle
+from service.config import Settings
+from service.signed_note import (
+    NoteVerifier,
+    TreeHead,
+    assemble_note,
+    checkpoint_body,
+    raw_public_key,
+)
+
+log = logging.getLogger("parley.ledger")
+
+# Any fixed number, different from the migration lock: the same in every process.
+SEAL_LOCK = 0x7061726C6579_5EA1
+KEY_FILE_NAME = "ledger-ed25519.pem"
+
+
+# -- the signing key -------------------------------------------------------------
+
+
+class LedgerKey:
+    def __init__(self, private_key: Ed25519PrivateKey, origin: str | None = None) -> None:
+        self.private_key = private_key
+        self.public_key = raw_public_key(private_key.public_key())
+        # A log's origin names it in every checkpoint; derived from the key when not
+        # configured, so two Parley logs never share a name by accident.
+        self.origin = origin or f"parley/{hashlib.sha256(self.public_key).hexdigest()[:16]}"
+        self.verifier = NoteVerifier(self.origin, self.public_key)
+
+    def sign(self, head: TreeHead) -> bytes:
+        return self.private_key.sign(checkpoint_body(head).encode())
+
+    def public_pem(self) -> str:
+        return (
+            self.private_key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+
+
+def key_path(settings: Settings) -> Path:
+    return settings.ledger_key_file or settings.data_dir / KEY_FILE_NAME
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """The key in `path`; a new one written there (0600) if there is none. Several
+    processes starting at once agree on one key: the file appears atomically
+    (hard link of a complete temporary file) and the losers read the winner's."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(pem)
+                file.flush()
+                os.fsync(file.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        log.warning("generated the ledger signing key %s", path)
+    if path.stat().st_mode & 0o077:
+        log.warning("the ledger signing key %s is readable by other users", path)
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 private key")
+    return key
+
+
+def ledger_key(settings: Settings) -> LedgerKey:
+    return LedgerKey(load_or_create_key(key_path(settings)), settings.ledger_origin)
+
+
+# -- what the ledger publishes ---------------------------------------------------
+
+
+class SignedCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
+    origin: str
+    tree_size: int
+    root: bytes
+    signed_at: dt.datetime
+    signature: bytes  # Ed25519 over the checkpoint body
+    public_key: bytes  # raw 32 bytes of the key that signed
+
+    @property
+    def head(self) -> TreeHead:
+        return TreeHead(origin=self.origin, tree_size=self.tree_size, root=self.root)
+
+    def note(self) -> str:
+        """The C2SP signed note: what an auditor saves and verifies offline."""
+        return assemble_note(checkpoint_body(self.head), self.origin, self.public_key, self.signature)
+
+
+class InclusionProof(msgspec.Struct, frozen=True, kw_only=True):
+    event_id: uuid.UUID
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    proof: list[bytes]
+    root: bytes
+
+
+class ConsistencyProof(msgspec.Struct, frozen=True, kw_only=True):
+    first: int
+    second: int
+    proof: list[bytes]
+    first_root: bytes
+    second_root: bytes
+
+
+class LedgerError(Exception):
+    """A proof asked for that the ledger cannot give (unknown size, unsealed event)."""
+
+
+_CHECKPOINT_COLUMNS = "origin, tree_size, root, signed_at, signature, public_key"
+
+
+def _checkpoint(row: asyncpg.Record) -> SignedCheckpoint:
+    return SignedCheckpoint(
+        origin=row["origin"],
+        tree_size=row["tree_size"],
+        root=row["root"],
+        signed_at=row["signed_at"],
+        signature=row["signature"],
+        public_key=row["public_key"],
+    )
+
+
+class Ledger:
+    """Reading the ledger: checkpoints and proofs, for the routes."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def latest_checkpoint(self) -> SignedCheckpoint | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1"
+        )
+        return _checkpoint(row) if row else None
+
+    async def checkpoint(self, tree_size: int) -> SignedCheckpoint | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM ledger_checkpoints WHERE tree_size = $1", tree_size
+        )
+        return _checkpoint(row) if row else None
+
+    async def sealed_size(self) -> int:
+        return await self.pool.fetchval('SELECT coalesce(max("index") + 1, 0) FROM ledger_leaves')
+
+    async def leaf_hashes(self, tree_size: int) -> list[bytes]:
+        # Proofs are computed from the stored leaves: O(tree size) per proof, which
+        # is fine for the sizes Parley records (a few million events = ~100 MB).
+        rows = await self.pool.fetch(
+            'SELECT leaf_hash FROM ledger_leaves WHERE "index" < $1 ORDER BY "index"', tree_size
+        )
+        leaves = [r["leaf_hash"] for r in rows]
+        if len(leaves) != tree_size:
+            raise LedgerError(f"the ledger has {len(leaves)} leaves, not {tree_size}")
+        return leaves
+
+    async def _resolve_size(self, tree_size: int | None) -> int:
+        if tree_size is None:
+            latest = await self.latest_checkpoint()
+            if latest is None:
+                raise LedgerError("no checkpoint has been published yet")
+            return latest.tree_size
+        sealed = await self.sealed_size()
+        if not 0 <= tree_size <= sealed:
+            raise LedgerError(f"tree size {tree_size} is not sealed (the ledger has {sealed} leaves)")
+        return tree_size
+
+    async def inclusion(self, event_id: uuid.UUID, tree_size: int | None = None) -> InclusionProof:
+        size = await self._resolve_size(tree_size)
+        row = await self.pool.fetchrow(
+            'SELECT "index", leaf_hash FROM ledger_leaves WHERE event_id = $1', event_id
+        )
+        if row is None:
+            raise LedgerError(f"event {event_id} is not sealed in the ledger (yet)")
+        if row["index"] >= size:
+            raise LedgerError(f"event {event_id} is leaf {row['index']}, not in a tree of size {size}")
+        leaves = await self.leaf_hashes(size)
+        return InclusionProof(
+            event_id=event_id,
+            leaf_index=row["index"],
+            tree_size=size,
+            leaf_hash=row["leaf_hash"],
+            proof=merkle.inclusion_proof(leaves, row["index"]),
+            root=merkle.root(leaves),
+        )
+
+    async def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
+        size = await self._resolve_size(second)
+        if not 0 <= first <= size:
+            raise LedgerError(f"cannot prove size {first} against size {size}")
+        leaves = await self.leaf_hashes(size)
+        return ConsistencyProof(
+            first=first,
+            second=size,
+            proof=merkle.consistency_proof(leaves, first),
+            first_root=merkle.root(leaves[:first]),
+            second_root=merkle.root(leaves),
+        )
+
+
+# -- sealing ---------------------------------------------------------------------
+
+
+class LedgerTampered(Exception):
+    """The stored leaves no longer give the root of a published checkpoint."""
+
+
+class Sealer:
+    """Appends new events to the tree and publishes signed checkpoints.
+
+    The compact range (O(log n) hashes) is kept between rounds; it is rebuilt
+    from the stored leaves whenever another process sealed in between."""
+
+    def __init__(self, pool: asyncpg.Pool, key: LedgerKey, *, interval: float = 1.0, batch_size: int = 5000) -> None:
+        self.pool = pool
+        self.key = key
+        self.interval = interval
+        self.batch_size = batch_size
+        self._tree: merkle.CompactRange | None = None
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Seal a round every `interval` seconds until cancelled (or `stop` is set)."""
+        while stop is None or not stop.is_set():
+            try:
+                await self.seal_once()
+            except asyncio.CancelledError:
+                raise
+            except LedgerTampered:
+                log.exception("the ledger does not match its own checkpoints; sealing stopped")
+                return
+            except Exception:  # a lost connection, a restarting database: try next round
+                log.exception("sealing round failed")
+                self._tree = None
+            await asyncio.sleep(self.interval)
+
+    async def seal_once(self) -> SignedCheckpoint | None:
+        """One round: every event readable now becomes a leaf, and a checkpoint is
+        signed if the tree grew (or none exists yet). None when another process
+        holds the sealing lock or there was nothing new."""
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEAL_LOCK):
+                    return None
+                last = await conn.fetchrow(
+                    'SELECT "index", txid::text::bigint AS txid, position FROM ledger_leaves '
+                    'ORDER BY "index" DESC LIMIT 1'
+                )
+                size = last["index"] + 1 if last else 0
+                latest = await conn.fetchrow(
+                    f"SELECT {_CHECKPOINT_COLUMNS} FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1"
+                )
+                tree = self._tree
+                if tree is None or tree.size != size:
+                    tree = await _rebuild(conn, _checkpoint(latest) if latest else None)
+                after_txid, after_position = (last["txid"], last["position"]) if last else (0, 0)
+                grown = tree.copy()  # kept only if the round commits
+                while True:
+                    rows = await conn.fetch(_UNSEALED_SQL, str(after_txid), after_position, self.batch_size)
+                    if not rows:
+                        break
+                    leaves = [merkle.leaf_hash(r["hash"]) for r in rows]
+                    await conn.execute(
+                        _INSERT_LEAVES_SQL,
+                        list(range(grown.size, grown.size + len(rows))),
+                        [r["id"] for r in rows],
+                        [r["position"] for r in rows],
+                        [str(r["txid"]) for r in rows],
+                        leaves,
+                    )
+                    for leaf in leaves:
+                        grown.append(leaf)
+                    after_txid, after_position = rows[-1]["txid"], rows[-1]["position"]
+                published = None
+                if latest is None or grown.size > latest["tree_size"]:
+                    head = TreeHead(origin=self.key.origin, tree_size=grown.size, root=grown.root())
+                    published = SignedCheckpoint(
+                        origin=head.origin,
+                        tree_size=head.tree_size,
+                        root=head.root,
+                        signed_at=dt.datetime.now(dt.timezone.utc),
+                        signature=self.key.sign(head),
+                        public_key=self.key.public_key,
+                    )
+                    await conn.execute(
+                        f"INSERT INTO ledger_checkpoints ({_CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)",
+                        published.origin,
+                        published.tree_size,
+                        published.root,
+                        published.signed_at,
+                        published.signature,
+                        published.public_key,
+                    )
+        # Only a committed round moves the kept tree forward.
+        self._tree = grown
+        if published:
+            log.info("sealed the ledger at tree size %d", published.tree_size)
+        return published
+
+
+async def _rebuild(conn: asyncpg.Connection, latest: SignedCheckpoint | None) -> merkle.CompactRange:
+    """The compact range of the stored leaves, checked against the latest checkpoint
+    on the way: a sealer never signs on top of leaves that were altered."""
+    tree = merkle.CompactRange()
+    if latest is not None and latest.tree_size == 0 and latest.root != merkle.EMPTY_ROOT:
+        raise LedgerTampered("the checkpoint of the empty tree has another root")
+    async for row in conn.cursor('SELECT leaf_hash FROM ledger_leaves ORDER BY "index"', prefetch=10_000):
+        tree.append(row["leaf_hash"])
+        if latest is not None and tree.size == latest.tree_size and tree.root() != latest.root:
+            raise LedgerTampered(f"the stored leaves do not give the root of checkpoint {latest.tree_size}")
+    if latest is not None and tree.size < latest.tree_size:
+        raise LedgerTampered(f"the ledger has {tree.size} leaves, fewer than checkpoint {latest.tree_size}")
+    return tree
+
+
+# Unsealed events in commit order, only below the oldest running transaction, as
+# the store's gap-free reader does: a leaf is never appended ahead of an event
+# that could still commit with an earlier place in the log.
+_UNSEALED_SQL = """
+    SELECT txid::text::bigint AS txid, position, id, hash FROM events
+    WHERE (txid, position) > ($1::text::xid8, $2)
+      AND txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY txid, position
+    LIMIT $3
+"""
+
+_INSERT_LEAVES_SQL = """
+    INSERT INTO ledger_leaves ("index", event_id, position, txid, leaf_hash)
+    SELECT "index", event_id, position, txid::xid8, leaf_hash
+    FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::text[], $5::bytea[])
+        AS batch("index", event_id, position, txid, leaf_hash)
+"""

@@ -1,0 +1,62 @@
+"""Shared by the audit tests: events written straight to the store, quickly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import msgspec
+import pytest
+
+from service.store import EventStore, PendingEvent, StoredEvent
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def pending(
+    stream_id: uuid.UUID,
+    n: int = 0,
+    *,
+    type: str = "issue.discussed",
+    negotiation_id: uuid.UUID | None = None,
+    recorded_at: dt.datetime = NOW,
+    **data: object,
+) -> PendingEvent:
+    return PendingEvent(
+        id=uuid.uuid4(),
+        stream_id=stream_id,
+        stream_type="issue",
+        type=type,
+        schema_version=1,
+        data=msgspec.json.encode({"n": n, **data}),
+        occurred_on="2022-03-10",
+        recorded_by="test",
+        recorded_at=recorded_at,
+        negotiation_id=negotiation_id,
+    )
+
+
+class Writer:
+    """Appends numbered events round-robin over a few streams."""
+
+    def __init__(self, store: EventStore, streams: int = 3, negotiation_id: uuid.UUID | None = None) -> None:
+        self.store = store
+        self.streams = [uuid.uuid4() for _ in range(streams)]
+        self.negotiation_id = negotiation_id
+        self.count = 0
+
+    async def write(self, how_many: int, **kwargs: object) -> list[StoredEvent]:
+        written = []
+        for _ in range(how_many):
+            stream = self.streams[self.count % len(self.streams)]
+            result = await self.store.append(
+                [pending(stream, self.count, negotiation_id=self.negotiation_id, **kwargs)]
+            )
+            written.extend(result.events)
+            self.count += 1
+        return written
+
+
+@pytest.fixture
+def writer(store: EventStore) -> Writer:
+    return Writer(store)
