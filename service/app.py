@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from service.config import Settings
+from service.dashboard import dashboard_route_handlers
 from service.db import create_pool
 from service.auth import Role, ensure_key
 from service.http.auth import authentication_middleware
@@ -49,7 +50,7 @@ def create_app(settings: Settings) -> Litestar:
         return state.runtime
 
     return Litestar(
-        route_handlers=[HealthController],
+        route_handlers=[HealthController, *dashboard_route_handlers()],
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         middleware=[authentication_middleware()],
