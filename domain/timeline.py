@@ -22,6 +22,11 @@ def _list(codes: Any, name: Callable[[str], str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def _first_upper(text: str) -> str:
+    # str.capitalize() would lower-case place names.
+    return text[:1].upper() + text[1:]
+
+
 def describe(record: Recorded, names: Mapping[str, str] | None = None) -> str:
     """E.g. "RU proposed 'no weapons threatening Russia' on neutral-status to UA".
 
@@ -110,15 +115,15 @@ def describe(record: Recorded, names: Mapping[str, str] | None = None) -> str:
         if step in ("proposed", "rejected"):
             text = f"{n(d.by)} {step} {what}"
         elif step == "agreed":
-            text = f"{what.capitalize()} agreed" + (f" by {_list(d.parties, n)}" if d.parties else "")
+            text = f"{_first_upper(what)} agreed" + (f" by {_list(d.parties, n)}" if d.parties else "")
         elif step == "violated":
             text = f"{n(d.alleged_by)} reported a violation of {what}"
             if d.against:
                 text += f" by {_list(d.against, n)}"
         elif step == "ended":
-            text = f"{what.capitalize()} ended ({d.reason})"
+            text = f"{_first_upper(what)} ended ({d.reason})"
         else:
-            text = f"{what.capitalize()} {step}"
+            text = f"{_first_upper(what)} {step}"
     else:
         text = f"{t} recorded"
     return text + claim
