@@ -19,6 +19,7 @@ from service.http.auth import authentication_middleware
 from service.http.health import HealthController
 from service.http.problems import handle_exception
 from service.migrate import migrate
+from service.projector import ProjectionWatch, Projector
 from service.runtime import Runtime
 from service.store import EventStore
 
@@ -38,10 +39,17 @@ def create_app(settings: Settings) -> Litestar:
             if settings.admin_key:
                 await ensure_key(conn, settings.admin_key, "admin", Role.ADMIN)
         runtime = Runtime(settings=settings, pool=pool, store=EventStore(pool))
+        # The projection runner runs in every API process; where several run, one
+        # holds each projection and the others stand by (service.projector).
+        runtime.projector = Projector(settings.database_url or "")
+        runtime.projection_watch = ProjectionWatch(pool, settings.database_url or "")
+        runtime.background.append(runtime.projector.start())
         app.state.runtime = runtime
         try:
             yield
         finally:
+            await runtime.projector.stop()
+            await runtime.projection_watch.close()
             for task in runtime.background:
                 task.cancel()
             await pool.close()

@@ -134,6 +134,53 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return asyncio.run(_keys(url, args))
 
 
+async def _project(url: str, names: list[str]) -> None:
+    from service.projector import Projector
+
+    await _migrate(url)
+    projector = Projector(url, names)
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    runner = projector.start()
+    print(f"projecting {', '.join(names)}; Ctrl-C stops", file=sys.stderr, flush=True)
+    await asyncio.wait([runner, asyncio.create_task(stopped.wait())], return_when=asyncio.FIRST_COMPLETED)
+    await projector.stop()
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    """Run the projection runner alone (API processes may run theirs too: one
+    holds each projection, the others stand by)."""
+    from projections import PROJECTION_NAMES
+
+    with database_url(_settings(args)) as url:
+        asyncio.run(_project(url, args.only or list(PROJECTION_NAMES)))
+    return 0
+
+
+async def _rebuild(url: str, names: list[str]) -> None:
+    from service.projector import rebuild
+
+    await _migrate(url)
+    for name in names:
+        result = await rebuild(url, name)
+        print(
+            f"rebuilt {result.name}: {result.events} events in {result.seconds:.1f}s, swapped in at {result.checkpoint.token()}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def cmd_projections_rebuild(args: argparse.Namespace) -> int:
+    from projections import PROJECTION_NAMES
+
+    names = list(PROJECTION_NAMES) if args.name == "ALL" else [args.name]
+    with database_url(_settings(args)) as url:
+        asyncio.run(_rebuild(url, names))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Parley: the record of negotiations.")
     parser.add_argument("--database-url", help="PostgreSQL URL (default: $PARLEY_DATABASE_URL, else embedded)")
@@ -158,6 +205,20 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_commands.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
     keys.set_defaults(run=cmd_keys)
+
+    from projections import PROJECTION_NAMES
+
+    project = commands.add_parser("project", help="run the projection runner as its own worker")
+    project.add_argument("--only", nargs="+", choices=PROJECTION_NAMES, help="projections to hold (default: all)")
+    project.set_defaults(run=cmd_project)
+
+    projections_cmd = commands.add_parser("projections", help="read models: rebuild")
+    projections_commands = projections_cmd.add_subparsers(dest="projections_command", required=True)
+    rebuild_cmd = projections_commands.add_parser(
+        "rebuild", help="replay the whole log into fresh tables and swap them in (reads go on)"
+    )
+    rebuild_cmd.add_argument("name", choices=[*PROJECTION_NAMES, "ALL"])
+    rebuild_cmd.set_defaults(run=cmd_projections_rebuild)
     return parser
 
 

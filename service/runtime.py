@@ -8,7 +8,8 @@ from typing import Any
 import asyncpg
 
 from service.config import Settings
-from service.store import EventStore
+from service.projector import ProjectionWatch, Projector, projection_lag
+from service.store import Checkpoint, EventStore
 
 
 @dataclass
@@ -19,7 +20,19 @@ class Runtime:
     # Long-running background tasks started with the app (projection runner, sealer...).
     background: list[Any] = field(default_factory=list)
 
+    # The projection runner in this process (None if it runs elsewhere) and the
+    # read-your-writes waiter; both set by the composition root.
+    projector: Projector | None = None
+    projection_watch: ProjectionWatch | None = None
+
     async def projection_lag(self) -> list[dict[str, Any]]:
-        """events and seconds behind the head of the log, per projection (empty until
-        projections are wired)."""
-        return []
+        """Per projection: {name, events_behind, seconds_behind} the visible head
+        of the log (for /health/ready and metrics)."""
+        return await projection_lag(self.pool)
+
+    async def wait_for(self, checkpoint: Checkpoint, timeout: float = 5.0) -> bool:
+        """Read-your-writes: True once every projection has passed `checkpoint`
+        (a write's consistency token), False if `timeout` seconds pass first."""
+        if self.projection_watch is None:
+            self.projection_watch = ProjectionWatch(self.pool, self.settings.database_url or "")
+        return await self.projection_watch.wait_for(checkpoint, timeout)

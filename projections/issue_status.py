@@ -1,0 +1,152 @@
+"""Read model: every issue's status view, stored as the exact JSON the API serves.
+
+One row per issue stream (table `issue_status`, migration 0002). The view is
+`domain.status.IssueFold(...).view()` -- the same fold the write side, time
+travel and offline replay use -- encoded once here, so a read is one indexed
+lookup that returns bytes, with no decoding or re-encoding.
+
+Events handled: every event on an issue stream (`stream_type == "issue"`),
+including `statement.made`, `record.retracted` and `claim.disputed` there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import ClassVar
+
+import asyncpg
+import msgspec
+
+from domain.status import IssueFold, IssueView
+from projections.folds import FoldCache
+from projections.records import Fact, StreamHistory, by_stream
+
+_encoder = msgspec.json.Encoder()
+
+
+def parties_named(view: IssueView) -> list[str]:
+    """Every party code the issue's positions, proposals, agreements and items name."""
+    codes: set[str] = set(view.positions)
+    for proposal in view.proposals:
+        codes.add(proposal.by)
+        codes.update(proposal.to)
+    for agreement in view.agreements:
+        codes.update(agreement.parties)
+    for item in view.items:
+        if item.by:
+            codes.add(item.by)
+        codes.update(item.parties)
+    return sorted(codes)
+
+
+_STORED_VERSIONS = "SELECT stream_id, version FROM issue_status WHERE stream_id = ANY($1::uuid[])"
+
+_UPSERT = """
+    INSERT INTO issue_status (
+        stream_id, negotiation_id, key, title, category, status, parties, version,
+        updated_position, last_activity_on, lineage, view, view_json)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, convert_from($12, 'UTF8')::jsonb, $12)
+    ON CONFLICT (stream_id) DO UPDATE SET
+        negotiation_id = EXCLUDED.negotiation_id,
+        key = EXCLUDED.key,
+        title = EXCLUDED.title,
+        category = EXCLUDED.category,
+        status = EXCLUDED.status,
+        parties = EXCLUDED.parties,
+        version = EXCLUDED.version,
+        updated_position = EXCLUDED.updated_position,
+        last_activity_on = EXCLUDED.last_activity_on,
+        lineage = EXCLUDED.lineage,
+        view = EXCLUDED.view,
+        view_json = EXCLUDED.view_json
+"""
+
+
+class IssueStatusProjection:
+    name: ClassVar[str] = "issue_status"
+    tables: ClassVar[tuple[str, ...]] = ("issue_status",)
+    lock_id: ClassVar[int] = 1
+
+    def __init__(self, fold_cache_size: int = 2000) -> None:
+        self.folds: FoldCache[IssueFold] = FoldCache(IssueFold, fold_cache_size)
+
+    def reset(self) -> None:
+        self.folds.clear()
+
+    async def apply(self, conn: asyncpg.Connection, facts: Sequence[Fact], history: StreamHistory) -> None:
+        streams = by_stream([f for f in facts if f.record.stream_type == "issue"])
+        if not streams:
+            return
+        stored = {r["stream_id"]: r["version"] for r in await conn.fetch(_STORED_VERSIONS, list(streams))}
+        rows = []
+        for stream_id, group in streams.items():
+            folded = await self.folds.advance(stream_id, stored.get(stream_id, 0), [f.record for f in group], history)
+            if folded is None:
+                continue
+            view = folded.fold.view()
+            assert folded.head is not None and folded.head.position is not None
+            rows.append(
+                (
+                    stream_id,
+                    group[0].negotiation_id,
+                    view.key,
+                    view.title,
+                    view.category,
+                    view.status,
+                    parties_named(view),
+                    view.version,
+                    folded.head.position,
+                    view.last_activity_on,
+                    [uuid.UUID(event_id) for event_id in view.lineage],
+                    _encoder.encode(view),
+                )
+            )
+        if rows:
+            await conn.executemany(_UPSERT, rows)
+
+
+# --- queries for the API ---------------------------------------------------------
+
+
+async def fetch_one(conn: asyncpg.Connection | asyncpg.Pool, negotiation_id: uuid.UUID, key: str) -> bytes | None:
+    """One issue's status view as JSON bytes, ready to send; None if unknown."""
+    return await conn.fetchval(
+        "SELECT view_json FROM issue_status WHERE negotiation_id = $1 AND key = $2", negotiation_id, key
+    )
+
+
+async def fetch_for_negotiation(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    negotiation_id: uuid.UUID,
+    *,
+    status: str | None = None,
+    category: str | None = None,
+    party: str | None = None,
+) -> list[msgspec.Raw]:
+    """The status views of a negotiation's issues, by key; each a `msgspec.Raw`
+    that a response Struct or `msgspec.json.encode` embeds without re-encoding."""
+    rows = await conn.fetch(
+        """
+        SELECT view_json FROM issue_status
+        WHERE negotiation_id = $1
+          AND ($2::text IS NULL OR status = $2)
+          AND ($3::text IS NULL OR category = $3)
+          AND ($4::text IS NULL OR parties @> ARRAY[$4::text])
+        ORDER BY key
+        """,
+        negotiation_id,
+        status,
+        category,
+        party,
+    )
+    return [msgspec.Raw(r["view_json"]) for r in rows]
+
+
+async def fetch_lineage(
+    conn: asyncpg.Connection | asyncpg.Pool, negotiation_id: uuid.UUID, key: str
+) -> list[uuid.UUID] | None:
+    """The ids of the events behind an issue's status (retracted facts excluded)."""
+    return await conn.fetchval(
+        "SELECT lineage FROM issue_status WHERE negotiation_id = $1 AND key = $2", negotiation_id, key
+    )

@@ -1,0 +1,301 @@
+"""Read model: one summary per negotiation, for `GET /negotiations` and `GET /negotiations/{ref}`.
+
+The served document (`NegotiationSummary`) is the domain's `NegotiationView`
+(status, parties, mediators, rounds, disputes, lineage, ...) plus every
+issue's brief status and the count of issues by status. It is stored encoded
+(`view_json`), as is the shorter list entry (`list_item_json`).
+
+Events handled: every event on a negotiation stream (folded with
+`domain.status.NegotiationFold`) and every event on an issue stream (folded
+with `IssueFold` for the issue's status). This projection folds issues itself
+rather than reading `issue_status`: each projection advances, fails and
+rebuilds on its own, so none may read another's tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import ClassVar
+
+import asyncpg
+import msgspec
+
+from domain.status import IssueFold, NegotiationFold, NegotiationView
+from projections import cursors
+from projections.folds import FoldCache
+from projections.records import Fact, StreamHistory, by_stream
+
+
+class IssueBrief(msgspec.Struct, kw_only=True):
+    key: str
+    title: str
+    category: str
+    status: str
+    version: int
+    last_activity_on: str | None
+
+
+class NegotiationSummary(NegotiationView, kw_only=True):
+    """What `GET /negotiations/{ref}` serves."""
+
+    issue_counts: dict[str, int]  # status -> number of issues, statuses in name order
+    issues: list[IssueBrief]  # by key
+
+
+class NegotiationListItem(msgspec.Struct, kw_only=True):
+    """One entry of `GET /negotiations`."""
+
+    id: str
+    slug: str
+    title: str
+    status: str
+    parties: list[str]
+    mediators: list[str]
+    rounds: int
+    issue_counts: dict[str, int]
+    last_activity_on: str | None
+    version: int
+
+
+class NegotiationPage(msgspec.Struct):
+    items: list[msgspec.Raw]  # encoded NegotiationListItem, embedded as they are
+    next: str | None  # cursor of the following page
+
+
+_encoder = msgspec.json.Encoder()
+_brief_decoder = msgspec.json.Decoder(IssueBrief)
+
+_STORED_ISSUE_VERSIONS = "SELECT stream_id, version FROM negotiation_summary_issues WHERE stream_id = ANY($1::uuid[])"
+
+_UPSERT_ISSUE = """
+    INSERT INTO negotiation_summary_issues (stream_id, negotiation_id, key, version, brief_json)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (stream_id) DO UPDATE SET
+        negotiation_id = EXCLUDED.negotiation_id,
+        key = EXCLUDED.key,
+        version = EXCLUDED.version,
+        brief_json = EXCLUDED.brief_json
+"""
+
+_STORED_NEGOTIATION_VERSIONS = (
+    "SELECT negotiation_id, version FROM negotiation_summary WHERE negotiation_id = ANY($1::uuid[])"
+)
+
+_ISSUE_BRIEFS = """
+    SELECT negotiation_id, brief_json FROM negotiation_summary_issues
+    WHERE negotiation_id = ANY($1::uuid[])
+    ORDER BY negotiation_id, key
+"""
+
+_UPSERT_NEGOTIATION = """
+    INSERT INTO negotiation_summary (
+        negotiation_id, slug, title, status, parties, mediators, rounds, issue_counts,
+        created_position, version, updated_position, lineage, view_json, list_item_json)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (negotiation_id) DO UPDATE SET
+        slug = EXCLUDED.slug,
+        title = EXCLUDED.title,
+        status = EXCLUDED.status,
+        parties = EXCLUDED.parties,
+        mediators = EXCLUDED.mediators,
+        rounds = EXCLUDED.rounds,
+        issue_counts = EXCLUDED.issue_counts,
+        version = EXCLUDED.version,
+        updated_position = EXCLUDED.updated_position,
+        lineage = EXCLUDED.lineage,
+        view_json = EXCLUDED.view_json,
+        list_item_json = EXCLUDED.list_item_json
+"""
+
+
+def summarise(view: NegotiationView, issues: list[IssueBrief]) -> tuple[NegotiationSummary, NegotiationListItem]:
+    counts: dict[str, int] = {}
+    for issue in issues:
+        counts[issue.status] = counts.get(issue.status, 0) + 1
+    counts = dict(sorted(counts.items()))
+    summary = NegotiationSummary(**msgspec.structs.asdict(view), issue_counts=counts, issues=issues)
+    item = NegotiationListItem(
+        id=view.id,
+        slug=view.slug,
+        title=view.title,
+        status=view.status,
+        parties=[p.code for p in view.parties],
+        mediators=[p.code for p in view.mediators],
+        rounds=len(view.rounds),
+        issue_counts=counts,
+        last_activity_on=view.last_activity_on,
+        version=view.version,
+    )
+    return summary, item
+
+
+class NegotiationSummaryProjection:
+    name: ClassVar[str] = "negotiation_summary"
+    tables: ClassVar[tuple[str, ...]] = ("negotiation_summary_issues", "negotiation_summary")
+    lock_id: ClassVar[int] = 2
+
+    def __init__(self, fold_cache_size: int = 2000) -> None:
+        self.issue_folds: FoldCache[IssueFold] = FoldCache(IssueFold, fold_cache_size)
+        self.negotiation_folds: FoldCache[NegotiationFold] = FoldCache(NegotiationFold, fold_cache_size)
+
+    def reset(self) -> None:
+        self.issue_folds.clear()
+        self.negotiation_folds.clear()
+
+    async def apply(self, conn: asyncpg.Connection, facts: Sequence[Fact], history: StreamHistory) -> None:
+        streams = by_stream(facts)
+        issue_streams = {s: g for s, g in streams.items() if g[0].record.stream_type == "issue"}
+        negotiation_streams = {s: g for s, g in streams.items() if g[0].record.stream_type == "negotiation"}
+        touched: set[uuid.UUID] = set()
+
+        if issue_streams:
+            stored = {
+                r["stream_id"]: r["version"] for r in await conn.fetch(_STORED_ISSUE_VERSIONS, list(issue_streams))
+            }
+            rows = []
+            for stream_id, group in issue_streams.items():
+                folded = await self.issue_folds.advance(
+                    stream_id, stored.get(stream_id, 0), [f.record for f in group], history
+                )
+                if folded is None:
+                    continue
+                view = folded.fold.view()
+                brief = IssueBrief(
+                    key=view.key,
+                    title=view.title,
+                    category=view.category,
+                    status=view.status,
+                    version=view.version,
+                    last_activity_on=view.last_activity_on,
+                )
+                negotiation_id = group[0].negotiation_id
+                rows.append((stream_id, negotiation_id, view.key, view.version, _encoder.encode(brief)))
+                touched.add(negotiation_id)
+            if rows:
+                await conn.executemany(_UPSERT_ISSUE, rows)
+
+        touched.update(negotiation_streams)
+        if not touched:
+            return
+        stored = {
+            r["negotiation_id"]: r["version"] for r in await conn.fetch(_STORED_NEGOTIATION_VERSIONS, list(touched))
+        }
+        briefs: dict[uuid.UUID, list[IssueBrief]] = {}
+        for row in await conn.fetch(_ISSUE_BRIEFS, list(touched)):
+            briefs.setdefault(row["negotiation_id"], []).append(_brief_decoder.decode(row["brief_json"]))
+
+        rows = []
+        for negotiation_id in sorted(touched):
+            stored_version = stored.get(negotiation_id, 0)
+            group = negotiation_streams.get(negotiation_id)
+            folded = None
+            if group is not None:
+                folded = await self.negotiation_folds.advance(
+                    negotiation_id, stored_version, [f.record for f in group], history
+                )
+            if folded is None:
+                # Only its issues changed (or the negotiation events were seen
+                # before): the negotiation itself stays at its stored version.
+                folded = await self.negotiation_folds.at(negotiation_id, stored_version, history)
+            if folded is None or folded.first is None or folded.head is None:
+                continue  # issue facts seen before negotiation.opened: summarised when it comes
+            view = folded.fold.view()
+            summary, item = summarise(view, briefs.get(negotiation_id, []))
+            rows.append(
+                (
+                    negotiation_id,
+                    view.slug,
+                    view.title,
+                    view.status,
+                    sorted({p.code for p in view.parties} | {p.code for p in view.mediators}),
+                    [p.code for p in view.mediators],
+                    len(view.rounds),
+                    _encoder.encode(summary.issue_counts).decode(),
+                    folded.first.position,
+                    view.version,
+                    folded.head.position,
+                    [uuid.UUID(event_id) for event_id in view.lineage],
+                    _encoder.encode(summary),
+                    _encoder.encode(item),
+                )
+            )
+        if rows:
+            await conn.executemany(_UPSERT_NEGOTIATION, rows)
+
+
+# --- queries for the API ---------------------------------------------------------
+
+
+async def fetch(conn: asyncpg.Connection | asyncpg.Pool, negotiation_id: uuid.UUID) -> bytes | None:
+    """The negotiation's summary (`NegotiationSummary`) as JSON bytes; None if unknown."""
+    return await conn.fetchval("SELECT view_json FROM negotiation_summary WHERE negotiation_id = $1", negotiation_id)
+
+
+async def fetch_version(conn: asyncpg.Connection | asyncpg.Pool, negotiation_id: uuid.UUID) -> int | None:
+    """The negotiation stream's version the summary reflects (cheap, for ETags)."""
+    return await conn.fetchval("SELECT version FROM negotiation_summary WHERE negotiation_id = $1", negotiation_id)
+
+
+async def resolve_ref(conn: asyncpg.Connection | asyncpg.Pool, ref: str) -> uuid.UUID | None:
+    """A negotiation's id from its id or its slug; None if neither is known."""
+    try:
+        as_id = uuid.UUID(ref)
+    except ValueError:
+        as_id = None
+    if as_id is not None:
+        found = await conn.fetchval(
+            "SELECT negotiation_id FROM negotiation_summary WHERE negotiation_id = $1", as_id
+        )
+        if found is not None:
+            return found
+    return await conn.fetchval("SELECT negotiation_id FROM negotiation_summary WHERE slug = $1", ref)
+
+
+_LIST_CURSOR = "negotiations.v1"
+
+
+async def list_negotiations(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    after_cursor: str | None = None,
+    limit: int = 50,
+    status: str | None = None,
+    party: str | None = None,
+) -> NegotiationPage:
+    """Negotiations in the order they were opened, `limit` per page.
+
+    `after_cursor` is the `next` of the previous page (raises
+    `projections.cursors.InvalidCursor` for anything else); `status` filters on
+    active|suspended|concluded, `party` on a party or mediator code.
+    """
+    after = 0
+    if after_cursor is not None:
+        (position,) = cursors.decode(_LIST_CURSOR, after_cursor, 1)
+        if not position.isdigit():
+            raise cursors.InvalidCursor("not a cursor for this list")
+        after = int(position)
+    rows = await conn.fetch(
+        """
+        SELECT created_position, list_item_json FROM negotiation_summary
+        WHERE created_position > $1
+          AND ($3::text IS NULL OR status = $3)
+          AND ($4::text IS NULL OR parties @> ARRAY[$4::text])
+        ORDER BY created_position
+        LIMIT $2
+        """,
+        after,
+        limit + 1,
+        status,
+        party,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return NegotiationPage(
+        items=[msgspec.Raw(r["list_item_json"]) for r in rows],
+        next=cursors.encode(_LIST_CURSOR, rows[-1]["created_position"]) if more else None,
+    )
+
+
+async def fetch_lineage(conn: asyncpg.Connection | asyncpg.Pool, negotiation_id: uuid.UUID) -> list[uuid.UUID] | None:
+    """The ids of the negotiation-stream events behind the summary."""
+    return await conn.fetchval("SELECT lineage FROM negotiation_summary WHERE negotiation_id = $1", negotiation_id)
