@@ -8,13 +8,22 @@ from domain import events as e
 from domain.context import Context
 
 
+def _not_concluded(ctx: Context) -> None:
+    # Even a late report of an earlier suspension would read as if the
+    # concluded negotiation were suspended again; the conclusion is final.
+    if ctx.negotiation.status == "concluded":
+        raise errors.NegotiationConcluded(f"the negotiation was concluded on {ctx.negotiation.concluded_on}")
+
+
 def suspended(cmd: c.SuspendNegotiation, ctx: Context) -> e.NegotiationSuspended:
+    _not_concluded(ctx)
     if ctx.negotiation.status == "suspended":
         raise errors.NegotiationSuspended("the negotiation is already suspended")
     return e.NegotiationSuspended(reason=cmd.reason)
 
 
 def resumed(cmd: c.ResumeNegotiation, ctx: Context) -> e.NegotiationResumed:
+    _not_concluded(ctx)
     if ctx.negotiation.status != "suspended":
         raise errors.NegotiationNotSuspended(f"the negotiation is {ctx.negotiation.status}, not suspended")
     return e.NegotiationResumed(reason=cmd.reason)

@@ -660,10 +660,8 @@ class NegotiationTally(StreamTally):
         elif t == "round.cancelled":
             if d.round_id in self.rounds:
                 self.rounds[d.round_id].state = "cancelled"
-        elif t == "negotiation.suspended":
-            self.status = "suspended"
-        elif t == "negotiation.resumed":
-            self.status = "active"
+        elif t in ("negotiation.suspended", "negotiation.resumed") and self.status != "concluded":
+            self.status = "suspended" if t == "negotiation.suspended" else "active"
         elif t == "negotiation.concluded":
             self.status, self.concluded_on, self.outcome = "concluded", record.occurred_on, d.outcome
 

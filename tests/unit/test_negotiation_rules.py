@@ -136,6 +136,8 @@ class TestLifecycle:
         w = given(cmd("negotiation.concluded", "2022-04-01"))
         w.refuses(cmd("party.joined", "2022-04-02", party={"code": "BY", "name": "Belarus"}), errors.NegotiationConcluded, "/occurred_on")
         w.refuses(cmd("negotiation.concluded", "2022-04-01"), errors.NegotiationConcluded)
+        w.refuses(cmd("negotiation.suspended", "2022-03-01"), errors.NegotiationConcluded)
+        w.refuses(cmd("negotiation.resumed", "2022-03-01"), errors.NegotiationConcluded)
         # a fact that happened before the conclusion, reported late
         w.then(cmd("party.joined", "2022-03-01", party={"code": "BY", "name": "Belarus"}, role="host"), "party.joined")
         w.then(cmd("party.joined", "2022-04-01T18:00:00+03:00", party={"code": "UN", "name": "UN"}, role="observer"), "party.joined")
