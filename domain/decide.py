@@ -21,7 +21,7 @@ from domain import commands as c
 from domain import errors, world_time
 from domain import corrections, issues, items, lifecycle, parties, proposals, rounds
 from domain.context import Context
-from domain.events import EITHER_STREAM_TYPES, NEGOTIATION_TYPES, SCHEMA_VERSIONS, IssueRaised, NegotiationOpened, PartyRef
+from domain.events import NEGOTIATION_TYPES, SCHEMA_VERSIONS, IssueRaised, NegotiationOpened, PartyRef
 from domain.issue import Issue, issue_stream_id
 from domain.negotiation import Negotiation
 from domain.records import Recorded, Source

@@ -12,7 +12,7 @@ from domain import commands as c
 from domain import errors
 from domain import events as e
 from domain.context import Context
-from domain.status import ProposalView
+from domain.status import AgreementView, ProposalView
 
 
 def _fresh_id(given: str | None, field: str, ctx: Context) -> str:
@@ -108,7 +108,7 @@ def agreement_reached(cmd: c.ReachAgreement, ctx: Context) -> e.AgreementReached
     )
 
 
-def _agreement(agreement_id: str, ctx: Context):
+def _agreement(agreement_id: str, ctx: Context) -> AgreementView:
     a = ctx.on_issue.agreements.get(agreement_id)
     if a is None:
         raise errors.UnknownAgreement(f"agreement {agreement_id!r} does not exist on issue {ctx.on_issue.key!r}", "/agreement_id")

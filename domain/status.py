@@ -30,6 +30,7 @@ import msgspec
 
 from domain import world_time
 from domain.records import Recorded
+from domain.timeline import describe  # re-exported: the timeline's sentences live beside the fold
 
 # --- views ----------------------------------------------------------------------
 
@@ -754,8 +755,6 @@ def select_known(
         selected.append(record)
     return selected
 
-
-from domain.timeline import describe  # noqa: E402  (re-exported: timeline lines live beside the fold)
 
 __all__ = [
     "AgreementView",
