@@ -276,12 +276,20 @@ class EventStore:
         if not events:
             raise ValueError("nothing to append")
         if conn is not None:
-            return await self._append(conn, events, expected or {})
+            # The caller commits, so the wake-up must travel inside its transaction.
+            return await self._append(conn, events, expected or {}, wake_readers=True)
         async with self.pool.acquire() as own:
             for attempt in range(3):
                 try:
                     async with own.transaction():
-                        return await self._append(own, events, expected or {})
+                        result = await self._append(own, events, expected or {}, wake_readers=False)
+                    # NOTIFY takes a database-wide lock held until its transaction has
+                    # committed (WAL flush included), which would serialise every
+                    # appending commit; sent after ours, from a transaction that
+                    # writes nothing, it holds that lock for microseconds.
+                    if not result.replayed:
+                        await own.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+                    return result
                 except asyncpg.UniqueViolationError as error:
                     # A concurrent writer inserted one of these ids between our check
                     # and our insert: the next attempt sees it and answers as a retry.
@@ -294,42 +302,36 @@ class EventStore:
         conn: asyncpg.Connection,
         events: Sequence[PendingEvent],
         expected: Mapping[uuid.UUID, int | None],
+        *,
+        wake_readers: bool,
     ) -> AppendResult:
         ids = [e.id for e in events]
         if len(set(ids)) != len(ids):
             raise ValueError("the same event id twice in one append")
-        existing = await conn.fetch(
-            "SELECT id, content_digest FROM events WHERE id = ANY($1::uuid[])", ids
-        )
-        if existing:
-            return await self._replay(conn, events, {r["id"]: r["content_digest"] for r in existing})
-
         streams: dict[uuid.UUID, PendingEvent] = {}
         for event in events:
             streams.setdefault(event.stream_id, event)
-        heads: dict[uuid.UUID, tuple[int, bytes]] = {}
-        # Lock stream heads in one fixed order so that two multi-stream appends
-        # cannot deadlock; writers to other streams never wait on each other.
-        for stream_id in sorted(streams):
-            first = streams[stream_id]
-            await conn.execute(
-                """
-                INSERT INTO streams (stream_id, stream_type, negotiation_id)
-                VALUES ($1, $2, $3)
-                ON CONFLICT (stream_id) DO NOTHING
-                """,
-                stream_id,
-                first.stream_type,
-                first.negotiation_id,
-            )
-            head = await conn.fetchrow(
-                "SELECT version, head_hash FROM streams WHERE stream_id = $1 FOR UPDATE",
-                stream_id,
-            )
-            heads[stream_id] = (head["version"], head["head_hash"])
+        ordered = sorted(streams)
+        # One round trip: lock every stream head (creating new streams) and look the
+        # ids up. Each statement while the heads are locked makes the hottest stream
+        # wait, so the append is two statements, not one per step.
+        found = await conn.fetch(
+            _LOCK_HEADS_SQL,
+            ordered,
+            [streams[s].stream_type for s in ordered],
+            [streams[s].negotiation_id for s in ordered],
+            ids,
+        )
+        existing = {r["id"]: r["content_digest"] for r in found if r["id"] is not None}
+        if existing:
+            return await self._replay(conn, events, existing)
+        heads: dict[uuid.UUID, tuple[int, bytes]] = {
+            r["stream_id"]: (r["version"], r["head_hash"]) for r in found if r["stream_id"] is not None
+        }
+        for stream_id in ordered:
             want = expected.get(stream_id)
-            if want is not None and want != head["version"]:
-                raise ConcurrencyError(stream_id, want, head["version"])
+            if want is not None and want != heads[stream_id][0]:
+                raise ConcurrencyError(stream_id, want, heads[stream_id][0])
         for stream_id, want in expected.items():
             if stream_id not in streams and want is not None:
                 raise ValueError(f"expected version given for stream {stream_id} that is not written")
@@ -364,15 +366,14 @@ class EventStore:
                     digest,
                 )
             )
-        inserted = await conn.fetch(_INSERT_SQL, *_columns(rows))
-        for stream_id, (version, head_hash) in heads.items():
-            await conn.execute(
-                "UPDATE streams SET version = $2, head_hash = $3 WHERE stream_id = $1",
-                stream_id,
-                version,
-                head_hash,
-            )
-        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        # Events, new stream heads and the wake-up for readers in one statement.
+        inserted = await conn.fetch(
+            _APPEND_AND_WAKE_SQL if wake_readers else _APPEND_SQL,
+            *_columns(rows),
+            list(heads),
+            [version for version, _ in heads.values()],
+            [head_hash for _, head_hash in heads.values()],
+        )
         stored = sorted((_row_to_event(r) for r in inserted), key=lambda e: e.position)
         return AppendResult(events=stored, checkpoint=stored[-1].checkpoint)
 
@@ -525,6 +526,46 @@ _INSERT_SQL = f"""
             source, note, correlation_id, causation_id, content_digest, hash, ord)
     ORDER BY ord
     RETURNING {_EVENT_COLUMNS}
+"""
+
+
+# Locks the heads in stream id order (two multi-stream appends cannot deadlock; writers
+# to other streams never wait on each other). DO UPDATE, unlike DO NOTHING, returns and
+# locks a head that already exists, or that a concurrent writer has just created.
+_LOCK_HEADS_SQL = """
+    WITH heads AS (
+        INSERT INTO streams (stream_id, stream_type, negotiation_id)
+        SELECT stream_id, stream_type, negotiation_id
+        FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS s(stream_id, stream_type, negotiation_id)
+        ORDER BY stream_id
+        ON CONFLICT (stream_id) DO UPDATE SET stream_id = EXCLUDED.stream_id
+        RETURNING stream_id, version, head_hash
+    )
+    SELECT stream_id, version, head_hash, NULL::uuid AS id, NULL::bytea AS content_digest FROM heads
+    UNION ALL
+    SELECT NULL, NULL, NULL, id, content_digest FROM events WHERE id = ANY($4::uuid[])
+"""
+
+_APPEND_SQL = f"""
+    WITH inserted AS ({_INSERT_SQL}),
+    moved AS (
+        UPDATE streams SET version = head.version, head_hash = head.head_hash
+        FROM unnest($20::uuid[], $21::int[], $22::bytea[]) AS head(stream_id, version, head_hash)
+        WHERE streams.stream_id = head.stream_id
+    )
+    SELECT * FROM inserted
+"""
+
+_APPEND_AND_WAKE_SQL = f"""
+    WITH inserted AS ({_INSERT_SQL}),
+    moved AS (
+        UPDATE streams SET version = head.version, head_hash = head.head_hash
+        FROM unnest($20::uuid[], $21::int[], $22::bytea[]) AS head(stream_id, version, head_hash)
+        WHERE streams.stream_id = head.stream_id
+    ),
+    -- A CTE with a volatile function is evaluated once, not once per event.
+    woken AS (SELECT pg_notify('{NOTIFY_CHANNEL}', ''))
+    SELECT inserted.* FROM inserted, woken
 """
 
 
