@@ -62,15 +62,16 @@ SOURCE = {"outlet": "RBC", "speaker": "Sergey Lavrov", "published_on": "2022-03-
 class Workload:
     """The streams of one run and what is written to them, shared by the three systems."""
 
-    def __init__(self, seed: int = 7) -> None:
+    def __init__(self, seed: int = 7, exponent: float = 1.0) -> None:
         ids = [uuid.UUID(int=(seed << 64) + i) for i in range(STREAMS)]
         self.streams = ids
         # Ten issues per negotiation, as a negotiation would have.
         self.negotiation_of = {s: uuid.UUID(int=(seed << 96) + i // 10) for i, s in enumerate(ids)}
         self.seed = seed
+        self.exponent = exponent
 
     def chooser(self, worker: int) -> ZipfChooser[uuid.UUID]:
-        return ZipfChooser(self.streams, seed=self.seed * 1000 + worker)
+        return ZipfChooser(self.streams, self.exponent, seed=self.seed * 1000 + worker)
 
     def pending(self, stream: uuid.UUID) -> PendingEvent:
         return PendingEvent(
@@ -240,9 +241,12 @@ async def main() -> None:
     parser.add_argument("--writers", type=int, nargs="*", default=list(WRITERS))
     parser.add_argument("--batches", type=int, nargs="*", default=list(BATCHES))
     parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument(
+        "--zipf-exponent", type=float, default=1.0, help="1: ~10%% of writes on the hottest stream; 0: uniform"
+    )
     args = parser.parse_args()
     warmup, duration = (0.3, 1.5) if args.quick else (1.0, 8.0)
-    work = Workload()
+    work = Workload(exponent=args.zipf_exponent)
 
     with postgres_server(args.database_url) as server:
         version = await server_version(server)
@@ -297,6 +301,7 @@ async def main() -> None:
             "postgres": version,
             "machine": describe_machine(),
             "seconds_per_cell": duration,
+            "zipf_exponent": args.zipf_exponent,
             "cells": cells,
         }
     )
