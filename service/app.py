@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -16,8 +17,13 @@ from service.dashboard import dashboard_route_handlers
 from service.db import create_pool
 from service.auth import Role, ensure_key
 from service.http.auth import authentication_middleware
+from service.http.docs import DOCS_ROUTES
 from service.http.health import HealthController
-from service.http.problems import handle_exception
+from service.http.metrics import Metrics, get_metrics, metrics_middleware
+from service.http.negotiations import IssueController, NegotiationController
+from service.http.openapi import FinishedJsonRenderPlugin
+from service.http.problems import MAX_BODY_BYTES, handle_exception
+from service.idempotency import purge_periodically
 from service.migrate import migrate
 from service.projector import ProjectionWatch, Projector
 from service.runtime import Runtime
@@ -44,7 +50,9 @@ def create_app(settings: Settings) -> Litestar:
         runtime.projector = Projector(settings.database_url or "")
         runtime.projection_watch = ProjectionWatch(pool, settings.database_url or "")
         runtime.background.append(runtime.projector.start())
+        runtime.background.append(asyncio.create_task(purge_periodically(pool)))
         app.state.runtime = runtime
+        app.state.metrics = Metrics()
         try:
             yield
         finally:
@@ -58,13 +66,23 @@ def create_app(settings: Settings) -> Litestar:
         return state.runtime
 
     return Litestar(
-        route_handlers=[HealthController, *dashboard_route_handlers()],
+        route_handlers=[
+            HealthController,
+            NegotiationController,
+            IssueController,
+            get_metrics,
+            *DOCS_ROUTES,
+            *dashboard_route_handlers(),
+        ],
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
-        middleware=[authentication_middleware()],
+        middleware=[metrics_middleware, authentication_middleware()],
         exception_handlers={Exception: handle_exception},
+        request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Parley",
+            path="/schema",
+            render_plugins=[FinishedJsonRenderPlugin()],
             version=API_VERSION,
             description="Event-sourced record of diplomatic negotiations.",
             security=[{"apiKey": []}],

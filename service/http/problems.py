@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import msgspec
@@ -27,9 +27,26 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:parley:problem:"
 
 
-class InvalidField(msgspec.Struct):
-    pointer: str  # JSON pointer into the request body ("" = the whole body), or a parameter name
+class InvalidField(msgspec.Struct, omit_defaults=True):
+    """One invalid input. A body field is named by `pointer` (RFC 6901 into the
+    request body; "" = the whole body); a query, path or header parameter by
+    `parameter` and `in`, with `pointer` null."""
+
+    pointer: str | None
     detail: str
+    parameter: str | None = None
+    in_: Literal["query", "path", "header"] | None = msgspec.field(default=None, name="in")
+
+
+def invalid_parameter(name: str, detail: str, location: Literal["query", "path", "header"] = "query") -> "ProblemError":
+    """A 400 problem naming one bad parameter (e.g. `as_of`)."""
+    return ProblemError(
+        400,
+        "invalid-parameter",
+        "A parameter is not valid",
+        f"{name}: {detail}",
+        errors=[InvalidField(pointer=None, detail=detail, parameter=name, in_=location)],
+    )
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -44,6 +61,10 @@ class Problem(msgspec.Struct, omit_defaults=True):
     expected_version: int | None = None
     stream_id: str | None = None
     retry_after: int | None = None
+    # Later facts that must be retracted first (retraction-blocked).
+    dependants: list[str] | None = None
+    # The slug that is taken (slug-taken).
+    slug: str | None = None
 
 
 class ProblemError(Exception):
@@ -83,19 +104,42 @@ def json_pointer(path: str) -> str:
     return pointer
 
 
+_NAMED_FIELD = re.compile(r"^Object (?:contains unknown|missing required) field `(?P<name>[^`]+)`")
+
+
+def field_from_message(message: str, *, strip_prefix: str = "") -> InvalidField:
+    """An msgspec validation message as an InvalidField pointing at the field itself.
+
+    msgspec says where the *object* is ("- at `$.commands[0]`") when a field is
+    unknown or missing; the pointer names the field (`/commands/0/title`).
+    `strip_prefix` drops a wrapper Litestar adds around the body (`$.data`)."""
+    path = ""
+    match = _PATH_IN_MESSAGE.search(message)
+    if match:
+        path = match["path"]
+        message = message[: match.start()]
+        if strip_prefix and path.startswith(strip_prefix):
+            path = path[len(strip_prefix):]
+    pointer = json_pointer(path)
+    named = _NAMED_FIELD.match(message)
+    if named:
+        pointer += "/" + named["name"].replace("~", "~0").replace("/", "~1")
+    return InvalidField(pointer=pointer, detail=message)
+
+
 def validation_fields(exc: ValidationException) -> list[InvalidField]:
     fields = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if not isinstance(item, dict):
             continue
         message = str(item.get("message", "invalid"))
-        match = _PATH_IN_MESSAGE.search(message)
-        if match:
-            fields.append(InvalidField(pointer=json_pointer(match["path"]), detail=message[: match.start()]))
-        elif item.get("source") in ("query", "path", "header", "cookie"):
-            fields.append(InvalidField(pointer=str(item.get("key", "")), detail=message))
+        source = item.get("source")
+        if source in ("query", "path", "header"):
+            fields.append(InvalidField(pointer=None, detail=message, parameter=str(item.get("key", "")), in_=source))
+        elif source == "cookie":
+            fields.append(InvalidField(pointer=None, detail=message, parameter=str(item.get("key", ""))))
         else:
-            fields.append(InvalidField(pointer="", detail=message))
+            fields.append(field_from_message(message))
     return fields
 
 
@@ -120,12 +164,44 @@ def _from_http_exception(exc: HTTPException) -> tuple[Problem, dict[str, str]]:
     if isinstance(exc, PermissionDeniedException):
         return Problem(type=TYPE_PREFIX + "forbidden", title="Not allowed for this key's role", status=403,
                        detail=exc.detail), headers
-    slugs = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large",
-             415: "unsupported-media-type", 429: "too-many-requests"}
-    slug = slugs.get(status, "http-error" if status < 500 else "server-error")
-    title = {404: "Not found", 405: "Method not allowed", 413: "Request body too large",
-             415: "Unsupported media type", 429: "Too many requests"}.get(status, exc.detail)
-    return Problem(type=TYPE_PREFIX + slug, title=title, status=status, detail=exc.detail), headers
+    slug, title = _HTTP_STATUS_PROBLEMS.get(status, ("http-error" if status < 500 else "server-error", exc.detail))
+    detail = exc.detail
+    if status == 413:
+        detail = f"The request body is larger than the limit of {MAX_BODY_BYTES} bytes."
+    elif status == 404 and detail == "Not Found":
+        detail = "No such route."
+    return Problem(type=TYPE_PREFIX + slug, title=title, status=status, detail=detail), headers
+
+
+# The largest request body accepted (Litestar answers 413 above it; wired in service.app).
+MAX_BODY_BYTES = 1024 * 1024
+
+_HTTP_STATUS_PROBLEMS = {
+    400: ("bad-request", "Bad request"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    429: ("too-many-requests", "Too many requests"),
+}
+
+
+_PROBLEM_EXTENSIONS = frozenset(Problem.__struct_fields__) - {"type", "title", "status", "detail", "instance", "errors"}
+
+
+def domain_problem(exc: Any) -> Problem:
+    """A domain.errors.DomainError as a problem: its code is the stable slug, its
+    pointer names the field of the command that was refused."""
+    extensions = {k: (str(v) if k == "stream_id" else v) for k, v in exc.extra.items() if k in _PROBLEM_EXTENSIONS}
+    return Problem(
+        type=TYPE_PREFIX + exc.code,
+        title=exc.code.replace("-", " ").capitalize(),
+        status=exc.status,
+        detail=exc.detail,
+        errors=[InvalidField(pointer=exc.pointer, detail=exc.detail)] if exc.pointer is not None else None,
+        **extensions,
+    )
 
 
 def handle_exception(request: Request, exc: Exception) -> Response[Problem]:
@@ -136,14 +212,52 @@ def handle_exception(request: Request, exc: Exception) -> Response[Problem]:
     if isinstance(exc, ProblemError):
         return problem_response(exc.problem, exc.headers)
     if isinstance(exc, DomainError):
+        return problem_response(domain_problem(exc))
+    from projections.cursors import InvalidCursor
+    from service import commands, idempotency, queries
+
+    if isinstance(exc, queries.ProjectionsBehind):
         return problem_response(
-            Problem(
-                type=TYPE_PREFIX + exc.code,
-                title=type(exc).__name__,
-                status=exc.status,
-                detail=exc.detail,
-                errors=[InvalidField(pointer=exc.pointer, detail=exc.detail)] if exc.pointer is not None else None,
-            )
+            Problem(type=TYPE_PREFIX + "consistency-timeout", title="The read models are behind the token",
+                    status=503, detail=f"{exc}; retry shortly.", retry_after=1),
+            {"Retry-After": "1"},
+        )
+    if isinstance(exc, queries.InvalidTimeParameter):
+        return problem_response(invalid_parameter(exc.parameter, str(exc)).problem)
+    if isinstance(exc, InvalidCursor):
+        return problem_response(invalid_parameter("cursor", f"not a cursor this list issued ({exc})").problem)
+
+    if isinstance(exc, commands.SlugTaken):
+        return problem_response(
+            Problem(type=TYPE_PREFIX + "slug-taken", title="The slug is taken", status=409, detail=str(exc),
+                    errors=[InvalidField(pointer="/slug", detail=str(exc))], slug=exc.slug)
+        )
+    if isinstance(exc, commands.PreconditionFailed):
+        return problem_response(
+            Problem(type=TYPE_PREFIX + "precondition-failed", title="If-Match does not match the stream version",
+                    status=412, detail=str(exc), current_version=exc.current, stream_id=str(exc.stream_id),
+                    errors=[InvalidField(pointer=None, detail=str(exc), parameter="If-Match", in_="header")])
+        )
+    if isinstance(exc, commands.PreconditionNotApplicable):
+        detail = f"{exc}; send expected_version per command instead."
+        return problem_response(
+            Problem(type=TYPE_PREFIX + "invalid-parameter", title="A parameter is not valid", status=400,
+                    detail=detail,
+                    errors=[InvalidField(pointer=None, detail=detail, parameter="If-Match", in_="header")])
+        )
+    if isinstance(exc, idempotency.IdempotencyKeyInUse):
+        return problem_response(
+            Problem(type=TYPE_PREFIX + "idempotency-key-in-use", title="The Idempotency-Key is in use", status=409,
+                    detail="A request with this Idempotency-Key is still being processed; retry shortly.",
+                    retry_after=1),
+            {"Retry-After": "1"},
+        )
+    if isinstance(exc, idempotency.IdempotencyKeyReused):
+        detail = "This Idempotency-Key was used with another request; use a new key for a new request."
+        return problem_response(
+            Problem(type=TYPE_PREFIX + "idempotency-key-reused", title="The Idempotency-Key was used for another request",
+                    status=422, detail=detail,
+                    errors=[InvalidField(pointer=None, detail=detail, parameter="Idempotency-Key", in_="header")])
         )
     if isinstance(exc, ConcurrencyError):
         return problem_response(
@@ -184,23 +298,33 @@ def problem_responses(*statuses: int) -> dict[int, Any]:
         401: "Missing or unknown API key",
         403: "The key's role does not allow this",
         404: "Not found",
-        409: "Conflict (e.g. expected version mismatch; carries current_version)",
+        409: "Conflict: expected_version mismatch (carries current_version), a taken slug, "
+        "a rule about the current state, or an Idempotency-Key still in use",
         412: "Precondition failed (If-Match does not match the current version)",
         413: "Request body too large",
         415: "Unsupported media type",
-        422: "The request is well-formed but breaks a rule",
+        422: "The request is well-formed but breaks a domain rule, or reuses an Idempotency-Key with another body",
         428: "Precondition required",
         429: "Too many requests",
         503: "Database unavailable",
     }
     return {
-        status: ResponseSpec(data_container=Problem, description=descriptions[status], media_type=PROBLEM_MEDIA_TYPE)
+        status: ResponseSpec(
+            data_container=Problem,
+            description=descriptions[status],
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
         for status in statuses
     }
 
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "InvalidField",
+    "domain_problem",
+    "field_from_message",
+    "invalid_parameter",
     "Problem",
     "ProblemError",
     "handle_exception",

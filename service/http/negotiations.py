@@ -1,0 +1,326 @@
+"""Client routes: negotiations, their commands, issues and timeline.
+
+Handlers are thin: parse (service.http.body, parameters), call service.commands or
+service.queries, return the bytes they produce. Request bodies are decoded by
+service.http.body (strict msgspec, problems with pointers), so their schema is
+declared with `opt={"request_body": ...}` and added by service.http.openapi.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+
+from domain.commands import CommandBatch, Command, CommonFields, OpenNegotiation
+from domain.status import IssueView
+from projections.negotiation_summary import NegotiationListItem, NegotiationSummary
+from projections.timeline import TimelinePage
+from service import queries
+from service.auth import Permission
+from service.commands import CommandResult, CommandService, Idempotency, parse_if_match
+from service.http.auth import current_key, requires
+from service.http.body import decode, read_body, request_digest
+from service.http.problems import invalid_parameter, problem_responses
+from service.http.reads import (
+    NOT_MODIFIED,
+    AsOf,
+    ConsistencyToken,
+    Cursor,
+    KnownAt,
+    PartyCode,
+    command_response,
+    json_read,
+)
+from service.idempotency import InvalidIdempotencyKey, check_key
+from service.queries import EventPage, TimeTravel
+from service.runtime import Runtime
+from service.store import Checkpoint
+
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(
+        header="Idempotency-Key",
+        required=False,
+        description="Makes a retry safe: the same key with the same body replays the stored response "
+        "(header `Idempotent-Replayed: true`) and writes nothing; with another body: 422; while the first "
+        "request is still running: 409. Scoped to the API key, kept 48 h.",
+    ),
+]
+IfMatch = Annotated[
+    str | None,
+    Parameter(
+        header="If-Match",
+        required=False,
+        description='The version of the one stream the request writes to, quoted ("7"), or *; '
+        "412 when the stream is at another version.",
+    ),
+]
+Limit = Annotated[int, Parameter(query="limit", ge=1, le=500, description="Page size.")]
+NegotiationStatus = Annotated[
+    Literal["active", "suspended", "concluded"] | None, Parameter(query="status", required=False)
+]
+IssueStatus = Annotated[
+    Literal[
+        "dropped",
+        "violated",
+        "implemented",
+        "agreed",
+        "partially_agreed",
+        "agreed_in_principle",
+        "proposal_on_table",
+        "deadlocked",
+        "under_discussion",
+        "raised",
+    ]
+    | None,
+    Parameter(query="status", required=False),
+]
+IssueCategory = Annotated[str | None, Parameter(query="category", max_length=40, required=False)]
+
+# How long a read with a consistency_token waits for the read models.
+CONSISTENCY_WAIT = 5.0
+
+
+class NegotiationList(msgspec.Struct):
+    items: list[NegotiationListItem]
+    next: str | None
+
+
+class IssueList(msgspec.Struct):
+    items: list[IssueView]
+    next: str | None  # always null: a negotiation's issues come in one page
+
+
+def _idempotency(request: Request[Any, Any, Any], key: str | None, value: Any) -> Idempotency | None:
+    if key is None:
+        return None
+    try:
+        check_key(key)
+    except InvalidIdempotencyKey as error:
+        raise invalid_parameter("Idempotency-Key", str(error), "header") from None
+    return Idempotency(current_key(request).key_id, key, request_digest(request.method, request.url.path, value))
+
+
+async def _consistent(runtime: Runtime, token: str | None) -> None:
+    if token is not None and not await runtime.wait_for(Checkpoint.parse(token), CONSISTENCY_WAIT):
+        raise queries.ProjectionsBehind(token, CONSISTENCY_WAIT)
+
+
+def _commands_body(body: bytes) -> tuple[list[CommonFields], bool]:
+    """One command, or {"commands": [...]} (a batch); errors point into the body."""
+    top_level = decode(body, dict[str, msgspec.Raw]) if body.lstrip().startswith(b"{") else {}
+    if "commands" in top_level:
+        return list(decode(body, CommandBatch).commands), True
+    return [decode(body, Command)], False
+
+
+class NegotiationController(Controller):
+    path = "/negotiations"
+    tags = ["negotiations"]
+
+    @post(
+        "/",
+        operation_id="openNegotiation",
+        summary="Open a negotiation",
+        description="Records `negotiation.opened`. The id is generated; the slug (from the title when omitted) "
+        "must be unique (409 `slug-taken`).",
+        guards=[requires(Permission.RECORD)],
+        status_code=201,
+        responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
+        opt={"request_body": OpenNegotiation},
+    )
+    async def open_negotiation(
+        self, request: Request[Any, Any, Any], runtime: Runtime, idempotency_key: IdempotencyKey = None
+    ) -> Response[CommandResult]:
+        command = decode(await read_body(request), OpenNegotiation)
+        outcome = await CommandService(runtime.store).open(
+            command, recorded_by=current_key(request).name, idempotency_key=_idempotency(request, idempotency_key, command)
+        )
+        return command_response(request, outcome)
+
+    @post(
+        "/{ref:str}/commands",
+        operation_id="recordCommands",
+        summary="Record one command, or a batch atomically",
+        description="The body is one command (its `type` selects it) or `{\"commands\": [...]}` recorded all or "
+        "nothing. `expected_version` per command: 409 `version-conflict` with `current_version` on mismatch.",
+        guards=[requires(Permission.RECORD)],
+        status_code=201,
+        responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422),
+        opt={"request_body": "commands"},
+    )
+    async def record_commands(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        ref: str,
+        idempotency_key: IdempotencyKey = None,
+        if_match: IfMatch = None,
+    ) -> Response[CommandResult]:
+        commands, batch = _commands_body(await read_body(request))
+        precondition = None
+        if if_match is not None:
+            try:
+                precondition = parse_if_match(if_match)
+            except ValueError as error:
+                raise invalid_parameter("If-Match", str(error), "header") from None
+        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
+        value = {"commands": commands} if batch else commands[0]
+        outcome = await CommandService(runtime.store).record(
+            negotiation_id,
+            commands,
+            recorded_by=current_key(request).name,
+            batch=batch,
+            if_match=precondition,
+            idempotency_key=_idempotency(request, idempotency_key, value),
+        )
+        return command_response(request, outcome)
+
+    @get(
+        "/",
+        operation_id="listNegotiations",
+        summary="List negotiations (cursor-paginated)",
+        guards=[requires(Permission.READ)],
+        responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 503)},
+    )
+    async def list_negotiations(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        status: NegotiationStatus = None,
+        party: PartyCode = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+        consistency_token: ConsistencyToken = None,
+    ) -> Response[NegotiationList]:
+        await _consistent(runtime, consistency_token)
+        body, next_cursor = await queries.list_negotiations(
+            runtime.pool, cursor=cursor, limit=limit, status=status, party=party
+        )
+        return json_read(request, body, next_cursor)
+
+    @get(
+        "/{ref:str}",
+        operation_id="getNegotiation",
+        summary="A negotiation: status, parties, rounds, every issue's status",
+        guards=[requires(Permission.READ)],
+        responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404, 503)},
+    )
+    async def get_negotiation(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        ref: str,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        consistency_token: ConsistencyToken = None,
+    ) -> Response[NegotiationSummary]:
+        travel = TimeTravel.parse(as_of, known_at)
+        await _consistent(runtime, consistency_token)
+        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
+        return json_read(request, await queries.negotiation(runtime.store, negotiation_id, travel))
+
+    @get(
+        "/{ref:str}/timeline",
+        operation_id="getTimeline",
+        summary="Everything recorded, in world-time order, as readable lines (cursor-paginated)",
+        guards=[requires(Permission.READ)],
+        responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404, 503)},
+    )
+    async def get_timeline(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        ref: str,
+        cursor: Cursor = None,
+        limit: Limit = 100,
+        consistency_token: ConsistencyToken = None,
+    ) -> Response[TimelinePage]:
+        await _consistent(runtime, consistency_token)
+        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
+        body, next_cursor = await queries.timeline_page(runtime.pool, negotiation_id, cursor=cursor, limit=limit)
+        return json_read(request, body, next_cursor)
+
+
+class IssueController(Controller):
+    path = "/negotiations/{ref:str}/issues"
+    tags = ["issues"]
+
+    @get(
+        "/",
+        operation_id="listIssues",
+        summary="Every issue's status view",
+        guards=[requires(Permission.READ)],
+        responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404, 503)},
+    )
+    async def list_issues(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        ref: str,
+        status: IssueStatus = None,
+        category: IssueCategory = None,
+        party: PartyCode = None,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        consistency_token: ConsistencyToken = None,
+    ) -> Response[IssueList]:
+        travel = TimeTravel.parse(as_of, known_at)
+        await _consistent(runtime, consistency_token)
+        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
+        body = await queries.issues(
+            runtime.store, negotiation_id, travel, status=status, category=category, party=party
+        )
+        return json_read(request, body)
+
+    @get(
+        "/{key:str}",
+        operation_id="getIssue",
+        summary="One issue's full status view",
+        guards=[requires(Permission.READ)],
+        responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404, 503)},
+    )
+    async def get_issue(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        ref: str,
+        key: str,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        consistency_token: ConsistencyToken = None,
+    ) -> Response[IssueView]:
+        travel = TimeTravel.parse(as_of, known_at)
+        await _consistent(runtime, consistency_token)
+        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
+        return json_read(request, await queries.issue(runtime.store, negotiation_id, key, travel))
+
+    @get(
+        "/{key:str}/history",
+        operation_id="getIssueHistory",
+        summary="The issue's events as stored (cursor-paginated, in stream order)",
+        guards=[requires(Permission.READ)],
+        responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404)},
+    )
+    async def get_issue_history(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        ref: str,
+        key: str,
+        cursor: Cursor = None,
+        limit: Limit = 100,
+        consistency_token: ConsistencyToken = None,
+    ) -> Response[EventPage]:
+        # Read from the log itself: a consistency token is reached as soon as it is issued.
+        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
+        body, next_cursor = await queries.issue_history(
+            runtime.store, negotiation_id, key, cursor=cursor, limit=limit
+        )
+        return json_read(request, body, next_cursor)
+
+
+__all__ = ["IssueController", "NegotiationController"]

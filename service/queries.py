@@ -1,0 +1,256 @@
+"""Reads for client apps: from the projections' stored JSON (the fast path), or
+from the log with the domain fold when the view asked for is in the past.
+
+Every function returns the exact bytes to serve, so the HTTP layer never
+re-encodes a view and an ETag is simply a digest of what is sent.
+
+Time travel (`as_of`, `known_at`) never reads a projection: the streams of the
+negotiation are read from the store, narrowed with `domain.status.select_known`
+and folded with `fold_issue` / `fold_negotiation`, the same functions the
+projections use, so with no filter the answer equals the projection's bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import msgspec
+
+from domain import errors, world_time
+from domain.issue import issue_stream_id
+from domain.records import Recorded
+from domain.status import IssueView, fold_issue, fold_negotiation, select_known
+from projections import cursors
+from projections import issue_status, negotiation_summary, timeline
+from projections.negotiation_summary import IssueBrief, summarise
+from projections.records import recorded_from_stored
+from service.envelope import EventEnvelope, envelope
+from service.store import EventStore
+
+_encoder = msgspec.json.Encoder()
+
+
+class ProjectionsBehind(Exception):
+    """The projections had not reached a consistency token within the wait."""
+
+    def __init__(self, token: str, waited: float) -> None:
+        super().__init__(f"the read models have not yet reached {token} after {waited:.1f} s")
+        self.token = token
+        self.waited = waited
+
+
+class InvalidTimeParameter(ValueError):
+    def __init__(self, parameter: str, detail: str) -> None:
+        super().__init__(detail)
+        self.parameter = parameter
+
+
+@dataclass(frozen=True)
+class TimeTravel:
+    """A bitemporal view: world time `as_of`, record time `known_at` (either may be None)."""
+
+    as_of: dt.date | dt.datetime | None = None
+    known_at: dt.datetime | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.as_of is not None or self.known_at is not None
+
+    @classmethod
+    def parse(cls, as_of: str | None, known_at: str | None) -> "TimeTravel":
+        return cls(
+            as_of=_parse_time("as_of", as_of),
+            known_at=_end_of(_parse_time("known_at", known_at)),
+        )
+
+
+def _parse_time(name: str, value: str | None) -> dt.date | dt.datetime | None:
+    if value is None:
+        return None
+    # A "+02:00" offset left unencoded in a query string arrives as " 02:00".
+    value = value.strip().replace(" ", "+")
+    try:
+        return world_time.parse(value, "/" + name)
+    except errors.InvalidDate as error:
+        raise InvalidTimeParameter(name, error.detail) from None
+
+
+def _end_of(moment: dt.date | dt.datetime | None) -> dt.datetime | None:
+    """known_at as an instant: a day means "as recorded by the end of that day (UTC)"."""
+    if moment is None or isinstance(moment, dt.datetime):
+        return moment
+    next_day = dt.datetime(moment.year, moment.month, moment.day, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+    return next_day - dt.timedelta(microseconds=1)
+
+
+# -- negotiations ---------------------------------------------------------------------
+
+
+async def resolve_negotiation(pool: asyncpg.Pool, ref: str) -> uuid.UUID:
+    """The id of the negotiation named by its id or slug, from the command side's
+    tables (never behind the log), then the projection (negotiations recorded by
+    other means, e.g. an import)."""
+    try:
+        as_id = uuid.UUID(ref)
+    except ValueError:
+        as_id = None
+    if as_id is not None:
+        found = await pool.fetchval(
+            "SELECT stream_id FROM streams WHERE stream_id = $1 AND stream_type = 'negotiation'", as_id
+        )
+    else:
+        found = await pool.fetchval("SELECT negotiation_id FROM negotiation_slugs WHERE slug = $1", ref)
+    if found is None:
+        found = await negotiation_summary.resolve_ref(pool, ref)
+    if found is None:
+        raise errors.UnknownNegotiation(f"no negotiation {ref!r}")
+    return found
+
+
+async def list_negotiations(
+    pool: asyncpg.Pool, *, cursor: str | None, limit: int, status: str | None, party: str | None
+) -> tuple[bytes, str | None]:
+    page = await negotiation_summary.list_negotiations(pool, cursor, limit, status=status, party=party)
+    return _encoder.encode({"items": page.items, "next": page.next}), page.next
+
+
+async def negotiation(store: EventStore, negotiation_id: uuid.UUID, travel: TimeTravel) -> bytes:
+    if not travel.requested:
+        served = await negotiation_summary.fetch(store.pool, negotiation_id)
+        if served is not None:
+            return served
+    # In the past, or not projected yet (a read right after the write): fold the log.
+    negotiation_records, issues = await _negotiation_records(store, negotiation_id)
+    selected = select_known(negotiation_records, as_of=travel.as_of, known_at=travel.known_at)
+    if not selected or selected[0].type != "negotiation.opened":
+        raise errors.UnknownNegotiation(f"negotiation {negotiation_id} was not yet recorded at that time")
+    briefs = [
+        IssueBrief(
+            key=view.key,
+            title=view.title,
+            category=view.category,
+            status=view.status,
+            version=view.version,
+            last_activity_on=view.last_activity_on,
+        )
+        for view in _issue_views(issues, travel)
+    ]
+    summary, _ = summarise(fold_negotiation(selected), sorted(briefs, key=lambda b: b.key))
+    return _encoder.encode(summary)
+
+
+# -- issues ---------------------------------------------------------------------------
+
+
+async def issues(
+    store: EventStore,
+    negotiation_id: uuid.UUID,
+    travel: TimeTravel,
+    *,
+    status: str | None,
+    category: str | None,
+    party: str | None,
+) -> bytes:
+    if not travel.requested:
+        projected = await issue_status.fetch_for_negotiation(
+            store.pool, negotiation_id, status=status, category=category, party=party
+        )
+        if len(projected) == await _issue_count(store.pool, negotiation_id) or status or category or party:
+            return _encoder.encode({"items": projected, "next": None})
+    _, records = await _negotiation_records(store, negotiation_id)
+    views = [
+        view
+        for view in _issue_views(records, travel)
+        if (status is None or view.status == status)
+        and (category is None or view.category == category)
+        and (party is None or party in issue_status.parties_named(view))
+    ]
+    return _encoder.encode({"items": sorted(views, key=lambda v: v.key), "next": None})
+
+
+async def issue(store: EventStore, negotiation_id: uuid.UUID, key: str, travel: TimeTravel) -> bytes:
+    if not travel.requested:
+        served = await issue_status.fetch_one(store.pool, negotiation_id, key)
+        if served is not None:
+            return served
+    records = await _stream_records(store, issue_stream_id(negotiation_id, key))
+    if not records:
+        raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation")
+    selected = select_known(records, as_of=travel.as_of, known_at=travel.known_at)
+    if not selected or selected[0].type != "issue.raised":
+        raise errors.UnknownIssue(f"issue {key!r} had not been raised at that time")
+    return _encoder.encode(fold_issue(selected))
+
+
+class EventPage(msgspec.Struct):
+    items: list[EventEnvelope]
+    next: str | None
+
+
+_HISTORY_CURSOR = "history.v1"
+
+
+async def issue_history(
+    store: EventStore, negotiation_id: uuid.UUID, key: str, *, cursor: str | None, limit: int
+) -> tuple[bytes, str | None]:
+    """The issue's events as served envelopes, in stream (version) order."""
+    stream_id = issue_stream_id(negotiation_id, key)
+    after = 0
+    if cursor is not None:
+        (version,) = cursors.decode(_HISTORY_CURSOR, cursor, 1)
+        if not version.isdigit():
+            raise cursors.InvalidCursor("not a cursor for this list")
+        after = int(version)
+    events = await store.read_stream(stream_id, after + 1, after + limit + 1)
+    if not events and after == 0:
+        raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation")
+    more = len(events) > limit
+    events = events[:limit]
+    next_cursor = cursors.encode(_HISTORY_CURSOR, events[-1].version) if more else None
+    return _encoder.encode(EventPage(items=[envelope(e) for e in events], next=next_cursor)), next_cursor
+
+
+async def timeline_page(
+    pool: asyncpg.Pool, negotiation_id: uuid.UUID, *, cursor: str | None, limit: int
+) -> tuple[bytes, str | None]:
+    page = await timeline.fetch(pool, negotiation_id, cursor, limit)
+    return _encoder.encode(page), page.next
+
+
+# -- the log --------------------------------------------------------------------------
+
+
+async def _stream_records(store: EventStore, stream_id: uuid.UUID) -> list[Recorded]:
+    return [recorded_from_stored(e) for e in await store.read_stream(stream_id)]
+
+
+async def _negotiation_records(
+    store: EventStore, negotiation_id: uuid.UUID
+) -> tuple[list[Recorded], list[list[Recorded]]]:
+    """The negotiation stream's records and each issue stream's, in version order."""
+    rows = await store.pool.fetch(
+        "SELECT stream_id FROM streams WHERE negotiation_id = $1 AND stream_type = 'issue' ORDER BY stream_id",
+        negotiation_id,
+    )
+    negotiation_records = await _stream_records(store, negotiation_id)
+    issue_records = [await _stream_records(store, row["stream_id"]) for row in rows]
+    return negotiation_records, [records for records in issue_records if records]
+
+
+def _issue_views(issue_records: list[list[Recorded]], travel: TimeTravel) -> list[IssueView]:
+    views = []
+    for records in issue_records:
+        selected = select_known(records, as_of=travel.as_of, known_at=travel.known_at)
+        # An issue exists in a view only once it was raised within it.
+        if selected and selected[0].type == "issue.raised":
+            views.append(fold_issue(selected))
+    return views
+
+
+async def _issue_count(pool: asyncpg.Pool, negotiation_id: uuid.UUID) -> int:
+    return await pool.fetchval(
+        "SELECT count(*) FROM streams WHERE negotiation_id = $1 AND stream_type = 'issue'", negotiation_id
+    )
