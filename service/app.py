@@ -16,14 +16,18 @@ from service.config import Settings
 from service.dashboard import dashboard_route_handlers
 from service.db import create_pool
 from service.auth import Role, ensure_key
+from service.http.audit import AuditController
 from service.http.auth import authentication_middleware
 from service.http.docs import DOCS_ROUTES
+from service.http.events import EventsController
 from service.http.health import HealthController
+from service.http.ledger import LedgerController
 from service.http.metrics import Metrics, get_metrics, metrics_middleware
 from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
 from service.http.problems import MAX_BODY_BYTES, handle_exception
 from service.idempotency import purge_periodically
+from service.ledger import Sealer, ledger_key
 from service.migrate import migrate
 from service.projector import ProjectionWatch, Projector
 from service.runtime import Runtime
@@ -51,6 +55,8 @@ def create_app(settings: Settings) -> Litestar:
         runtime.projection_watch = ProjectionWatch(pool, settings.database_url or "")
         runtime.background.append(runtime.projector.start())
         runtime.background.append(asyncio.create_task(purge_periodically(pool)))
+        # Every process runs a sealer; a round's advisory lock lets one seal at a time.
+        runtime.background.append(asyncio.create_task(Sealer(pool, ledger_key(settings)).run()))
         app.state.runtime = runtime
         app.state.metrics = Metrics()
         try:
@@ -70,6 +76,9 @@ def create_app(settings: Settings) -> Litestar:
             HealthController,
             NegotiationController,
             IssueController,
+            EventsController,
+            AuditController,
+            LedgerController,
             get_metrics,
             *DOCS_ROUTES,
             *dashboard_route_handlers(),

@@ -64,13 +64,6 @@ class LedgerKey:
     def sign(self, head: TreeHead) -> bytes:
         return self.private_key.sign(checkpoint_body(head).encode())
 
-    def public_pem(self) -> str:
-        return (
-            self.private_key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
-
 
 def key_path(settings: Settings) -> Path:
     return settings.ledger_key_file or settings.data_dir / KEY_FILE_NAME
@@ -106,8 +99,15 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+_loaded: dict[tuple[Path, str | None], LedgerKey] = {}
+
+
 def ledger_key(settings: Settings) -> LedgerKey:
-    return LedgerKey(load_or_create_key(key_path(settings)), settings.ledger_origin)
+    """This deployment's key, read (or made) once per process."""
+    path = key_path(settings).absolute()
+    if (path, settings.ledger_origin) not in _loaded:
+        _loaded[(path, settings.ledger_origin)] = LedgerKey(load_or_create_key(path), settings.ledger_origin)
+    return _loaded[(path, settings.ledger_origin)]
 
 
 # -- what the ledger publishes ---------------------------------------------------

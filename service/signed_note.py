@@ -85,6 +85,9 @@ class NoteVerifier:
         self.key_id = key_id(name, public_key)
         self._key = Ed25519PublicKey.from_public_bytes(public_key)
 
+    def pem(self) -> str:
+        return self._key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
     def vkey(self) -> str:
         encoded = base64.b64encode(bytes([ED25519_ALGORITHM]) + self.public_key).decode()
         return f"{self.name}+{self.key_id.hex()}+{encoded}"

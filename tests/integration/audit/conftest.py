@@ -60,3 +60,48 @@ class Writer:
 @pytest.fixture
 def writer(store: EventStore) -> Writer:
     return Writer(store)
+
+
+# -- the app, over HTTP -----------------------------------------------------------
+
+from collections.abc import AsyncIterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import asyncpg  # noqa: E402
+from litestar.testing import AsyncTestClient  # noqa: E402
+
+from service.app import create_app  # noqa: E402
+from service.auth import Role, create_key  # noqa: E402
+from service.config import Settings  # noqa: E402
+
+
+def app_settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        host="127.0.0.1",
+        port=0,
+        admin_key=None,
+        data_dir=data_dir,
+        ledger_origin="parley.test/log",
+    )
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return app_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    async with AsyncTestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+async def auditor(pool: asyncpg.Pool) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await create_key(pool, 'the-auditor', Role.AUDITOR)}"}
+
+
+@pytest.fixture
+async def reader(pool: asyncpg.Pool) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await create_key(pool, 'a-reader', Role.READER)}"}

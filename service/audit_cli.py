@@ -1,0 +1,220 @@
+"""`parley audit export|verify|replay`: the auditor's command line.
+
+`export` reads a server (`--url`, `--key`) or the database directly; `verify` and
+`replay` need nothing but the file (and, for `replay --against`, a server to
+compare with). Progress goes to stderr; results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from tqdm import tqdm
+
+from service.signed_note import NoteError, TreeHead
+
+
+def add_audit_commands(commands: Any) -> None:
+    audit = commands.add_parser("audit", help="export the log, verify an export offline, replay it")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+
+    export = audit_commands.add_parser(
+        "export", help="write the log as NDJSON (from a server with --url, else from the database)"
+    )
+    export.add_argument("-o", "--output", required=True, help="file to write ('-' for stdout)")
+    export.add_argument("--url", help="a Parley server, e.g. http://127.0.0.1:8000 (default: read the database)")
+    export.add_argument("--key", help="an auditor or admin API key (default: $PARLEY_API_KEY)")
+    export.add_argument("--negotiation", help="only this negotiation's events (its id)")
+    export.set_defaults(run=cmd_audit_export)
+
+    verify = audit_commands.add_parser("verify", help="check an export offline: chains, order, signed checkpoints")
+    verify.add_argument("file", help="an NDJSON export")
+    verify.add_argument("--checkpoint", help="a saved checkpoint (signed note, or the JSON of GET /ledger/checkpoint)")
+    verify.add_argument("--public-key", help="the log's public key (vkey, PEM, or the JSON of GET /ledger/public-key)")
+    verify.add_argument("--older-checkpoint", help="an earlier checkpoint: the log must extend it")
+    verify.add_argument("--json", action="store_true", help="print the full report as JSON")
+    verify.set_defaults(run=cmd_audit_verify)
+
+    replay = audit_commands.add_parser("replay", help="recompute every issue's status from an export")
+    replay.add_argument("file", help="an NDJSON export")
+    replay.add_argument("--against", metavar="URL", help="compare with a live server's statuses")
+    replay.add_argument("--key", help="an API key for --against (default: $PARLEY_API_KEY)")
+    replay.set_defaults(run=cmd_audit_replay)
+
+
+def _lines(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        yield from file
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"parley audit: {message}", file=sys.stderr)
+    return code
+
+
+# -- export ----------------------------------------------------------------------
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    output = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
+    try:
+        if args.url:
+            return _export_over_http(args, output)
+        return _export_from_database(args, output)
+    finally:
+        if output is not sys.stdout.buffer:
+            output.close()
+
+
+def _export_over_http(args: argparse.Namespace, output: Any) -> int:
+    import httpx
+
+    key = args.key or os.environ.get("PARLEY_API_KEY")
+    if not key:
+        return _fail("--key (or PARLEY_API_KEY) is needed to export from a server")
+    params = {"negotiation": args.negotiation} if args.negotiation else {}
+    with tqdm(unit=" events", file=sys.stderr, desc="export") as progress:
+        with httpx.stream(
+            "GET",
+            args.url.rstrip("/") + "/audit/export",
+            params=params,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=httpx.Timeout(30, read=300),
+        ) as response:
+            if response.status_code != 200:
+                response.read()
+                return _fail(f"the server answered {response.status_code}: {response.text[:500]}", 1)
+            for chunk in response.iter_bytes():
+                output.write(chunk)
+                progress.update(chunk.count(b"\n"))
+    return 0
+
+
+def _export_from_database(args: argparse.Namespace, output: Any) -> int:
+    import uuid
+
+    from service.audit import LogFilter, count_events, export_lines
+    from service.config import Settings
+    from service.db import create_pool, database_url
+
+    try:
+        where = LogFilter(negotiation_id=uuid.UUID(args.negotiation) if args.negotiation else None)
+    except ValueError:
+        return _fail("--negotiation takes a negotiation id")
+
+    async def export(url: str) -> None:
+        pool = await create_pool(url, min_size=1, max_size=2)
+        try:
+            total = await count_events(pool, where)
+            with tqdm(total=total, unit=" events", file=sys.stderr, desc="export") as progress:
+                async for chunk in export_lines(pool, where):
+                    output.write(chunk)
+                    progress.update(chunk.count(b"\n"))
+        finally:
+            await pool.close()
+
+    settings = Settings.from_env().with_overrides(
+        database_url=getattr(args, "database_url", None),
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+    )
+    with database_url(settings) as url:
+        asyncio.run(export(url))
+    return 0
+
+
+# -- verify ----------------------------------------------------------------------
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from service.offline_audit import verified_head, verify_export
+
+    checkpoints: list[tuple[str, TreeHead]] = []
+    if args.older_checkpoint and not args.checkpoint:
+        return _fail("--older-checkpoint is checked together with --checkpoint")
+    if args.checkpoint:
+        if not args.public_key:
+            return _fail("--checkpoint needs --public-key to check its signature")
+        key_text = Path(args.public_key).read_text()
+        try:
+            head = verified_head(Path(args.checkpoint).read_text(), key_text)
+            checkpoints.append(("checkpoint", head))
+            if args.older_checkpoint:
+                older = verified_head(Path(args.older_checkpoint).read_text(), key_text)
+                if older.origin != head.origin or older.tree_size > head.tree_size:
+                    return _fail(
+                        f"the older checkpoint ({older.origin}, size {older.tree_size}) cannot precede "
+                        f"the checkpoint ({head.origin}, size {head.tree_size})",
+                        1,
+                    )
+                checkpoints.append(("older checkpoint", older))
+        except NoteError as error:
+            return _fail(f"checkpoint refused: {error}", 1)
+
+    lines = tqdm(_lines(args.file), unit=" events", file=sys.stderr, desc="verify", disable=None)
+    report = verify_export(lines, checkpoints)
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(report)).decode())
+    else:
+        print(f"{report.events} events in {report.streams} streams")
+        for check in report.roots:
+            size = f"{check.role} {check.origin} at tree size {check.tree_size}"
+            if check.matches:
+                print(f"ok: the export's first {check.tree_size} events give the root signed in the {size}")
+            elif check.computed_root is None:
+                print(f"FAILED: the export has fewer events than the {size}")
+            else:
+                print(f"FAILED: the export's first {check.tree_size} events do not give the root of the {size} "
+                      "(an event was altered, dropped, added or reordered, or the export is filtered)")
+        if report.first_mismatch is not None:
+            problem = report.first_mismatch
+            print(
+                f"FAILED: {report.mismatch_count} problem(s); the first, line {problem.line}: {problem.kind} at event "
+                f"{problem.event_id} (stream {problem.stream_id}, version {problem.version}): {problem.detail}"
+            )
+            if problem.expected_hash:
+                print(f"  expected hash {problem.expected_hash}\n  stored hash   {problem.stored_hash}")
+        if report.ok:
+            print("ok: every chain verifies" + (" and every checkpoint matches" if report.roots else ""))
+    return 0 if report.ok else 1
+
+
+# -- replay ----------------------------------------------------------------------
+
+
+def cmd_audit_replay(args: argparse.Namespace) -> int:
+    from service.offline_audit import differences, replay_export
+
+    replayed = replay_export(tqdm(_lines(args.file), unit=" events", file=sys.stderr, desc="replay", disable=None))
+    if not args.against:
+        print(msgspec.json.format(msgspec.json.encode(replayed)).decode())
+        return 0
+
+    import httpx
+
+    key = args.key or os.environ.get("PARLEY_API_KEY")
+    if not key:
+        return _fail("--key (or PARLEY_API_KEY) is needed to compare with a server")
+    found = 0
+    with httpx.Client(base_url=args.against.rstrip("/"), headers={"Authorization": f"Bearer {key}"}) as client:
+        for issue in replayed:
+            response = client.get(f"/negotiations/{issue.negotiation_id}/issues/{issue.key}")
+            if response.status_code != 200:
+                print(f"{issue.negotiation_id} {issue.key}: the server answered {response.status_code}")
+                found += 1
+                continue
+            diffs = differences(msgspec.to_builtins(issue.view), response.json())
+            for line in diffs:
+                print(f"{issue.negotiation_id} {issue.key} {line}")
+            found += bool(diffs)
+    if found:
+        print(f"{found} of {len(replayed)} issues differ from the server")
+        return 1
+    print(f"ok: all {len(replayed)} issues replay to the server's statuses")
+    return 0

@@ -1,0 +1,65 @@
+"""Auditor routes: `GET /audit/export` (NDJSON, streamed) and `GET /audit/verify`."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.response import Stream
+
+from service import audit
+from service.auth import Permission
+from service.envelope import ExportedEvent
+from service.http.auth import requires
+from service.http.events import NegotiationFilter
+from service.http.problems import problem_responses
+from service.runtime import Runtime
+
+NDJSON = "application/x-ndjson"
+
+
+class AuditController(Controller):
+    path = "/audit"
+    tags = ["audit"]
+    guards = [requires(Permission.AUDIT)]
+
+    @get(
+        "/export",
+        operation_id="exportEvents",
+        summary="Every event with its hashed body, as NDJSON in commit order (auditor)",
+        description="One `ExportedEvent` per line: the served envelope plus `body`, the exact bytes that "
+        "were hashed. Streamed a page at a time; ends at the head of the log as it was when the export "
+        "began. `parley audit verify FILE` checks it offline. An export of the whole log (no filter) can "
+        "also be checked against a signed checkpoint.",
+        media_type=NDJSON,
+        responses={
+            200: ResponseSpec(
+                data_container=ExportedEvent,
+                media_type=NDJSON,
+                description="One ExportedEvent (JSON) per line",
+                generate_examples=False,
+            ),
+            **problem_responses(400, 401, 403),
+        },
+    )
+    async def export(self, runtime: Runtime, negotiation: NegotiationFilter = None) -> Stream:
+        where = audit.LogFilter(negotiation_id=negotiation)
+        return Stream(
+            audit.export_lines(runtime.pool, where),
+            media_type=NDJSON,
+            headers={
+                "Content-Disposition": 'attachment; filename="parley-export.ndjson"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @get(
+        "/verify",
+        operation_id="verifyEvents",
+        summary="Recompute every hash chain and the ledger's leaves; the first mismatch (auditor)",
+        description="`ok` is false when anything is wrong: a hash that is not sha256(previous || body), a "
+        "body that disagrees with its row, a missing version, an event out of order, a stream head or a "
+        "sealed leaf that no longer matches its event. `first_mismatch` names the event.",
+        responses=problem_responses(401, 403),
+    )
+    async def verify(self, runtime: Runtime) -> audit.VerifyReport:
+        return await audit.verify_store(runtime.pool)

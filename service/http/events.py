@@ -1,0 +1,199 @@
+"""Auditor routes over the global log: `GET /events` (pages) and `GET /events/stream`
+(Server-Sent Events). Both follow the gap-free commit order of service.audit.
+
+The cursor is the `checkpoint` token of the last event a client has ("txid.position"):
+the page after it, or the stream after it, misses nothing and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.params import HeaderParameter, QueryParameter
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+
+from service import audit
+from service.auth import Permission
+from service.envelope import EventEnvelope, envelope
+from service.http.auth import requires
+from service.http.problems import invalid_parameter, problem_responses
+from service.runtime import Runtime
+from service.store import START, Checkpoint
+
+# A comment line this often keeps proxies from closing an idle stream.
+KEEPALIVE_SECONDS = 15.0
+# How often an idle stream looks for new events (no connection is held meanwhile).
+POLL_SECONDS = 0.5
+
+
+class EventList(msgspec.Struct):
+    items: list[EventEnvelope]
+    # The cursor of the next page, or null when this page reached the head of the
+    # log; the last item's `checkpoint` resumes later, when more has been recorded.
+    next: str | None
+
+
+NegotiationFilter = Annotated[
+    uuid.UUID | None, QueryParameter(query="negotiation", required=False, description="Only this negotiation's events (id).")
+]
+StreamFilter = Annotated[uuid.UUID | None, QueryParameter(query="stream", required=False, description="Only this stream.")]
+TypeFilter = Annotated[
+    list[str] | None,
+    QueryParameter(query="type", required=False, description="Only these event types (repeat the parameter for several)."),
+]
+RecordedAfter = Annotated[
+    dt.datetime | None,
+    QueryParameter(query="recorded_after", required=False, description="Recorded at or after this instant (ISO 8601)."),
+]
+RecordedBefore = Annotated[
+    dt.datetime | None,
+    QueryParameter(query="recorded_before", required=False, description="Recorded strictly before this instant (ISO 8601)."),
+]
+LogCursor = Annotated[
+    str | None,
+    QueryParameter(
+        query="cursor", required=False, description="Opaque: `next` of the previous page, or an event's `checkpoint`."
+    ),
+]
+LogLimit = Annotated[int, QueryParameter(query="limit", ge=1, le=1000, description="Page size.")]
+LastEventId = Annotated[
+    str | None,
+    HeaderParameter(header="Last-Event-ID", required=False, description="Resume after this event (sent by EventSource)."),
+]
+After = Annotated[
+    str | None,
+    QueryParameter(query="after", required=False, description="Start after this `checkpoint` (default: the beginning)."),
+]
+
+
+def parse_cursor(token: str | None, name: str, location: Any = "query") -> Checkpoint:
+    if token is None or token == "":
+        return START
+    try:
+        return Checkpoint.parse(token)
+    except ValueError:
+        raise invalid_parameter(name, "not a cursor this server issued", location) from None
+
+
+def _filter(
+    negotiation: uuid.UUID | None,
+    stream: uuid.UUID | None,
+    types: list[str] | None,
+    recorded_after: dt.datetime | None = None,
+    recorded_before: dt.datetime | None = None,
+) -> audit.LogFilter:
+    for name, moment in (("recorded_after", recorded_after), ("recorded_before", recorded_before)):
+        if moment is not None and moment.tzinfo is None:
+            raise invalid_parameter(name, "give a time zone (e.g. 2022-03-16T00:00:00Z)")
+    return audit.LogFilter(
+        negotiation_id=negotiation,
+        stream_id=stream,
+        types=tuple(types or ()),
+        recorded_after=recorded_after,
+        recorded_before=recorded_before,
+    )
+
+
+def _next_link(request: Request[Any, Any, Any], cursor: str) -> str:
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    query.append(("cursor", cursor))
+    return f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class EventsController(Controller):
+    path = "/events"
+    tags = ["audit"]
+    guards = [requires(Permission.AUDIT)]
+
+    @get(
+        "/",
+        operation_id="listEvents",
+        summary="The global log in commit order, gap-free (auditor)",
+        description="Cursor-paginated; `Link: <…>; rel=\"next\"` while a page is full. Every event, "
+        "corrections included: a retraction (`record.retracted`) or a dispute (`claim.disputed`) is an "
+        "event of its own whose `data.event_id` names the event it corrects.",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def list_events(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        cursor: LogCursor = None,
+        limit: LogLimit = 100,
+        negotiation: NegotiationFilter = None,
+        stream: StreamFilter = None,
+        types: TypeFilter = None,
+        recorded_after: RecordedAfter = None,
+        recorded_before: RecordedBefore = None,
+    ) -> Response[EventList]:
+        where = _filter(negotiation, stream, types, recorded_after, recorded_before)
+        page = await audit.read_log(runtime.pool, parse_cursor(cursor, "cursor"), limit, where)
+        next_cursor = page[-1].checkpoint.token() if len(page) == limit else None
+        headers = {"Cache-Control": "no-store"}
+        if next_cursor is not None:
+            headers["Link"] = _next_link(request, next_cursor)
+        body = _encoder.encode(EventList(items=[envelope(e) for e in page], next=next_cursor))
+        return Response(content=body, media_type="application/json", headers=headers)
+
+    @get(
+        "/stream",
+        operation_id="streamEvents",
+        summary="New events as Server-Sent Events, resumable with Last-Event-ID (auditor)",
+        description="Each message's `id` is the event's `checkpoint` and its `data` the event (JSON). "
+        "Reconnecting with `Last-Event-ID` (EventSource does it by itself) resumes with no gap and no "
+        f"duplicate. A `: keep-alive` comment comes every {KEEPALIVE_SECONDS:.0f} s when nothing happens.",
+        media_type="text/event-stream",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def stream_events(
+        self,
+        runtime: Runtime,
+        last_event_id: LastEventId = None,
+        after: After = None,
+        negotiation: NegotiationFilter = None,
+        stream: StreamFilter = None,
+        types: TypeFilter = None,
+    ) -> ServerSentEvent:
+        # Last-Event-ID wins: it is what a reconnecting EventSource knows best.
+        if last_event_id:
+            start = parse_cursor(last_event_id, "Last-Event-ID", "header")
+        else:
+            start = parse_cursor(after, "after")
+        where = _filter(negotiation, stream, types)
+        return ServerSentEvent(_follow(runtime, start, where), headers={"Cache-Control": "no-store"})
+
+
+async def _follow(runtime: Runtime, after: Checkpoint, where: audit.LogFilter) -> AsyncIterator[ServerSentEventMessage]:
+    """Events after `after`, for as long as the client listens."""
+    quiet_since = time.monotonic()
+    filtered = where != audit.LogFilter()
+    while True:
+        # With a filter, remember how far the log was scanned, not only the last match,
+        # so an idle filtered stream does not rescan everything after its last event.
+        head = await audit.log_head(runtime.pool) if filtered else None
+        page = await audit.read_log(runtime.pool, after, 200, where, until=head)
+        for event in page:
+            yield ServerSentEventMessage(data=_encoder.encode(envelope(event)).decode(), id=event.checkpoint.token())
+        if page:
+            after = page[-1].checkpoint
+            quiet_since = time.monotonic()
+            if len(page) == 200:
+                continue
+        if head is not None and head > after:
+            after = head
+        if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+            yield ServerSentEventMessage(comment="keep-alive", data=None)
+            quiet_since = time.monotonic()
+        await asyncio.sleep(POLL_SECONDS)

@@ -1,0 +1,144 @@
+"""Ledger routes: signed checkpoints, inclusion and consistency proofs, the public key.
+
+Binary values (roots, hashes, signatures, proofs) are standard base64, as in the
+C2SP checkpoint text; `note` is the signed checkpoint an auditor saves as is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get
+from litestar.params import QueryParameter
+
+from service.auth import Permission
+from service.http.auth import requires
+from service.http.problems import ProblemError, problem_responses
+from service.ledger import ConsistencyProof, InclusionProof, Ledger, LedgerError, ledger_key
+from service.runtime import Runtime
+from service.signed_note import NoteVerifier
+
+
+class CheckpointView(msgspec.Struct, kw_only=True):
+    origin: str
+    tree_size: int
+    root: bytes  # base64
+    signed_at: dt.datetime
+    signature: bytes  # base64 Ed25519 signature over the checkpoint text
+    key_id: str  # hex, as in the note's signature line
+    # The C2SP signed note: "<origin>\n<tree_size>\n<base64 root>\n\n— <origin> <base64 key id + signature>\n".
+    note: str
+
+
+class PublicKeyView(msgspec.Struct, kw_only=True):
+    algorithm: str  # "Ed25519"
+    origin: str
+    public_key: bytes  # base64 of the raw 32-byte key
+    key_id: str
+    vkey: str  # C2SP verifier key: <origin>+<key id>+<base64(0x01 || key)>
+    pem: str
+
+
+TreeSize = Annotated[
+    int | None,
+    QueryParameter(query="tree_size", required=False, ge=0, description="A published tree size (default: the latest)."),
+]
+
+
+def _not_available(error: LedgerError) -> ProblemError:
+    return ProblemError(404, "not-sealed", "Not in the ledger", str(error))
+
+
+class LedgerController(Controller):
+    path = "/ledger"
+    tags = ["ledger"]
+    guards = [requires(Permission.AUDIT)]
+
+    @get(
+        "/checkpoint",
+        operation_id="getLedgerCheckpoint",
+        summary="The latest signed checkpoint of the log, or the one of a given tree size (auditor)",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def checkpoint(self, runtime: Runtime, tree_size: TreeSize = None) -> CheckpointView:
+        ledger = Ledger(runtime.pool)
+        found = await (ledger.latest_checkpoint() if tree_size is None else ledger.checkpoint(tree_size))
+        if found is None:
+            detail = "no checkpoint has been published yet" if tree_size is None else (
+                f"no checkpoint was published at tree size {tree_size}"
+            )
+            raise ProblemError(404, "no-checkpoint", "No such checkpoint", detail)
+        return CheckpointView(
+            origin=found.origin,
+            tree_size=found.tree_size,
+            root=found.root,
+            signed_at=found.signed_at,
+            signature=found.signature,
+            key_id=NoteVerifier(found.origin, found.public_key).key_id.hex(),
+            note=found.note(),
+        )
+
+    @get(
+        "/proofs/inclusion",
+        operation_id="getInclusionProof",
+        summary="Proof that an event is leaf `leaf_index` of the tree of `tree_size` (auditor)",
+        description="Verify with RFC 9162 §2.1.3.2: leaf_hash = SHA-256(0x00 || event hash), against the "
+        "root of the signed checkpoint of that size.",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def inclusion(
+        self,
+        runtime: Runtime,
+        event_id: Annotated[uuid.UUID, QueryParameter(query="event_id", description="The event's id.")],
+        tree_size: TreeSize = None,
+    ) -> InclusionProof:
+        try:
+            return await Ledger(runtime.pool).inclusion(event_id, tree_size)
+        except LedgerError as error:
+            raise _not_available(error) from None
+
+    @get(
+        "/proofs/consistency",
+        operation_id="getConsistencyProof",
+        summary="Proof that the tree of size `first` is a prefix of the tree of size `second` (auditor)",
+        description="Verify with RFC 9162 §2.1.4.2 against the roots of the two signed checkpoints.",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def consistency(
+        self,
+        runtime: Runtime,
+        first: Annotated[int, QueryParameter(query="first", ge=0, description="The older tree size.")],
+        second: Annotated[
+            int | None, QueryParameter(query="second", required=False, ge=0, description="The newer (default: latest).")
+        ] = None,
+    ) -> ConsistencyProof:
+        try:
+            return await Ledger(runtime.pool).consistency(first, second)
+        except LedgerError as error:
+            raise _not_available(error) from None
+
+    @get(
+        "/public-key",
+        operation_id="getLedgerPublicKey",
+        summary="The Ed25519 key that signs the checkpoints (auditor)",
+        description="Fetch it once and keep it: a checkpoint is only as trustworthy as the copy of the key "
+        "it is checked with.",
+        responses=problem_responses(401, 403),
+    )
+    async def public_key(self, runtime: Runtime) -> PublicKeyView:
+        key = ledger_key(runtime.settings)
+        latest = await Ledger(runtime.pool).latest_checkpoint()
+        # The key of the latest checkpoint is the one that matters to a verifier;
+        # it is this process's key unless the deployment's key was changed.
+        verifier = NoteVerifier(latest.origin, latest.public_key) if latest else key.verifier
+        return PublicKeyView(
+            algorithm="Ed25519",
+            origin=verifier.name,
+            public_key=verifier.public_key,
+            key_id=verifier.key_id.hex(),
+            vkey=verifier.vkey(),
+            pem=verifier.pem(),
+        )

@@ -1,0 +1,360 @@
+"""Offline audit of an NDJSON export, with no database: `parley audit verify FILE`.
+
+Everything is recomputed from the file itself, one line at a time, so memory is
+O(streams), not O(events):
+
+- each line is an `ExportedEvent`; its `body` is the exact hashed bytes;
+- every stream's chain: `hash = sha256(previous hash || body)` from the zero hash,
+  versions 1, 2, 3... with none missing;
+- the body agrees with the envelope's fields (what a reader sees is what was hashed);
+- the lines are in the log's commit order (checkpoint tokens strictly increasing);
+- the Merkle root of the first N lines (leaf = sha256(0x00 || hash)) equals the
+  root of a signed checkpoint of size N, and of an older one too: both roots from
+  the same lines prove the older log is a prefix of the newer (consistency).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from service import merkle
+from service.envelope import ExportedEvent
+from service.signed_note import NoteError, NoteVerifier, TreeHead, open_checkpoint, split_note
+
+ZERO_HASH = bytes(32)
+
+
+class ExportProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    kind: str  # malformed_line | hash_mismatch | body_mismatch | version_gap | out_of_order | duplicate_event
+    detail: str
+    line: int  # 1-based line number in the file
+    event_id: uuid.UUID | None = None
+    stream_id: uuid.UUID | None = None
+    version: int | None = None
+    expected_hash: str | None = None
+    stored_hash: str | None = None
+
+
+class RootCheck(msgspec.Struct, kw_only=True):
+    role: str  # "checkpoint" | "older checkpoint"
+    origin: str
+    tree_size: int
+    root: bytes  # the signed root
+    computed_root: bytes | None  # from the export's first tree_size lines; None if it is shorter
+    matches: bool
+
+
+class ExportReport(msgspec.Struct, kw_only=True):
+    ok: bool
+    events: int
+    streams: int
+    mismatch_count: int
+    first_mismatch: ExportProblem | None
+    mismatches: list[ExportProblem]
+    roots: list[RootCheck]
+
+
+MAX_LISTED = 100
+
+_exported = msgspec.json.Decoder(ExportedEvent)
+
+
+class _HashedEvent(msgspec.Struct, kw_only=True):
+    """The canonical body as service.store writes it (absent fields are defaults)."""
+
+    id: uuid.UUID
+    stream_id: uuid.UUID
+    stream_type: str
+    version: int
+    type: str
+    schema_version: int
+    occurred_on: str
+    recorded_at: str
+    recorded_by: str
+    data: msgspec.Raw
+    claimed_by: tuple[str, ...] = ()
+    source: dict[str, Any] | None = None
+    note: str | None = None
+    negotiation_id: uuid.UUID | None = None
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+
+
+_hashed = msgspec.json.Decoder(_HashedEvent)
+
+
+def _timestamp(moment: dt.datetime) -> str:
+    # The store's one text form of a hashed timestamp (service.store._timestamp).
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _body_disagreements(event: ExportedEvent, hashed: _HashedEvent) -> list[str]:
+    pairs = {
+        "id": (event.id, hashed.id),
+        "stream_id": (event.stream_id, hashed.stream_id),
+        "stream_type": (event.stream_type, hashed.stream_type),
+        "version": (event.version, hashed.version),
+        "type": (event.type, hashed.type),
+        "schema_version": (event.schema_version, hashed.schema_version),
+        "occurred_on": (event.occurred_on, hashed.occurred_on),
+        "recorded_at": (_timestamp(event.recorded_at), hashed.recorded_at),
+        "recorded_by": (event.recorded_by, hashed.recorded_by),
+        "data": (bytes(event.data), bytes(hashed.data)),
+        "claimed_by": (tuple(event.claimed_by), hashed.claimed_by),
+        "source": (event.source, hashed.source),
+        "note": (event.note, hashed.note),
+        "negotiation_id": (event.negotiation_id, hashed.negotiation_id),
+        "correlation_id": (event.correlation_id, hashed.correlation_id),
+        "causation_id": (event.causation_id, hashed.causation_id),
+    }
+    return [name for name, (served, signed) in pairs.items() if served != signed]
+
+
+def _checkpoint_order(token: str) -> tuple[int, int] | None:
+    txid, _, position = token.partition(".")
+    return (int(txid), int(position)) if txid.isdigit() and position.isdigit() else None
+
+
+def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeHead]] = ()) -> ExportReport:
+    """Check an export line by line; `checkpoints` are (role, verified tree head)."""
+    problems: list[ExportProblem] = []
+    count = 0
+
+    def found(problem: ExportProblem) -> None:
+        nonlocal count
+        count += 1
+        if len(problems) < MAX_LISTED:
+            problems.append(problem)
+
+    heads: dict[uuid.UUID, tuple[int, bytes]] = {}
+    seen_ids: set[uuid.UUID] = set()
+    last_place: tuple[int, int] | None = None
+    tree = merkle.CompactRange()
+    wanted = {head.tree_size for _, head in checkpoints}
+    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT} if 0 in wanted else {}
+    events = 0
+
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            event = _exported.decode(raw)
+            stored = bytes.fromhex(event.hash)
+        except (msgspec.DecodeError, ValueError) as error:
+            found(ExportProblem(kind="malformed_line", detail=f"not an exported event: {error}", line=number))
+            continue
+        events += 1
+        where = dict(line=number, event_id=event.id, stream_id=event.stream_id, version=event.version)
+
+        place = _checkpoint_order(event.checkpoint)
+        if place is None or (last_place is not None and place <= last_place):
+            found(ExportProblem(kind="out_of_order", detail="the line is out of the log's commit order", **where))
+        else:
+            last_place = place
+        if event.id in seen_ids:
+            found(ExportProblem(kind="duplicate_event", detail="the event appears twice", **where))
+        seen_ids.add(event.id)
+
+        body = event.body.encode()
+        last_version, previous = heads.get(event.stream_id, (0, ZERO_HASH))
+        if event.version > last_version + 1:
+            missing = f"{last_version + 1}" + (f"-{event.version - 1}" if event.version > last_version + 2 else "")
+            found(ExportProblem(kind="version_gap", detail=f"version(s) {missing} of the stream are missing", **where))
+        elif event.version <= last_version:
+            found(
+                ExportProblem(
+                    kind="out_of_order", detail=f"version {event.version} comes after version {last_version}", **where
+                )
+            )
+        else:
+            expected = hashlib.sha256(previous + body).digest()
+            if expected != stored:
+                found(
+                    ExportProblem(
+                        kind="hash_mismatch",
+                        detail="the hash is not sha256(previous hash || body): the event was altered",
+                        expected_hash=expected.hex(),
+                        stored_hash=stored.hex(),
+                        **where,
+                    )
+                )
+        try:
+            disagreeing = _body_disagreements(event, _hashed.decode(body))
+        except msgspec.DecodeError:
+            disagreeing = ["body"]
+        if disagreeing:
+            found(
+                ExportProblem(
+                    kind="body_mismatch",
+                    detail=f"the served fields disagree with the hashed body: {', '.join(disagreeing)}",
+                    **where,
+                )
+            )
+        # Chain on from the stored hash, so each broken link is named on its own.
+        heads[event.stream_id] = (max(event.version, last_version), stored)
+
+        tree.append(merkle.leaf_hash(stored))
+        if tree.size in wanted:
+            roots[tree.size] = tree.root()
+
+    checks = []
+    for role, head in checkpoints:
+        computed = roots.get(head.tree_size)
+        checks.append(
+            RootCheck(
+                role=role,
+                origin=head.origin,
+                tree_size=head.tree_size,
+                root=head.root,
+                computed_root=computed,
+                matches=computed == head.root,
+            )
+        )
+    return ExportReport(
+        ok=count == 0 and all(check.matches for check in checks),
+        events=events,
+        streams=len(heads),
+        mismatch_count=count,
+        first_mismatch=problems[0] if problems else None,
+        mismatches=problems,
+        roots=checks,
+    )
+
+
+# -- reading what the auditor saved ---------------------------------------------
+
+
+def read_note(text: str) -> str:
+    """A checkpoint as saved: the signed note itself, or the JSON of
+    `GET /ledger/checkpoint` (its `note` member)."""
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            note = msgspec.json.decode(stripped.encode(), type=dict[str, Any]).get("note")
+        except msgspec.DecodeError as error:
+            raise NoteError("the checkpoint file is neither a signed note nor checkpoint JSON") from error
+        if not isinstance(note, str):
+            raise NoteError("the checkpoint JSON has no `note`")
+        return note
+    return text
+
+
+def read_verifier(text: str, note: str) -> NoteVerifier:
+    """The public key as saved: a verifier key (`name+id+key`), the JSON of
+    `GET /ledger/public-key`, or a PEM public key (named after the note's origin)."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            vkey = msgspec.json.decode(stripped.encode(), type=dict[str, Any]).get("vkey")
+        except msgspec.DecodeError as error:
+            raise NoteError("the public key file is not readable JSON") from error
+        if not isinstance(vkey, str):
+            raise NoteError("the public key JSON has no `vkey`")
+        return NoteVerifier.from_vkey(vkey)
+    if stripped.startswith("-----BEGIN"):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        from service.signed_note import raw_public_key
+
+        key = load_pem_public_key(stripped.encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise NoteError("the PEM public key is not Ed25519")
+        body, _ = split_note(note)
+        return NoteVerifier(body.split("\n", 1)[0], raw_public_key(key))
+    return NoteVerifier.from_vkey(stripped)
+
+
+def verified_head(checkpoint_text: str, key_text: str) -> TreeHead:
+    note = read_note(checkpoint_text)
+    return open_checkpoint(note, read_verifier(key_text, note))
+
+
+# -- replay ----------------------------------------------------------------------
+
+
+class ReplayedIssue(msgspec.Struct, kw_only=True):
+    negotiation_id: uuid.UUID
+    key: str
+    view: Any  # domain.status.IssueView
+
+
+def _as_stored(event: ExportedEvent) -> Any:
+    from service.store import StoredEvent
+
+    txid, _, position = event.checkpoint.partition(".")
+    return StoredEvent(
+        position=event.position,
+        txid=int(txid) if txid.isdigit() else 0,
+        id=event.id,
+        stream_id=event.stream_id,
+        stream_type=event.stream_type,
+        negotiation_id=event.negotiation_id,
+        version=event.version,
+        type=event.type,
+        schema_version=event.schema_version,
+        body=event.body.encode(),
+        data=bytes(event.data),
+        occurred_on=event.occurred_on,
+        recorded_at=event.recorded_at,
+        recorded_by=event.recorded_by,
+        claimed_by=tuple(event.claimed_by),
+        source=event.source,
+        note=event.note,
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        hash=bytes.fromhex(event.hash),
+    )
+
+
+def replay_export(lines: Iterable[bytes]) -> list[ReplayedIssue]:
+    """Every issue's status, recomputed from the export with the domain's own fold
+    (the one the projections and time travel use), sorted by negotiation and key."""
+    from domain.status import fold_issue
+    from projections.records import recorded_from_stored
+
+    streams: dict[uuid.UUID, list[Any]] = {}
+    negotiation_of: dict[uuid.UUID, uuid.UUID] = {}
+    for raw in lines:
+        if not raw.strip():
+            continue
+        event = _exported.decode(raw)
+        if event.stream_type != "issue":
+            continue
+        streams.setdefault(event.stream_id, []).append(recorded_from_stored(_as_stored(event)))
+        negotiation_of[event.stream_id] = event.negotiation_id or event.stream_id
+    replayed = []
+    for stream_id, records in streams.items():
+        records.sort(key=lambda record: record.version)  # the fold wants stream order
+        view = fold_issue(records)
+        replayed.append(ReplayedIssue(negotiation_id=negotiation_of[stream_id], key=view.key, view=view))
+    replayed.sort(key=lambda issue: (str(issue.negotiation_id), issue.key))
+    return replayed
+
+
+def differences(replayed: Any, served: Any, path: str = "") -> list[str]:
+    """Where a served JSON value differs from the replayed one, as JSON pointers.
+    Members the server adds beyond the domain's view are not compared."""
+    if isinstance(replayed, dict) and isinstance(served, dict):
+        found = []
+        for name, value in replayed.items():
+            if name not in served:
+                found.append(f"{path}/{name}: missing from the server")
+            else:
+                found.extend(differences(value, served[name], f"{path}/{name}"))
+        return found
+    if isinstance(replayed, list) and isinstance(served, list) and len(replayed) == len(served):
+        found = []
+        for index, (mine, theirs) in enumerate(zip(replayed, served)):
+            found.extend(differences(mine, theirs, f"{path}/{index}"))
+        return found
+    if replayed != served:
+        return [f"{path or '/'}: replayed {msgspec.json.encode(replayed).decode()[:200]}, "
+                f"served {msgspec.json.encode(served).decode()[:200]}"]
+    return []

@@ -1,0 +1,136 @@
+"""The auditor's routes through real HTTP (Litestar's test client) on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import msgspec
+from litestar.testing import AsyncTestClient
+
+from service import merkle
+from service.config import Settings
+from service.ledger import Sealer, ledger_key
+from service.offline_audit import verified_head, verify_export
+from service.store import EventStore
+
+from .conftest import NOW, Writer, pending
+
+
+async def test_the_log_pages_in_commit_order_with_a_next_link(
+    api: AsyncTestClient, auditor: dict[str, str], store: EventStore, writer: Writer
+) -> None:
+    await writer.write(7)
+    expected = [str(e.id) for e in await store.read_log()]
+    seen, url, pages = [], "/events?limit=3", 0
+    while url:
+        response = await api.get(url, headers=auditor)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [item["id"] for item in page["items"]]
+        pages += 1
+        if page["next"]:
+            assert response.headers["link"] == f'</events?limit=3&cursor={page["next"]}>; rel="next"'
+            url = f"/events?limit=3&cursor={page['next']}"
+        else:
+            assert "link" not in response.headers
+            url = ""
+    assert seen == expected and pages == 3
+    first = (await api.get("/events?limit=1", headers=auditor)).json()["items"][0]
+    assert set(first) >= {"id", "position", "stream_id", "version", "type", "data", "hash", "checkpoint"}
+
+
+async def test_the_log_filters_by_negotiation_stream_type_and_record_time(
+    api: AsyncTestClient, auditor: dict[str, str], store: EventStore
+) -> None:
+    negotiation, other = uuid.uuid4(), uuid.uuid4()
+    stream = uuid.uuid4()
+    later = NOW + dt.timedelta(hours=1)
+    await store.append([pending(stream, 1, negotiation_id=negotiation, type="issue.raised")])
+    await store.append([pending(stream, 2, negotiation_id=negotiation, type="position.stated", recorded_at=later)])
+    await store.append([pending(uuid.uuid4(), 3, negotiation_id=other, type="position.stated")])
+
+    async def ns(query: str) -> list[int]:
+        response = await api.get(f"/events?{query}", headers=auditor)
+        assert response.status_code == 200, response.text
+        return [msgspec.json.decode(msgspec.json.encode(i["data"]))["n"] for i in response.json()["items"]]
+
+    assert await ns(f"negotiation={negotiation}") == [1, 2]
+    assert await ns(f"stream={stream}") == [1, 2]
+    assert await ns("type=issue.raised&type=position.stated") == [1, 2, 3]
+    assert await ns("type=position.stated") == [2, 3]
+    assert await ns("recorded_after=2026-11-27T12:30:00Z") == [2]
+    assert await ns("recorded_before=2026-11-27T12:30:00%2B00:00") == [1, 3]
+
+
+async def test_bad_input_and_wrong_roles_are_problems_not_errors(
+    api: AsyncTestClient, auditor: dict[str, str], reader: dict[str, str]
+) -> None:
+    for url in ("/events?cursor=nonsense", "/events?limit=0", "/events?negotiation=not-a-uuid",
+                "/events?recorded_after=2022-03-16T00:00:00", "/events/stream?after=x.y",
+                "/ledger/proofs/inclusion?event_id=nope", "/ledger/proofs/consistency?first=-1"):
+        response = await api.get(url, headers=auditor)
+        assert response.status_code == 400, (url, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    for url in ("/events", "/events/stream", "/audit/export", "/audit/verify", "/ledger/checkpoint",
+                "/ledger/public-key"):
+        assert (await api.get(url, headers=reader)).status_code == 403, url
+        assert (await api.get(url)).status_code == 401, url
+
+
+async def test_export_verifies_offline_against_a_signed_checkpoint(
+    api: AsyncTestClient, auditor: dict[str, str], writer: Writer, settings: Settings, store: EventStore
+) -> None:
+    await writer.write(6)
+    sealer = Sealer(store.pool, ledger_key(settings))
+    await sealer.seal_once()
+    older = (await api.get("/ledger/checkpoint", headers=auditor)).json()
+    await writer.write(5)
+    await sealer.seal_once()
+
+    export = await api.get("/audit/export", headers=auditor)
+    assert export.status_code == 200
+    assert export.headers["content-type"].startswith("application/x-ndjson")
+    lines = export.content.splitlines(keepends=True)
+    assert len(lines) == 11
+
+    checkpoint = (await api.get("/ledger/checkpoint", headers=auditor)).json()
+    public_key = (await api.get("/ledger/public-key", headers=auditor)).json()
+    assert checkpoint["tree_size"] == 11 and older["tree_size"] == 6
+    head = verified_head(msgspec.json.encode(checkpoint).decode(), public_key["vkey"])
+    old_head = verified_head(older["note"], public_key["pem"])
+    report = verify_export(lines, [("checkpoint", head), ("older checkpoint", old_head)])
+    assert report.ok, report
+    assert report.events == 11 and report.streams == 3
+
+    consistency = (await api.get("/ledger/proofs/consistency?first=6", headers=auditor)).json()
+    merkle.verify_consistency(6, 11, old_head.root, head.root, [msgspec.json.decode(f'"{p}"', type=bytes)
+                                                                 for p in consistency["proof"]])
+    event_id = msgspec.json.decode(lines[3])["id"]
+    inclusion = msgspec.json.decode(
+        (await api.get(f"/ledger/proofs/inclusion?event_id={event_id}&tree_size=6", headers=auditor)).content
+    )
+    merkle.verify_inclusion(
+        msgspec.json.decode(f'"{inclusion["leaf_hash"]}"', type=bytes),
+        inclusion["leaf_index"],
+        6,
+        [msgspec.json.decode(f'"{p}"', type=bytes) for p in inclusion["proof"]],
+        old_head.root,
+    )
+    assert (await api.get(f"/ledger/proofs/inclusion?event_id={uuid.uuid4()}", headers=auditor)).status_code == 404
+    assert (await api.get("/ledger/checkpoint?tree_size=7", headers=auditor)).status_code == 404
+
+    verify = (await api.get("/audit/verify", headers=auditor)).json()
+    assert verify["ok"] and verify["events"] == 11 and verify["streams"] == 3 and verify["sealed"] == 11
+
+
+async def test_the_export_filters_by_negotiation(
+    api: AsyncTestClient, auditor: dict[str, str], store: EventStore
+) -> None:
+    mine = Writer(store, negotiation_id=uuid.uuid4())
+    await mine.write(4)
+    await Writer(store, negotiation_id=uuid.uuid4()).write(3)
+    export = await api.get(f"/audit/export?negotiation={mine.negotiation_id}", headers=auditor)
+    lines = export.content.splitlines()
+    assert len(lines) == 4
+    assert verify_export(lines).ok
