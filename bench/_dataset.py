@@ -1,0 +1,172 @@
+"""Large, valid logs, fast.
+
+A template negotiation is recorded the real way (domain decide through
+`service.commands.CommandService` and the event store). It is then cloned under new
+negotiation, stream and event ids: every clone's bodies are re-encoded canonically
+and re-chained with the store's own functions (`canonical_body`, `chain_hash`,
+`content_digest`), and COPYed in. The result is what the store would have written
+for the same commands, recorded many times over, in a fraction of the time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import msgspec
+
+from domain.commands import Command, OpenNegotiation
+from domain.issue import issue_stream_id
+from service.commands import CommandService
+from service.db import create_pool
+from service.store import (
+    ZERO_HASH,
+    EventStore,
+    PendingEvent,
+    StoredEvent,
+    canonical_body,
+    chain_hash,
+    content_digest,
+)
+
+ISSUE_KEYS = [f"issue-{i}" for i in range(8)]
+CATEGORIES = ["security_guarantees", "political_status", "territory", "humanitarian", "prisoners_detainees"]
+TEMPLATE_SLUG = "bench-template"
+
+
+def _commands(rounds: int) -> list[list[dict]]:
+    """A negotiation's worth of commands: issues raised, then rounds of positions,
+    proposals answered, discussions and local ceasefires (each a list recorded as one
+    request)."""
+    day = lambda n: f"2022-03-{1 + n % 28:02d}"  # noqa: E731
+    requests: list[list[dict]] = [
+        [{"type": "issue.raised", "occurred_on": day(0), "issue": key, "title": f"Issue {i}",
+          "category": CATEGORIES[i % len(CATEGORIES)]}]
+        for i, key in enumerate(ISSUE_KEYS)
+    ]  # fmt: skip
+    for n in range(rounds):
+        for i, key in enumerate(ISSUE_KEYS):
+            proposal = f"p{n}-{i}"
+            requests.append(
+                [
+                    {"type": "position.stated", "occurred_on": day(n), "issue": key, "party": "RU",
+                     "stance": "demands", "summary": f"Russia's position {n} on {key}", "claimed_by": ["RU"],
+                     "source": {"outlet": "RBC", "speaker": "Sergey Lavrov", "published_on": day(n)}},
+                    {"type": "position.stated", "occurred_on": day(n), "issue": key, "party": "UA",
+                     "stance": "conditional", "summary": f"Ukraine's position {n} on {key}",
+                     "conditions": ["security guarantees first"]},
+                    {"type": "proposal.made", "occurred_on": day(n), "issue": key, "proposal_id": proposal,
+                     "by": "RU", "to": ["UA"], "summary": f"Proposal {proposal}"},
+                    {"type": "proposal.rejected" if n % 3 else "proposal.accepted", "occurred_on": day(n + 1),
+                     "issue": key, "proposal_id": proposal, "by": "UA"},
+                    {"type": "issue.discussed", "occurred_on": day(n + 1), "issue": key,
+                     "summary": f"Discussed in round {n}", "assessment": "neutral"},
+                ]
+            )  # fmt: skip
+        requests.append(
+            [
+                {"type": "ceasefire.proposed", "occurred_on": day(n), "ceasefire_id": f"c{n}", "by": "UA",
+                 "scope": "local", "area": f"Sector {n}"},
+                {"type": "ceasefire.agreed", "occurred_on": day(n + 1), "ceasefire_id": f"c{n}",
+                 "parties": ["RU", "UA"], "scope": "local", "area": f"Sector {n}"},
+            ]
+        )  # fmt: skip
+    return requests
+
+
+async def record_template(url: str, rounds: int = 24) -> tuple[uuid.UUID, list[StoredEvent]]:
+    """Record one negotiation through the command service; returns its events in log
+    order. 24 rounds make ~1,000 events."""
+    pool = await create_pool(url)
+    try:
+        store = EventStore(pool)
+        service = CommandService(store)
+        opened = await service.open(
+            msgspec.convert(
+                {"title": "Benchmark template", "slug": TEMPLATE_SLUG, "occurred_on": "2022-02-28",
+                 "parties": [{"code": "RU", "name": "Russia"}, {"code": "UA", "name": "Ukraine"}],
+                 "mediators": [{"code": "TR", "name": "Turkey"}]},
+                OpenNegotiation,
+            ),
+            recorded_by="bench",
+        )  # fmt: skip
+        negotiation_id = uuid.UUID(msgspec.json.decode(opened.body)["negotiation_id"])
+        for request in _commands(rounds):
+            commands = [msgspec.convert(c, Command) for c in request]
+            await service.record(negotiation_id, commands, recorded_by="bench", batch=len(commands) > 1)
+        events = await store.read_log(limit=10**7)
+        return negotiation_id, events
+    finally:
+        await pool.close()
+
+
+_COLUMNS = (
+    "id", "stream_id", "stream_type", "negotiation_id", "version", "type", "schema_version", "body", "data",
+    "occurred_on", "recorded_at", "recorded_by", "claimed_by", "source", "note", "correlation_id",
+    "causation_id", "content_digest", "hash",
+)  # fmt: skip
+
+
+def _clone_rows(template_id: uuid.UUID, template: list[StoredEvent], copy: int) -> tuple[list[tuple], list[tuple]]:
+    negotiation_id = uuid.uuid4()
+    streams = {template_id: negotiation_id}
+    for key in ISSUE_KEYS + ["ceasefire", "humanitarian-corridors"]:
+        streams[issue_stream_id(template_id, key)] = issue_stream_id(negotiation_id, key)
+    old_slug, new_slug = f'"{TEMPLATE_SLUG}"'.encode(), f'"{TEMPLATE_SLUG}-{copy}"'.encode()
+    heads: dict[uuid.UUID, tuple[int, bytes, str]] = {}
+    rows = []
+    for event in template:
+        stream_id = streams[event.stream_id]
+        data = event.data.replace(old_slug, new_slug) if event.type == "negotiation.opened" else event.data
+        pending = PendingEvent(
+            id=uuid.uuid4(), stream_id=stream_id, stream_type=event.stream_type, type=event.type,
+            schema_version=event.schema_version, data=data, occurred_on=event.occurred_on,
+            recorded_by=event.recorded_by, recorded_at=event.recorded_at, negotiation_id=negotiation_id,
+            claimed_by=event.claimed_by, source=event.source, note=event.note,
+        )  # fmt: skip
+        version, previous, _ = heads.get(stream_id, (0, ZERO_HASH, event.stream_type))
+        body = canonical_body(pending, event.version)
+        digest = chain_hash(previous, body)
+        heads[stream_id] = (event.version, digest, event.stream_type)
+        rows.append(
+            (
+                pending.id, stream_id, event.stream_type, negotiation_id, event.version, event.type,
+                event.schema_version, body, data.decode(), event.occurred_on, event.recorded_at,
+                event.recorded_by, list(event.claimed_by),
+                msgspec.json.encode(event.source).decode() if event.source is not None else None,
+                event.note, None, None, content_digest(pending), digest,
+            )
+        )  # fmt: skip
+    stream_rows = [(s, t, negotiation_id, v, h) for s, (v, h, t) in heads.items()]
+    return rows, stream_rows
+
+
+async def clone(url: str, template_id: uuid.UUID, template: list[StoredEvent], copies: int, progress=None) -> int:
+    """COPY `copies` clones of the template negotiation in; returns events written."""
+    written = 0
+    conn = await asyncpg.connect(url)
+    try:
+        chunk = max(1, 50_000 // len(template))
+        for start in range(0, copies, chunk):
+            events: list[tuple] = []
+            streams: list[tuple] = []
+            for copy in range(start, min(start + chunk, copies)):
+                rows, stream_rows = _clone_rows(template_id, template, copy)
+                events += rows
+                streams += stream_rows
+            # One transaction per chunk: one txid, positions in order, like a big append.
+            async with conn.transaction():
+                await conn.copy_records_to_table("events", records=events, columns=_COLUMNS)
+                await conn.copy_records_to_table(
+                    "streams", records=streams, columns=("stream_id", "stream_type", "negotiation_id", "version", "head_hash")
+                )
+            written += len(events)
+            if progress:
+                progress(f"  {written:,} events")
+            await asyncio.sleep(0)
+        await conn.execute("ANALYZE events")
+        await conn.execute("ANALYZE streams")
+    finally:
+        await conn.close()
+    return written

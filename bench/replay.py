@@ -1,0 +1,163 @@
+"""bench.replay — rebuilding every projection, and the offline replay of an export,
+against a plain sequential read of the events table.
+
+A template negotiation (~1,000 events) is recorded through the command service and
+cloned to 1,000,000 events (`--quick`: 50,000; bench._dataset). Then, on that log:
+
+- limit:   `SELECT * FROM events ORDER BY txid, position` through an asyncpg cursor;
+- rebuild: `service.projector.rebuild` of every projection (what
+  `parley projections rebuild ALL` runs), one after the other;
+- export:  `service.audit.export_lines` to an NDJSON file (`parley audit export`);
+- replay:  `service.offline_audit.replay_export` of that file (`parley audit replay`).
+
+    uv run python -m bench.replay [--quick] [--database-url URL] [--events N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+
+import asyncpg
+
+from bench._dataset import clone, record_template
+from bench._harness import (
+    arguments,
+    describe_machine,
+    emit_json,
+    fresh_database,
+    now,
+    postgres_server,
+    print_table,
+    progress,
+    ratio,
+    rounded,
+    server_version,
+    use_uvloop,
+)
+from service.db import create_pool
+
+
+async def sequential_read(url: str) -> tuple[int, float]:
+    conn = await asyncpg.connect(url)
+    try:
+        started = now()
+        count = 0
+        async with conn.transaction():
+            async for _ in conn.cursor("SELECT * FROM events ORDER BY txid, position", prefetch=5000):
+                count += 1
+        return count, now() - started
+    finally:
+        await conn.close()
+
+
+async def rebuild_all(url: str) -> tuple[dict[str, float], int]:
+    from projections import PROJECTION_NAMES
+    from service.projector import rebuild
+
+    seconds = {}
+    events = 0
+    for name in PROJECTION_NAMES:
+        progress(f"replay: rebuilding {name}")
+        result = await rebuild(url, name, progress=None)
+        seconds[name] = result.seconds
+        events = result.events
+    return seconds, events
+
+
+async def export(url: str, path: str) -> tuple[int, float]:
+    from service.audit import export_lines
+
+    pool = await create_pool(url, min_size=1, max_size=2)
+    try:
+        started = now()
+        lines = 0
+        with open(path, "wb") as out:
+            async for chunk in export_lines(pool, page_size=5000):
+                out.write(chunk)
+                lines += chunk.count(b"\n")
+        return lines, now() - started
+    finally:
+        await pool.close()
+
+
+def replay(path: str) -> tuple[int, float]:
+    from service.offline_audit import replay_export
+
+    started = now()
+    with open(path, "rb") as lines:
+        issues = replay_export(lines)
+    return len(issues), now() - started
+
+
+async def main() -> None:
+    parser = arguments(__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, help="log size (default 1,000,000; --quick 50,000)")
+    args = parser.parse_args()
+    target = args.events or (50_000 if args.quick else 1_000_000)
+    with postgres_server(args.database_url) as server:
+        version = await server_version(server)
+        async with fresh_database(server, "replay", migrated=True) as url:
+            progress("replay: recording the template negotiation through the command service")
+            template_id, template = await record_template(url)
+            copies = max(1, round((target - len(template)) / len(template)))
+            progress(f"replay: cloning it {copies} times ({len(template)} events each)")
+            started = now()
+            total = len(template) + await clone(url, template_id, template, copies, progress)
+            generated = now() - started
+
+            progress("replay: sequential read (limit)")
+            read_events, read_seconds = await sequential_read(url)
+            rebuild_seconds, rebuilt_events = await rebuild_all(url)
+            with tempfile.TemporaryDirectory(prefix="bench-replay-") as directory:
+                path = os.path.join(directory, "export.ndjson")
+                progress("replay: exporting")
+                exported, export_seconds = await export(url, path)
+                size = os.path.getsize(path)
+                progress("replay: offline replay of the export")
+                issues, replay_seconds = replay(path)
+
+    limit_rate = read_events / read_seconds
+    rows = [["sequential read (limit)", read_events, read_seconds, limit_rate, 100.0]]
+    for name, seconds in rebuild_seconds.items():
+        rows.append([f"rebuild {name}", rebuilt_events, seconds, rebuilt_events / seconds,
+                     ratio(rebuilt_events / seconds, limit_rate) * 100])  # fmt: skip
+    all_seconds = sum(rebuild_seconds.values())
+    rows.append(["rebuild all projections", rebuilt_events, all_seconds, rebuilt_events / all_seconds,
+                 ratio(rebuilt_events / all_seconds, limit_rate) * 100])  # fmt: skip
+    rows.append(["export NDJSON", exported, export_seconds, exported / export_seconds,
+                 ratio(exported / export_seconds, limit_rate) * 100])  # fmt: skip
+    rows.append(["offline replay of the export", exported, replay_seconds, exported / replay_seconds,
+                 ratio(exported / replay_seconds, limit_rate) * 100])  # fmt: skip
+    print_table(
+        f"bench.replay on PostgreSQL {version} ({total:,} events, generated in {generated:.0f} s; "
+        f"export {size / 2**20:,.0f} MiB, {issues:,} issues replayed)",
+        ["what", "events", "seconds", "events/s", "% limit"],
+        rows,
+    )
+    emit_json(
+        {
+            "benchmark": "replay",
+            "quick": args.quick,
+            "postgres": version,
+            "machine": describe_machine(),
+            "events": total,
+            "limit_events_per_s": round(limit_rate),
+            "rebuild_seconds": {k: rounded(v) for k, v in rebuild_seconds.items()},
+            "rebuild_all_events_per_s": round(rebuilt_events / all_seconds),
+            "rebuild_all_of_limit": rounded(ratio(rebuilt_events / all_seconds, limit_rate)),
+            "slowest_rebuild_of_limit": rounded(
+                ratio(rebuilt_events / max(rebuild_seconds.values()), limit_rate)
+            ),
+            "export_events_per_s": round(exported / export_seconds),
+            "replay_events_per_s": round(exported / replay_seconds),
+            "replay_of_limit": rounded(ratio(exported / replay_seconds, limit_rate)),
+            "export_mib": round(size / 2**20, 1),
+        }
+    )
+
+
+if __name__ == "__main__":
+    use_uvloop()
+    asyncio.run(main())
