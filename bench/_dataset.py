@@ -170,3 +170,44 @@ async def clone(url: str, template_id: uuid.UUID, template: list[StoredEvent], c
     finally:
         await conn.close()
     return written
+
+
+async def extend_stream(url: str, like: StoredEvent, count: int, dates: list[str]) -> int:
+    """Append `count` copies of the event `like` (new ids, occurred_on cycling through
+    `dates`) to its stream, chained and versioned as the store would; returns the new
+    stream version."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            head = await conn.fetchrow(
+                "SELECT version, head_hash FROM streams WHERE stream_id = $1 FOR UPDATE", like.stream_id
+            )
+            version, previous = head["version"], head["head_hash"]
+            rows = []
+            for n in range(count):
+                version += 1
+                pending = PendingEvent(
+                    id=uuid.uuid4(), stream_id=like.stream_id, stream_type=like.stream_type, type=like.type,
+                    schema_version=like.schema_version, data=like.data, occurred_on=dates[n % len(dates)],
+                    recorded_by=like.recorded_by, recorded_at=like.recorded_at, negotiation_id=like.negotiation_id,
+                    claimed_by=like.claimed_by, source=like.source, note=like.note,
+                )  # fmt: skip
+                body = canonical_body(pending, version)
+                previous = chain_hash(previous, body)
+                rows.append(
+                    (
+                        pending.id, like.stream_id, like.stream_type, like.negotiation_id, version, like.type,
+                        like.schema_version, body, like.data.decode(), pending.occurred_on, like.recorded_at,
+                        like.recorded_by, list(like.claimed_by),
+                        msgspec.json.encode(like.source).decode() if like.source is not None else None,
+                        like.note, None, None, content_digest(pending), previous,
+                    )
+                )  # fmt: skip
+            await conn.copy_records_to_table("events", records=rows, columns=_COLUMNS)
+            await conn.execute(
+                "UPDATE streams SET version = $2, head_hash = $3 WHERE stream_id = $1", like.stream_id, version, previous
+            )
+            await conn.execute("SELECT pg_notify('parley_events', '')")
+        return version
+    finally:
+        await conn.close()
