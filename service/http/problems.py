@@ -274,6 +274,14 @@ def handle_exception(request: Request, exc: Exception) -> Response[Problem]:
     if isinstance(exc, HTTPException):
         problem, headers = _from_http_exception(exc)
         return problem_response(problem, headers)
+    if isinstance(exc, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)):
+        # Bodies are checked for NUL before any write; a path or query parameter
+        # (`/negotiations/x%00`) reaches a query as text PostgreSQL cannot hold.
+        detail = "A parameter contains a character PostgreSQL cannot store (such as NUL, U+0000)."
+        return problem_response(
+            Problem(type=TYPE_PREFIX + "invalid-parameter", title="A parameter is not valid", status=400,
+                    detail=detail)
+        )
     if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, ConnectionError, OSError,
                         asyncpg.exceptions.InterfaceError, TimeoutError)):
         log.warning("database unavailable: %r", exc)
