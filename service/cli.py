@@ -181,6 +181,12 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from service.http.openapi import print_document
+
+    return print_document()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Parley: the record of negotiations.")
     parser.add_argument("--database-url", help="PostgreSQL URL (default: $PARLEY_DATABASE_URL, else embedded)")
@@ -195,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_cmd = commands.add_parser("migrate", help="apply schema migrations")
     migrate_cmd.set_defaults(run=cmd_migrate)
+
+    openapi_cmd = commands.add_parser("openapi", help="print the OpenAPI document (openapi/openapi.json)")
+    openapi_cmd.set_defaults(run=cmd_openapi)
 
     keys = commands.add_parser("keys", help="API keys: create, list, revoke")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)

@@ -89,7 +89,7 @@ async function openNegotiation(ref) {
   try {
     const [negotiation, timeline] = await Promise.all([
       apiGet(`/negotiations/${encodeRef(ref)}`),
-      apiGetAll(`/negotiations/${encodeRef(ref)}/timeline`),
+      apiGetAll(`/negotiations/${encodeRef(ref)}/timeline`, { limit: 500 }),
     ]);
     if (state.ref !== ref) return;
     state.negotiation = negotiation;

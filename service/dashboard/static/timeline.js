@@ -3,7 +3,7 @@
 import { h, replaceChildren, words } from "./dom.js";
 
 export function entryText(entry) {
-  return entry.text || entry.description || entry.summary || entry.sentence || words(entry.type);
+  return entry.line || entry.text || entry.description || entry.summary || entry.sentence || words(entry.type);
 }
 
 export function entryRecordedAt(entry) {
