@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -67,7 +68,9 @@ async def _prepare(url: str, admin_key: str | None) -> str | None:
         await conn.close()
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], None] | None = None) -> int:
+    """Serve; `before_serving(database_url, base_url)` runs once the schema is ready
+    (`parley demo` records its example there)."""
     import uvicorn
 
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal
@@ -85,6 +88,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["PARLEY_DATABASE_URL"] = url
         if settings.admin_key:
             os.environ["PARLEY_ADMIN_KEY"] = settings.admin_key
+        if before_serving is not None:
+            before_serving(url, f"http://{settings.host}:{settings.port}")
         print(f"Parley serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
         try:
             uvicorn.run(
@@ -228,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild_cmd.add_argument("name", choices=[*PROJECTION_NAMES, "ALL"])
     rebuild_cmd.set_defaults(run=cmd_projections_rebuild)
+
+    from service.demo import add_demo_parser
+
+    add_demo_parser(commands)
     return parser
 
 
