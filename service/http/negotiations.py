@@ -105,7 +105,20 @@ def _idempotency(request: Request[Any, Any, Any], key: str | None, value: Any) -
 
 
 async def _consistent(runtime: Runtime, token: str | None) -> None:
-    if token is not None and not await runtime.wait_for(Checkpoint.parse(token), CONSISTENCY_WAIT):
+    if token is None:
+        return
+    checkpoint = Checkpoint.parse(token)
+    if max(checkpoint.txid, checkpoint.position) < 2**63 and await runtime.wait_for(checkpoint, 0):
+        return
+    # A token names the last event of a write; one that names no event (forged,
+    # or from another database) would only ever time out: refuse it at once.
+    if max(checkpoint.txid, checkpoint.position) >= 2**63 or not await runtime.pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE position = $1 AND txid = $2::text::xid8)",
+        checkpoint.position,
+        str(checkpoint.txid),
+    ):
+        raise invalid_parameter("consistency_token", "names no write recorded here (use the token a command returned)")
+    if not await runtime.wait_for(checkpoint, CONSISTENCY_WAIT):
         raise queries.ProjectionsBehind(token, CONSISTENCY_WAIT)
 
 

@@ -1,0 +1,77 @@
+"""The role matrix, driven by the app's own route list: every route × each role,
+no key and a revoked key. A route added later is covered without editing this file,
+and a route that is neither public nor guarded fails the test."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from domain.example import OPENED
+from service.auth import PERMISSIONS, Role
+from service.http.auth import PUBLIC_PATHS, BearerKeyMiddleware, FailedAuthThrottle
+
+from tests.api.conftest import make_app
+
+PATH_VALUES = {"ref": "russia-ukraine-2022", "key": "ceasefire", "name": "swagger-ui.css", "file_path": "app.js",
+               "path": "openapi.json"}
+
+
+def routes(app) -> list[tuple[str, str, str | None, str]]:
+    """(method, concrete path, permission or None if public, media type) of every route."""
+    found = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):
+                guards = [g.__name__ for layer in handler.ownership_layers for g in (layer.guards or [])]
+                permissions = [g.removeprefix("requires_") for g in guards if g.startswith("requires_")]
+                path = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: PATH_VALUES.get(m[1], "1"), route.path)
+                public = any(re.search(pattern, route.path) for pattern in PUBLIC_PATHS)
+                assert public or permissions, f"{method} {route.path} is neither public nor guarded"
+                found.append((method, path, None if public else permissions[0], str(handler.media_type)))
+    return found
+
+
+@pytest.fixture
+def generous_throttle(monkeypatch):
+    # The matrix sends many revoked keys from one address; the throttle is tested on its own.
+    monkeypatch.setattr(BearerKeyMiddleware, "throttle", FailedAuthThrottle(limit=10_000))
+
+
+async def test_role_matrix(api, client, keys, generous_throttle):
+    await api.open()
+    checked = 0
+    for method, path, permission, media_type in routes(client.app):
+        body = {"json": OPENED} if method == "POST" else {}
+        for role in [None, "revoked", *[r.value for r in Role]]:
+            allowed = permission is None or (role in {r.value for r in Role} and any(
+                p.value == permission for p in PERMISSIONS[Role(role)]))
+            if allowed and "event-stream" in media_type:
+                continue  # an endless stream; its denials are still checked
+            response = await client.request(method, path, headers=keys.headers(role), **body)
+            if allowed:
+                assert response.status_code not in (401, 403), (method, path, role, response.text)
+                assert response.status_code < 500, (method, path, role, response.text)
+            elif role in (None, "revoked"):
+                assert response.status_code == 401, (method, path, role, response.text)
+                assert response.json()["type"] == "urn:parley:problem:unauthenticated"
+                assert response.headers["www-authenticate"].startswith("Bearer")
+            else:
+                assert response.status_code == 403, (method, path, role, response.text)
+                assert response.json()["type"] == "urn:parley:problem:forbidden"
+            checked += 1
+    assert checked > 60
+
+
+async def test_failed_authentication_is_throttled(client, monkeypatch):
+    monkeypatch.setattr(BearerKeyMiddleware, "throttle", FailedAuthThrottle(limit=3, window=60))
+    statuses = [
+        (await client.get("/negotiations", headers={"Authorization": "Bearer pk_nope_nope"})).status_code
+        for _ in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+def test_every_route_is_public_or_guarded(tmp_path):
+    assert routes(make_app("postgresql://unused/db", tmp_path))
