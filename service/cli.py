@@ -237,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     from service.demo import add_demo_parser
 
     add_demo_parser(commands)
+
+    from service.audit_cli import add_audit_commands
+
+    add_audit_commands(commands)
     return parser
 
 
