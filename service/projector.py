@@ -110,7 +110,10 @@ async def apply_batch(
             last.position,
             len(batch),
         )
-        await conn.execute("SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, projection.name)
+    # After the commit, not inside it: PostgreSQL holds a database-wide lock from a
+    # transaction's NOTIFY until its commit is flushed, so a NOTIFY in here made every
+    # batch's commit and every command's commit queue behind one another.
+    await conn.execute("SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, projection.name)
     return last
 
 

@@ -79,3 +79,12 @@ async def served(pool: asyncpg.Pool) -> dict[str, Any]:
             pool, row["negotiation_id"], row["key"]
         )
     return snapshot
+
+
+async def last_written(pool: asyncpg.Pool) -> Checkpoint:
+    """The checkpoint of the newest committed event. (`store.head()` is the visible
+    head, which a still-running transaction -- a projector batch -- holds back.)"""
+    row = await pool.fetchrow(
+        "SELECT txid::text::bigint AS txid, position FROM events ORDER BY txid DESC, position DESC LIMIT 1"
+    )
+    return Checkpoint(row["txid"], row["position"])

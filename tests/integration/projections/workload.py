@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -63,12 +64,23 @@ class Recorder:
         await self.store.append([_pending(opened, negotiation_id, negotiation_id, meta)], {negotiation_id: 0})
         return negotiation_id
 
-    async def record(self, negotiation_id: uuid.UUID, body: dict[str, Any], attempts: int = 20) -> AppendResult:
-        """Raises DomainError when the domain refuses the command."""
+    async def record(
+        self,
+        negotiation_id: uuid.UUID,
+        body: dict[str, Any],
+        attempts: int = 20,
+        txid_taken: Callable[[], Awaitable[Any]] | None = None,
+    ) -> AppendResult:
+        """Raises DomainError when the domain refuses the command.
+
+        `txid_taken`: awaited after the transaction has its id and before the
+        streams are read -- as when the API writes an idempotency key first --
+        so that others can commit in between with later transaction ids.
+        """
         command = msgspec.convert(body, Command)
         for attempt in range(attempts):
             try:
-                return await self._attempt(negotiation_id, command)
+                return await self._attempt(negotiation_id, command, txid_taken)
             except ConcurrencyError:
                 if attempt == attempts - 1:
                     raise
@@ -77,8 +89,13 @@ class Recorder:
     async def _records(self, conn: Any, stream_id: uuid.UUID) -> list[Any]:
         return [recorded_from_stored(e) for e in await self.store.read_stream(stream_id, conn=conn)]
 
-    async def _attempt(self, negotiation_id: uuid.UUID, command: Any) -> AppendResult:
+    async def _attempt(
+        self, negotiation_id: uuid.UUID, command: Any, txid_taken: Callable[[], Awaitable[Any]] | None
+    ) -> AppendResult:
         async with self.store.pool.acquire() as conn, conn.transaction():
+            if txid_taken is not None:
+                await conn.fetchval("SELECT pg_current_xact_id()")
+                await txid_taken()
             negotiation_records = await self._records(conn, negotiation_id)
             negotiation = Negotiation.from_events(negotiation_records)
             keys = {
@@ -169,8 +186,10 @@ class RandomWorkload:
                     "by": r.choice(["RU", "UA"])}
         if choice == 4:
             known["ceasefires"].append(f"c{n}")
-            return {"type": r.choice(["ceasefire.proposed", "ceasefire.agreed"]), "occurred_on": day,
-                    "ceasefire_id": f"c{n}", "by": who, "scope": "local", "area": f"area {n}", "parties": ["RU", "UA"]}
+            body = {"occurred_on": day, "ceasefire_id": f"c{n}", "scope": "local", "area": f"area {n}"}
+            if r.random() < 0.5:
+                return {**body, "type": "ceasefire.proposed", "by": who}
+            return {**body, "type": "ceasefire.agreed", "parties": ["RU", "UA"]}
         if choice == 5 and known["ceasefires"]:
             step = r.choice(["agreed", "rejected", "violated", "ended"])
             body = {"type": f"ceasefire.{step}", "occurred_on": day, "ceasefire_id": r.choice(known["ceasefires"])}
@@ -179,8 +198,10 @@ class RandomWorkload:
             return body
         if choice == 6:
             known["corridors"].append(f"k{n}")
-            return {"type": r.choice(["corridor.proposed", "corridor.agreed"]), "occurred_on": day,
-                    "corridor_id": f"k{n}", "by": who, "from": "A", "to": "B", "parties": ["RU", "UA"]}
+            body = {"occurred_on": day, "corridor_id": f"k{n}", "from": "A", "to": "B"}
+            if r.random() < 0.5:
+                return {**body, "type": "corridor.proposed", "by": who}
+            return {**body, "type": "corridor.agreed", "parties": ["RU", "UA"]}
         if choice == 7 and known["corridors"]:
             step = r.choice(["agreed", "rejected", "opened", "violated", "closed"])
             body = {"type": f"corridor.{step}", "occurred_on": day, "corridor_id": r.choice(known["corridors"])}
