@@ -49,6 +49,7 @@ class DemoServer:
     base_url: str
     reader_key: str
     auditor_key: str
+    database_url: str
 
 
 def _free_port() -> int:
@@ -115,7 +116,7 @@ async def demo_server(database_url: str) -> AsyncIterator[DemoServer]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         await asyncio.to_thread(_wait_for_demo, base_url, keys["reader"])
-        yield DemoServer(base_url, keys["reader"], keys["auditor"])
+        yield DemoServer(base_url, keys["reader"], keys["auditor"], database_url)
     finally:
         await asyncio.to_thread(running.stop)
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page
 
-from tests.browser.conftest import DemoServer
+from service.auth import Role, create_key
+from tests.browser.conftest import DEMO_SLUG, DemoServer
 
 pytestmark = pytest.mark.browser
 
@@ -150,5 +153,44 @@ async def test_a_wrong_key_is_told_so_and_nothing_is_shown(chromium: Browser, de
         await page.wait_for_selector('[data-testid="message"][data-kind="error"]')
         assert "not accepted" in await page.locator('[data-testid="message"]').inner_text()
         assert await page.locator('[data-testid="negotiation"]').is_hidden()
+    finally:
+        await context.close()
+
+
+async def test_a_disputed_claim_is_flagged_where_it_is_shown(
+    chromium: Browser, demo_server: DemoServer, screenshot_dir: Path
+) -> None:
+    # Test data, not part of the report: Ukraine contests that Russia's demands
+    # were handed over, recorded through the API like any client would.
+    conn = await asyncpg.connect(demo_server.database_url)
+    try:
+        recorder = await create_key(conn, "browser-test-recorder", Role.RECORDER)
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(base_url=demo_server.base_url, headers={"Authorization": f"Bearer {recorder}"}) as api:
+        history = (await api.get(f"/negotiations/{DEMO_SLUG}/issues/neutral-status/history")).json()["items"]
+        [demands] = [e for e in history if e["type"] == "proposal.made"]
+        response = await api.post(
+            f"/negotiations/{DEMO_SLUG}/commands",
+            json={"type": "claim.disputed", "occurred_on": "2022-03-17", "event_id": demands["id"], "by": "UA",
+                  "summary": "no demands were received"},
+        )
+        assert response.status_code == 201, response.text
+        token = response.json()["consistency_token"]
+        # The read models have caught up with the dispute before the page reads them.
+        ready = await api.get(f"/negotiations/{DEMO_SLUG}/issues/neutral-status", params={"consistency_token": token})
+        assert ready.json()["disputes"]
+
+    context, page, problems = await open_with_key(chromium, demo_server, demo_server.reader_key)
+    try:
+        card = page.locator('[data-issue="neutral-status"]')
+        assert await card.locator('[data-testid="issue-disputed"]').inner_text() == "1 disputed claim"
+        proposal = card.locator('[data-proposal="russian-demands"]')
+        assert await proposal.locator('[data-testid="disputed"]').is_visible()
+        assert "no demands were received" in await card.locator('[data-testid="dispute"]').inner_text()
+        # The dispute does not change the status: a contested claim keeps its effect.
+        assert await card.get_attribute("data-status") == "proposal_on_table"
+        await card.screenshot(path=str(screenshot_dir / "dashboard-disputed-card.png"))
+        assert problems == []
     finally:
         await context.close()

@@ -152,9 +152,17 @@ function selectedPoint() {
   return index < state.stops.length ? state.stops[index] : null;
 }
 
+// A record grows in bursts, often several entries a second: record-time stops
+// show milliseconds and their rank, so neighbouring stops read differently.
+function recordTimeLabel(point) {
+  const index = state.stops.indexOf(point);
+  const instant = new Date(point).toISOString().replace("T", " ").replace("Z", " UTC");
+  return `${instant} (entry ${index + 1} of ${state.stops.length})`;
+}
+
 function showPoint() {
   const point = selectedPoint();
-  const text = point ? (state.axis === "known_at" ? new Date(point).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC").replace("Z", " UTC") : point) : "now (latest)";
+  const text = point ? (state.axis === "known_at" ? recordTimeLabel(point) : point) : "now (latest)";
   const slider = $("time-slider");
   $("time-value").textContent = text;
   slider.setAttribute("aria-valuetext", text);

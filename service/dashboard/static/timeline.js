@@ -65,7 +65,8 @@ export function renderTimeline(list, entries, axis, point) {
     h("span", { class: "what" }, entryText(entry),
       entry.issue ? [" ", h("code", { text: entry.issue })] : null,
       entry.disputed ? [" ", h("span", { class: "flag", text: "disputed" })] : null,
-      entry.retracted ? [" ", h("span", { class: "flag", text: "retracted" })] : null),
+      entry.retracted ? [" ", h("span", { class: "flag", text: "retracted" })] : null,
+      later ? h("span", { class: "sr-only", text: " (after the point shown)" }) : null),
     source.outlet || source.url ? h("span", { class: "source" }, "source: ",
       source.url && /^https?:\/\//.test(source.url)
         ? h("a", { href: source.url, rel: "noopener noreferrer", text: source.outlet || source.url })
