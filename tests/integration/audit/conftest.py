@@ -105,3 +105,36 @@ async def auditor(pool: asyncpg.Pool) -> dict[str, str]:
 @pytest.fixture
 async def reader(pool: asyncpg.Pool) -> dict[str, str]:
     return {"Authorization": f"Bearer {await create_key(pool, 'a-reader', Role.READER)}"}
+
+
+# -- the app, on a real socket (SSE, the CLI's --url) ------------------------------
+
+import asyncio  # noqa: E402
+import socket  # noqa: E402
+
+import uvicorn  # noqa: E402
+
+from service.http import events as events_routes  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def base_url(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """uvicorn serving the app in this event loop; quick keep-alives and polls."""
+    monkeypatch.setattr(events_routes, "KEEPALIVE_SECONDS", 0.3)
+    monkeypatch.setattr(events_routes, "POLL_SECONDS", 0.05)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
