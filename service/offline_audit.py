@@ -121,6 +121,67 @@ def _checkpoint_order(token: str) -> tuple[int, int] | None:
     return (int(txid), int(position)) if txid.isdigit() and position.isdigit() else None
 
 
+class _Link(msgspec.Struct):
+    line: int
+    event_id: uuid.UUID
+    body: bytes
+    stored: bytes
+
+
+class _Chain:
+    """One stream's chain, checked in version order although the lines come in
+    commit order: a transaction's txid is taken at its first write, before it
+    waits for the stream's head, so under concurrent writers a stream's version 6
+    can precede its version 5 in the log. An event that comes early waits here
+    (only those: memory stays small) until its predecessor arrives."""
+
+    def __init__(self) -> None:
+        self.next_version = 1
+        self.previous = ZERO_HASH
+        self.waiting: dict[int, _Link] = {}
+
+    def drain(self, stream_id: uuid.UUID, found: Any) -> None:
+        while self.next_version in self.waiting:
+            link = self.waiting.pop(self.next_version)
+            expected = hashlib.sha256(self.previous + link.body).digest()
+            if expected != link.stored:
+                found(
+                    ExportProblem(
+                        kind="hash_mismatch",
+                        detail="the hash is not sha256(previous hash || body): the event was altered",
+                        line=link.line,
+                        event_id=link.event_id,
+                        stream_id=stream_id,
+                        version=self.next_version,
+                        expected_hash=expected.hex(),
+                        stored_hash=link.stored.hex(),
+                    )
+                )
+            # Chain on from the stored hash, so each broken link is named on its own.
+            self.previous = link.stored
+            self.next_version += 1
+
+    def close(self, stream_id: uuid.UUID, found: Any) -> None:
+        """At the end of the file: whatever still waits follows a missing version."""
+        while self.waiting:
+            version = min(self.waiting)
+            link = self.waiting.pop(version)
+            missing = f"{self.next_version}" + (f"-{version - 1}" if version > self.next_version + 1 else "")
+            found(
+                ExportProblem(
+                    kind="version_gap",
+                    detail=f"version(s) {missing} of the stream are missing",
+                    line=link.line,
+                    event_id=link.event_id,
+                    stream_id=stream_id,
+                    version=version,
+                )
+            )
+            # Its own link cannot be checked (its predecessor is missing); the next ones can.
+            self.next_version, self.previous = version + 1, link.stored
+            self.drain(stream_id, found)
+
+
 def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeHead]] = ()) -> ExportReport:
     """Check an export line by line; `checkpoints` are (role, verified tree head)."""
     problems: list[ExportProblem] = []
@@ -132,7 +193,7 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
         if len(problems) < MAX_LISTED:
             problems.append(problem)
 
-    heads: dict[uuid.UUID, tuple[int, bytes]] = {}
+    chains: dict[uuid.UUID, _Chain] = {}
     seen_ids: set[uuid.UUID] = set()
     last_place: tuple[int, int] | None = None
     tree = merkle.CompactRange()
@@ -162,28 +223,13 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
         seen_ids.add(event.id)
 
         body = event.body.encode()
-        last_version, previous = heads.get(event.stream_id, (0, ZERO_HASH))
-        if event.version > last_version + 1:
-            missing = f"{last_version + 1}" + (f"-{event.version - 1}" if event.version > last_version + 2 else "")
-            found(ExportProblem(kind="version_gap", detail=f"version(s) {missing} of the stream are missing", **where))
-        elif event.version <= last_version:
-            found(
-                ExportProblem(
-                    kind="out_of_order", detail=f"version {event.version} comes after version {last_version}", **where
-                )
-            )
+        chain = chains.setdefault(event.stream_id, _Chain())
+        if event.version < chain.next_version or event.version in chain.waiting:
+            found(ExportProblem(kind="out_of_order", detail=f"version {event.version} of the stream appears again",
+                                **where))
         else:
-            expected = hashlib.sha256(previous + body).digest()
-            if expected != stored:
-                found(
-                    ExportProblem(
-                        kind="hash_mismatch",
-                        detail="the hash is not sha256(previous hash || body): the event was altered",
-                        expected_hash=expected.hex(),
-                        stored_hash=stored.hex(),
-                        **where,
-                    )
-                )
+            chain.waiting[event.version] = _Link(number, event.id, body, stored)
+            chain.drain(event.stream_id, found)
         try:
             disagreeing = _body_disagreements(event, _hashed.decode(body))
         except msgspec.DecodeError:
@@ -196,12 +242,14 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
                     **where,
                 )
             )
-        # Chain on from the stored hash, so each broken link is named on its own.
-        heads[event.stream_id] = (max(event.version, last_version), stored)
 
         tree.append(merkle.leaf_hash(stored))
         if tree.size in wanted:
             roots[tree.size] = tree.root()
+
+    for stream_id, chain in chains.items():
+        chain.close(stream_id, found)
+    problems.sort(key=lambda problem: problem.line)
 
     checks = []
     for role, head in checkpoints:
@@ -219,7 +267,7 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
     return ExportReport(
         ok=count == 0 and all(check.matches for check in checks),
         events=events,
-        streams=len(heads),
+        streams=len(chains),
         mismatch_count=count,
         first_mismatch=problems[0] if problems else None,
         mismatches=problems,

@@ -5,6 +5,7 @@ check (`GET /audit/verify`, service.audit) and the offline check of an export
 from __future__ import annotations
 
 import asyncpg
+import msgspec
 import pytest
 
 from service import audit
@@ -121,3 +122,24 @@ async def test_an_envelope_that_disagrees_with_its_body_is_detected(pool: asyncp
     report = verify_export(lines)
     assert report.first_mismatch is not None and report.first_mismatch.kind == "body_mismatch"
     assert "recorded_by" in report.first_mismatch.detail and report.first_mismatch.line == 2
+
+
+async def test_a_stream_whose_versions_commit_out_of_order_still_verifies(pool: asyncpg.Pool, writer: Writer) -> None:
+    # Under writers queueing on one stream, version 2 can come before version 1 in
+    # the log's (txid, position) order; the export is then in that order.
+    await writer.write(6)
+    lines = await export(pool)
+    first, second = msgspec.json.decode(lines[0]), msgspec.json.decode(lines[3])  # stream 0, versions 1 and 2
+    assert (first["stream_id"], first["version"], second["version"]) == (second["stream_id"], 1, 2)
+    first["checkpoint"], second["checkpoint"] = second["checkpoint"], first["checkpoint"]
+    reordered = [msgspec.json.encode(second), lines[1], lines[2], msgspec.json.encode(first), *lines[4:]]
+    # Line 1 now carries the later checkpoint than line 2, 3: keep commit order increasing.
+    tokens = sorted((msgspec.json.decode(line)["checkpoint"] for line in reordered),
+                    key=lambda t: tuple(map(int, t.split("."))))
+    fixed = []
+    for line, token in zip(reordered, tokens):
+        event = msgspec.json.decode(line)
+        event["checkpoint"] = token
+        fixed.append(msgspec.json.encode(event))
+    report = verify_export(fixed)
+    assert report.ok, report
