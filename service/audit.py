@@ -160,7 +160,7 @@ async def count_events(pool: asyncpg.Pool, where: LogFilter = LogFilter()) -> in
 # -- verification ----------------------------------------------------------------
 
 
-class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Mismatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One thing wrong with the record, naming the event where it shows."""
 
     kind: str  # hash_mismatch | body_mismatch | version_gap | out_of_order | head_mismatch |
@@ -180,9 +180,9 @@ class VerifyReport(msgspec.Struct, kw_only=True):
     events: int
     sealed: int  # events covered by the ledger's leaves
     mismatch_count: int
-    first_mismatch: Problem | None
+    first_mismatch: Mismatch | None
     # The first problems found (at most MAX_LISTED), in the order they were found.
-    mismatches: list[Problem]
+    mismatches: list[Mismatch]
 
 
 MAX_LISTED = 100
@@ -191,9 +191,9 @@ MAX_LISTED = 100
 class _Findings:
     def __init__(self) -> None:
         self.count = 0
-        self.listed: list[Problem] = []
+        self.listed: list[Mismatch] = []
 
-    def add(self, problem: Problem) -> None:
+    def add(self, problem: Mismatch) -> None:
         self.count += 1
         if len(self.listed) < MAX_LISTED:
             self.listed.append(problem)
@@ -255,7 +255,7 @@ async def verify_store(pool: asyncpg.Pool, *, page_size: int = 2000) -> VerifyRe
             seen_version, seen_hash = heads.get(stream["stream_id"], (0, ZERO_HASH))
             if (stream["version"], stream["head_hash"]) != (seen_version, seen_hash):
                 findings.add(
-                    Problem(
+                    Mismatch(
                         kind="head_mismatch",
                         detail=(
                             f"the stream's head is version {stream['version']} but its events end at "
@@ -286,15 +286,15 @@ def _check_link(row: asyncpg.Record, heads: dict[uuid.UUID, tuple[int, bytes]], 
     where = dict(event_id=row["id"], stream_id=stream_id, version=version, position=row["position"])
     if version > last_version + 1:
         missing = f"{last_version + 1}" if version == last_version + 2 else f"{last_version + 1}-{version - 1}"
-        findings.add(Problem(kind="version_gap", detail=f"version(s) {missing} of the stream are missing", **where))
+        findings.add(Mismatch(kind="version_gap", detail=f"version(s) {missing} of the stream are missing", **where))
     elif version <= last_version:
         findings.add(
-            Problem(kind="out_of_order", detail=f"version {version} comes after version {last_version}", **where)
+            Mismatch(kind="out_of_order", detail=f"version {version} comes after version {last_version}", **where)
         )
     expected = chain_hash(previous, row["body"])
     if expected != stored and version == last_version + 1:
         findings.add(
-            Problem(
+            Mismatch(
                 kind="hash_mismatch",
                 detail="the stored hash is not sha256(previous hash || body): the event was altered",
                 expected_hash=expected.hex(),
@@ -306,9 +306,9 @@ def _check_link(row: asyncpg.Record, heads: dict[uuid.UUID, tuple[int, bytes]], 
         keys = _body_keys.decode(row["body"])
         columns = (row["id"], stream_id, version, row["type"])
         if (keys.id, keys.stream_id, keys.version, keys.type) != columns:
-            findings.add(Problem(kind="body_mismatch", detail="the hashed body disagrees with the row's columns", **where))
+            findings.add(Mismatch(kind="body_mismatch", detail="the hashed body disagrees with the row's columns", **where))
     except msgspec.DecodeError:
-        findings.add(Problem(kind="body_mismatch", detail="the hashed body is not a readable event", **where))
+        findings.add(Mismatch(kind="body_mismatch", detail="the hashed body is not a readable event", **where))
     heads[stream_id] = (max(version, last_version), stored)
 
 
@@ -323,7 +323,7 @@ async def _verify_leaves(pool: asyncpg.Pool, findings: _Findings, page_size: int
             sealed += 1
             if row["hash"] is None:
                 findings.add(
-                    Problem(
+                    Mismatch(
                         kind="missing_event",
                         detail=f"leaf {row['index']} of the ledger seals an event that is no longer stored",
                         event_id=row["event_id"],
@@ -335,7 +335,7 @@ async def _verify_leaves(pool: asyncpg.Pool, findings: _Findings, page_size: int
             )
             if leaf_hash(row["hash"]) != row["leaf_hash"]:
                 findings.add(
-                    Problem(
+                    Mismatch(
                         kind="ledger_mismatch",
                         detail=f"the event's hash is not the one sealed in leaf {row['index']}",
                         **where,
@@ -344,7 +344,7 @@ async def _verify_leaves(pool: asyncpg.Pool, findings: _Findings, page_size: int
             place = (row["txid"], row["position"])
             if previous is not None and place <= previous:
                 findings.add(
-                    Problem(
+                    Mismatch(
                         kind="ledger_order",
                         detail=f"leaf {row['index']} is out of the log's commit order",
                         **where,
