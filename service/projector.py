@@ -340,7 +340,8 @@ class ProjectionWatch:
 
     One LISTEN connection per process wakes all waiters when a batch commits;
     waiters also re-check every `poll_interval`, which covers a lost
-    notification or a listener that is reconnecting.
+    notification or a listener that is reconnecting. Waiters share their reads
+    of the checkpoints: many requests waiting at once cost one query per commit.
     """
 
     def __init__(
@@ -356,19 +357,31 @@ class ProjectionWatch:
         self.names = list(names)
         self.poll_interval = poll_interval
         self._changed = asyncio.Event()
+        self._generation = 0  # notifications received so far
+        self._reading: tuple[int, asyncio.Future[Checkpoint | None]] | None = None
         self._listener: asyncio.Task[None] | None = None
 
-    async def passed(self, checkpoint: Checkpoint) -> bool:
-        count = await self.pool.fetchval(
-            """
-            SELECT count(*) FROM projection_checkpoints
-            WHERE name = ANY($1::text[]) AND (txid, position) >= ($2::bigint, $3::bigint)
-            """,
-            self.names,
-            checkpoint.txid,
-            checkpoint.position,
+    async def _read_slowest(self) -> Checkpoint | None:
+        rows = await self.pool.fetch(
+            "SELECT txid, position FROM projection_checkpoints WHERE name = ANY($1::text[])", self.names
         )
-        return count == len(self.names)
+        if len(rows) < len(self.names):
+            return None
+        return min(Checkpoint(r["txid"], r["position"]) for r in rows)
+
+    async def slowest(self) -> Checkpoint | None:
+        """The checkpoint every projection has passed (None: one has never run).
+
+        A read already in flight is shared if it started after the latest
+        notification (so it cannot miss that commit)."""
+        reading = self._reading
+        if reading is None or reading[1].done() or reading[0] < self._generation:
+            reading = self._reading = (self._generation, asyncio.ensure_future(self._read_slowest()))
+        return await asyncio.shield(reading[1])
+
+    async def passed(self, checkpoint: Checkpoint) -> bool:
+        slowest = await self.slowest()
+        return slowest is not None and slowest >= checkpoint
 
     async def wait_for(self, checkpoint: Checkpoint, timeout: float = 5.0) -> bool:
         loop = asyncio.get_running_loop()
@@ -386,6 +399,7 @@ class ProjectionWatch:
                 await asyncio.wait_for(changed.wait(), min(remaining, self.poll_interval))
 
     def _notify(self, *_: object) -> None:
+        self._generation += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 

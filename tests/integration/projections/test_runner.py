@@ -222,3 +222,31 @@ async def test_batch_boundaries_do_not_change_what_is_served(database_url, pool,
     await pool.execute("UPDATE projection_checkpoints SET txid = 0, position = 0, events_applied = 0")
     await project(batch_size=1000)
     assert await served(pool) == one_by_one
+
+
+async def test_many_waiters_share_their_reads_of_the_checkpoints(database_url, pool, store, recorder):
+    negotiation_id = await recorder.open(
+        {"title": "Talks", "parties": [{"code": "A", "name": "A"}], "occurred_on": "2022-01-01"}
+    )
+    written = (await recorder.record(negotiation_id, {"type": "issue.raised", "occurred_on": "2022-01-02",
+                                                      "issue": "water", "title": "Water", "category": "other"})).checkpoint
+    watch = ProjectionWatch(pool, database_url, poll_interval=0.2)
+    reads = 0
+    read = watch._read_slowest
+
+    async def counted():
+        nonlocal reads
+        reads += 1
+        return await read()
+
+    watch._read_slowest = counted
+    try:
+        waiters = [asyncio.create_task(watch.wait_for(written, timeout=10)) for _ in range(50)]
+        await asyncio.sleep(0.5)
+        assert not any(w.done() for w in waiters)
+        for factory in PROJECTIONS.values():
+            await catch_up(database_url, store, factory())
+        assert all(await asyncio.gather(*waiters))
+        assert reads < 30  # 50 waiters, ~0.7 s of polling and a few commits: far fewer reads than waiters x wake-ups
+    finally:
+        await watch.close()
