@@ -250,3 +250,33 @@ async def test_many_waiters_share_their_reads_of_the_checkpoints(database_url, p
         assert reads < 30  # 50 waiters, ~0.7 s of polling and a few commits: far fewer reads than waiters x wake-ups
     finally:
         await watch.close()
+
+
+async def test_parley_project_runs_the_runner_as_its_own_worker(database_url, pool, recorder):
+    import os
+    import signal
+    import sys
+
+    env = {**os.environ, "PARLEY_DATABASE_URL": database_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "service.cli", "project", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        negotiation_id = await recorder.open(
+            {"title": "Talks", "parties": [{"code": "A", "name": "A"}], "occurred_on": "2022-01-01"}
+        )
+        watch = ProjectionWatch(pool, database_url)
+        try:
+            assert await watch.wait_for(await last_written(pool), timeout=20)
+        finally:
+            await watch.close()
+        assert await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'parley-projector:%'"
+            " AND datname = current_database()"
+        ) == len(PROJECTIONS)
+        assert await pool.fetchval("SELECT slug FROM negotiation_summary WHERE negotiation_id = $1", negotiation_id)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 15)
+    assert process.returncode == 0, stderr.decode()
