@@ -282,8 +282,11 @@ def handle_exception(request: Request, exc: Exception) -> Response[Problem]:
             Problem(type=TYPE_PREFIX + "invalid-parameter", title="A parameter is not valid", status=400,
                     detail=detail)
         )
+    # OperatorInterventionError: the server is shutting down or starting (57P01-57P03);
+    # InternalClientError: asyncpg's state when the connection broke mid-query.
     if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, ConnectionError, OSError,
-                        asyncpg.exceptions.InterfaceError, TimeoutError)):
+                        asyncpg.exceptions.InterfaceError, TimeoutError, asyncpg.exceptions.OperatorInterventionError,
+                        asyncpg.exceptions.InternalClientError)):
         log.warning("database unavailable: %r", exc)
         return problem_response(
             Problem(type=TYPE_PREFIX + "unavailable", title="The database is unavailable", status=503,
