@@ -237,6 +237,23 @@ async def test_sql_injection_strings_in_every_field(hostile, keys, database_url)
     assert len(written) == await event_count(database_url)
 
 
+async def test_a_forged_consistency_token_is_refused_at_once(hostile, keys):
+    """A token that names no recorded write would only ever time out (503 after
+    5 s); it is refused at once, whatever its size."""
+    for token in ("99999999999999999999.1", "1.99999999999999999999", "9223372036854775807.1", "123456.654321"):
+        started = asyncio.get_running_loop().time()
+        response = await hostile.get("/negotiations/hostile", params={"consistency_token": token},
+                                     headers=keys.headers("reader"))
+        assert response.status_code == 400, response.text
+        assert problem_of(response)["type"].endswith("invalid-parameter")
+        assert asyncio.get_running_loop().time() - started < 2
+    real = (await hostile.post("/negotiations/hostile/commands", json=TEMPLATES[0],
+                               headers=keys.headers("recorder"))).json()["consistency_token"]
+    response = await hostile.get("/negotiations/hostile", params={"consistency_token": real},
+                                 headers=keys.headers("reader"))
+    assert response.status_code == 200, response.text
+
+
 async def test_odd_headers_are_refused(hostile, keys, database_url):
     body = json.dumps(TEMPLATES[0]).encode()
     cases = [
@@ -309,6 +326,7 @@ async def test_odd_refs_in_paths(database_url, tmp_path, keys):
                 (b"GET", b"/negotiations?cursor=" + ref),
                 (b"GET", b"/negotiations/hostile/timeline?limit=" + ref),
                 (b"GET", b"/negotiations?party=" + ref),
+                (b"GET", b"/negotiations/hostile?consistency_token=" + ref),
                 (b"GET", b"/negotiations?status=" + ref),
                 (b"GET", b"/negotiations/hostile/issues?category=" + ref + b"&party=" + ref),
                 (b"GET", b"/negotiations/hostile/issues/security/history?cursor=" + ref),

@@ -228,3 +228,102 @@ async def test_keys_never_appear_in_the_logs_of_a_serve_process(database_url, tm
     _assert_no_secret(keys, text, "responses")
     assert wrong.split("_", 2)[2] not in output + text
     assert re.search(r"pk_[0-9a-f]+_[A-Za-z0-9_-]{20,}", output + text) is None
+
+
+# The grants README.md gives a deployment's application role: what `parley serve`
+# and `parley project` need for normal operation, and nothing that could change
+# history (migrations and `parley projections rebuild` run as the owner).
+APP_GRANTS = """
+    GRANT USAGE ON SCHEMA public TO {role};
+    GRANT SELECT ON schema_migrations TO {role};
+    GRANT SELECT, INSERT ON events, ledger_leaves, ledger_checkpoints, negotiation_slugs TO {role};
+    GRANT USAGE ON SEQUENCE events_position_seq TO {role};
+    GRANT SELECT, INSERT, UPDATE ON streams, api_keys, projection_checkpoints TO {role};
+    GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys, issue_status, negotiation_summary,
+        negotiation_summary_issues, timeline, timeline_parties TO {role};
+"""
+
+
+async def test_the_application_role_cannot_rewrite_history_even_with_raw_sql(database_url):
+    import asyncpg
+
+    from service.store import EventStore
+    from tests.reliability.conftest import event_count
+
+    role = f"parley_app_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"CREATE ROLE {role} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS")
+        await conn.execute(APP_GRANTS.format(role=role))
+        # As the application role, normal operation works: an append (events, the
+        # stream head, the sequence, NOTIFY) and a projection checkpoint update.
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL ROLE {role}")
+            import datetime as dt
+
+            import msgspec
+
+            from service.store import PendingEvent
+
+            store = EventStore(None)  # type: ignore[arg-type]
+            await store.append(
+                [PendingEvent(id=uuid.uuid4(), stream_id=uuid.uuid4(), stream_type="negotiation",
+                              type="negotiation.opened", schema_version=1, data=msgspec.json.encode({"title": "t"}),
+                              occurred_on="2022-03-01", recorded_by="app", recorded_at=dt.datetime.now(dt.timezone.utc))],
+                conn=conn,
+            )
+            await conn.execute("UPDATE projection_checkpoints SET updated_at = now()")
+        assert await event_count(database_url) == 1
+        refused = []
+        for statement in (
+            "UPDATE events SET type = 'forged'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+            "TRUNCATE events CASCADE",
+            "ALTER TABLE events DISABLE TRIGGER ALL",
+            "ALTER TABLE events DISABLE TRIGGER events_no_update_delete",
+            "DROP TRIGGER events_no_update_delete ON events",
+            "DROP TABLE events",
+            "ALTER TABLE events RENAME TO events_old",
+            "SET session_replication_role = replica",
+            "CREATE OR REPLACE FUNCTION parley_refuse_event_change() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RETURN NEW; END $$",
+            "UPDATE ledger_leaves SET leaf_hash = leaf_hash",
+            "DELETE FROM ledger_checkpoints",
+            f"ALTER ROLE {role} SUPERUSER",
+        ):
+            try:
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL ROLE {role}")
+                    await conn.execute(statement)
+            except asyncpg.InsufficientPrivilegeError:
+                refused.append(statement)
+            except asyncpg.PostgresError as error:
+                raise AssertionError(f"{statement!r} failed otherwise: {error!r}") from None
+            else:
+                raise AssertionError(f"the application role could run {statement!r}")
+        assert len(refused) == 14
+        # A GRANT without the grant option is a warning that grants nothing.
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL ROLE {role}")
+            await conn.execute("GRANT UPDATE, DELETE, TRUNCATE ON events TO PUBLIC")
+        for privilege in ("UPDATE", "DELETE", "TRUNCATE"):
+            assert not await conn.fetchval("SELECT has_table_privilege($1, 'events', $2)", role, privilege)
+        assert await event_count(database_url) == 1
+        # For contrast: the owner can switch the trigger off (rolled back here),
+        # which is why the service must not run as the owner where this matters.
+        class Undo(Exception):
+            pass
+
+        try:
+            async with conn.transaction():
+                await conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update_delete")
+                assert await conn.execute("UPDATE events SET type = 'forged'") == "UPDATE 1"
+                raise Undo
+        except Undo:
+            pass
+        assert await conn.fetchval("SELECT type FROM events") == "negotiation.opened"
+    finally:
+        await conn.execute(f"DROP OWNED BY {role}")
+        await conn.execute(f"DROP ROLE {role}")
+        await conn.close()
