@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_parser(commands)
 
+    from service.importer import add_import_parser
+
+    add_import_parser(commands)
+
     from service.audit_cli import add_audit_commands
 
     add_audit_commands(commands)

@@ -65,9 +65,28 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+# Litestar qualifies a component name with its module when two Structs share a
+# name (service.audit has a verification finding called Problem); the RFC 9457
+# problem every error response uses keeps the plain name clients expect.
+RENAMED_COMPONENTS = {"http_problems_Problem": "Problem"}
+
+
+def _rename_components(document: dict[str, Any]) -> dict[str, Any]:
+    schemas = document.get("components", {}).get("schemas", {})
+    renames = {old: new for old, new in RENAMED_COMPONENTS.items() if old in schemas and new not in schemas}
+    if not renames:
+        return document
+    for old, new in renames.items():
+        schemas[new] = schemas.pop(old)
+    text = msgspec.json.encode(document).decode()
+    for old, new in renames.items():
+        text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
+    return msgspec.json.decode(text)
+
+
 def finish(app: Litestar, generated: dict[str, Any]) -> dict[str, Any]:
     """The document as served and committed."""
-    document = copy.deepcopy(generated)
+    document = _rename_components(copy.deepcopy(generated))
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
