@@ -181,6 +181,13 @@ class CommandService:
     async def open(
         self, command: OpenNegotiation, *, recorded_by: str, idempotency_key: Idempotency | None = None
     ) -> Outcome:
+        outcome = await self._open(command, recorded_by=recorded_by, idempotency_key=idempotency_key)
+        await self._wake_readers(outcome)
+        return outcome
+
+    async def _open(
+        self, command: OpenNegotiation, *, recorded_by: str, idempotency_key: Idempotency | None
+    ) -> Outcome:
         async with self.pool.acquire() as conn, conn.transaction():
             if idempotency_key is not None:
                 replay = await self._replay(conn, idempotency_key)
@@ -203,7 +210,7 @@ class CommandService:
             pending = _pending(
                 opened, event_id=uuid.uuid4(), stream_id=negotiation_id, negotiation_id=negotiation_id, meta=meta
             )
-            result = await self.store.append([pending], {negotiation_id: 0}, conn=conn)
+            result = await self.store.append([pending], {negotiation_id: 0}, conn=conn, wake_readers=False)
             outcome = self._outcome(
                 201, negotiation_id, result, {"Location": f"/negotiations/{negotiation_id}"}
             )
@@ -227,6 +234,30 @@ class CommandService:
 
         `batch` says whether they came as {"commands": [...]}: errors then point
         into the list (`/commands/3/party`)."""
+        outcome = await self._record(
+            negotiation_id, commands, recorded_by=recorded_by, batch=batch, if_match=if_match,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+        await self._wake_readers(outcome)
+        return outcome
+
+    async def _wake_readers(self, outcome: Outcome) -> None:
+        # After the commit, not inside it: PostgreSQL holds a database-wide lock from a
+        # transaction's NOTIFY until its commit is flushed, which serialised every
+        # command's commit (bench.http, bench.lag).
+        if outcome.events_written:
+            await self.store.wake_readers()
+
+    async def _record(
+        self,
+        negotiation_id: uuid.UUID,
+        commands: Sequence[CommonFields],
+        *,
+        recorded_by: str,
+        batch: bool,
+        if_match: IfMatch | None,
+        idempotency_key: Idempotency | None,
+    ) -> Outcome:
         async with self.pool.acquire() as conn, conn.transaction():
             if idempotency_key is not None:
                 replay = await self._replay(conn, idempotency_key)
@@ -297,7 +328,7 @@ class CommandService:
         if if_match is not None and len(written) > 1:
             raise PreconditionNotApplicable("If-Match applies to a request that writes to one stream")
         expected = {stream_id: working.read_versions[stream_id] for stream_id in written}
-        return await self.store.append(pending, expected, conn=conn)
+        return await self.store.append(pending, expected, conn=conn, wake_readers=False)
 
     # -- state ------------------------------------------------------------------------
 

@@ -17,12 +17,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 import msgspec
+
+log = logging.getLogger("parley.store")
 
 ZERO_HASH = bytes(32)
 NOTIFY_CHANNEL = "parley_events"
@@ -262,6 +265,7 @@ class EventStore:
         expected: Mapping[uuid.UUID, int | None] | None = None,
         *,
         conn: asyncpg.Connection | None = None,
+        wake_readers: bool = True,
     ) -> AppendResult:
         """Append events atomically to one or more streams.
 
@@ -271,13 +275,17 @@ class EventStore:
         returns the original result and writes nothing.
 
         With `conn`, runs inside the caller's transaction (the caller commits), so
-        other writes can share the append's atomicity.
+        other writes can share the append's atomicity. Subscribers are then woken from
+        inside that transaction, unless `wake_readers=False`: the caller then calls
+        `wake_readers()` once it has committed, which keeps concurrent commits from
+        queueing on NOTIFY's lock.
         """
         if not events:
             raise ValueError("nothing to append")
         if conn is not None:
-            # The caller commits, so the wake-up must travel inside its transaction.
-            return await self._append(conn, events, expected or {}, wake_readers=True)
+            # The caller commits: the wake-up travels inside its transaction, or the
+            # caller sends it after its commit.
+            return await self._append(conn, events, expected or {}, wake_readers=wake_readers)
         async with self.pool.acquire() as own:
             for attempt in range(3):
                 try:
@@ -288,7 +296,7 @@ class EventStore:
                     # appending commit; sent after ours, from a transaction that
                     # writes nothing, it holds that lock for microseconds.
                     if not result.replayed:
-                        await own.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+                        await self.wake_readers(own)
                     return result
                 except asyncpg.UniqueViolationError as error:
                     # A concurrent writer inserted one of these ids between our check
@@ -296,6 +304,14 @@ class EventStore:
                     if error.constraint_name != "events_id_key" or attempt == 2:
                         raise
             raise AssertionError("unreachable")
+
+    async def wake_readers(self, conn: asyncpg.Connection | None = None) -> None:
+        """Wake subscribers: new events have committed. Never raises: the events are
+        already committed, and a lost wake-up only leaves readers to their polling."""
+        try:
+            await (conn or self.pool).execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("could not wake log readers (they will poll): %s", error)
 
     async def _append(
         self,
