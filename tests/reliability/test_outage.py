@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,7 +101,10 @@ class Load:
 
 @pytest.mark.timeout(300)
 async def test_postgres_stopped_under_load_gives_quick_503s_and_recovers_alone(tmp_path: Path, processes):
-    server = embedded.start(tmp_path / "db")
+    # Not under pytest's tmp_path: the server runs as another user, which must
+    # reach its directory even when pytest's base directory is private (0700).
+    db_dir = Path(tempfile.mkdtemp(prefix="parley-outage-pg-"))
+    server = embedded.start(db_dir, delete_on_stop=True)
     try:
         conn = await asyncpg.connect(server.url)
         try:
@@ -185,3 +190,4 @@ async def test_postgres_stopped_under_load_gives_quick_503s_and_recovers_alone(t
         kill_group(process, signal.SIGTERM)
     finally:
         server.stop()
+        shutil.rmtree(db_dir, ignore_errors=True)
