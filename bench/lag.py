@@ -6,7 +6,9 @@ connections, as in bench.http); then commands are sent at half that rate, paced
 (open loop), for a fixed time. Every 50 ms one of them is a probe: once its
 response is back (the command has committed), the issue_status read model is
 polled every millisecond until it shows the probe's stream version. The lag is
-that wait (with 1 ms polling resolution). No peer or limit: the target is absolute.
+that wait (with 1 ms polling resolution). Alongside, the wait until the event is
+readable by a gap-free log reader at all (its transaction below the oldest one
+still running), which bounds what any projection runner could do. No peer or limit: the target is absolute.
 
     uv run python -m bench.lag [--quick] [--database-url URL] [--rate N]
 """
@@ -49,6 +51,12 @@ class _Version(msgspec.Struct):
 
 _view = msgspec.json.Decoder(_Version)
 
+# What a gap-free log reader (EventStore.read_log) may return: the event's
+# transaction is below the oldest one still running.
+_READABLE = """
+    SELECT EXISTS (SELECT 1 FROM events WHERE id = $1 AND txid < pg_snapshot_xmin(pg_current_snapshot()))
+"""
+
 
 async def max_command_rate(base_url: str, key: str, refs, seconds: float) -> float:
     posts = [_wrk.Prepared("POST", path, body) for path, body in command_bodies(refs, 4000, seed=3)]
@@ -60,6 +68,7 @@ async def max_command_rate(base_url: str, key: str, refs, seconds: float) -> flo
 async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float, database_url: str) -> dict:
     bodies = command_bodies(refs, max(100, int(rate * seconds) + 100), seed=4)
     lags = Latencies()
+    readable = Latencies()
     sent = {"ok": 0, "failed": 0}
     pending: set[asyncio.Task] = set()
     poller = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
@@ -80,10 +89,17 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
             event = response.json()["events"][-1]
             negotiation_id = uuid.UUID(response.json()["negotiation_id"])
             issue_key = msgspec.json.decode(body)["issue"]
+            event_id = uuid.UUID(event["id"])
+            readable_at = None
             while True:
+                if readable_at is None and await poller.fetchval(_READABLE, event_id):
+                    readable_at = now()
+                    readable.record(readable_at - committed)
                 view = await fetch_one(poller, negotiation_id, issue_key)
                 if view is not None and _view.decode(view).version >= event["version"]:
                     lags.record(now() - committed)
+                    if readable_at is None:
+                        readable.record(now() - committed)
                     return
                 if now() - committed > 30:
                     sent["failed"] += 1
@@ -108,7 +124,7 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
         elapsed = now() - started
         await asyncio.gather(*pending)
     await poller.close()
-    return {"achieved_per_s": sent["ok"] / elapsed, "failed": sent["failed"], "lags": lags}
+    return {"achieved_per_s": sent["ok"] / elapsed, "failed": sent["failed"], "lags": lags, "readable": readable}
 
 
 async def main() -> None:
@@ -134,13 +150,14 @@ async def main() -> None:
                 progress(f"lag: {rate:.0f} commands/s for {seconds} s, probing every {PROBE_EVERY * 1000:.0f} ms")
                 result = await paced_load(parley.base_url, key, refs, rate, seconds, url)
     lags: Latencies = result["lags"]
+    readable: Latencies = result["readable"]
     p50, p99 = lags.p50_ms, lags.p99_ms
     worst = max(lags.samples) * 1000 if lags.samples else float("nan")
     print_table(
         f"bench.lag on PostgreSQL {version} ({seconds} s; lag from commit to visible in issue_status, ms)",
-        ["max cmd/s", "target/s", "achieved/s", "probes", "p50", "p99", "max", "failed"],
+        ["max cmd/s", "target/s", "achieved/s", "probes", "p50", "p99", "max", "readable p50", "p99", "failed"],
         [[maximum if maximum is not None else float("nan"), rate, result["achieved_per_s"], len(lags.samples), p50, p99,
-          worst, result["failed"]]],
+          worst, readable.p50_ms, readable.p99_ms, result["failed"]]],
     )  # fmt: skip
     emit_json(
         {
@@ -156,6 +173,8 @@ async def main() -> None:
             "lag_p50_ms": rounded(p50),
             "lag_p99_ms": rounded(p99),
             "lag_max_ms": rounded(worst),
+            "log_readable_p50_ms": rounded(readable.p50_ms),
+            "log_readable_p99_ms": rounded(readable.p99_ms),
             "failed": result["failed"],
         }
     )
