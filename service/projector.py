@@ -153,7 +153,7 @@ class ProjectionWorker:
         batch_size: int = 1000,
         poll_interval: float = 1.0,
         lock_poll_interval: float = 1.0,
-        max_backoff: float = 10.0,
+        max_backoff: float = 5.0,
     ) -> None:
         self.database_url = database_url
         self.store = store
