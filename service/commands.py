@@ -11,7 +11,8 @@ One request is one PostgreSQL transaction:
 4. append all new events in ONE `EventStore.append`, with the version of every
    written stream as read in step 2, so a concurrent writer makes it fail with
    ConcurrencyError rather than interleave. Steps 2-4 run in a savepoint and are
-   retried on fresh state (MAX_ATTEMPTS): a command that named no expected_version
+   retried on fresh state; after a lost race the request locks that stream's head
+   first, so the retry cannot lose again: a command that named no expected_version
    never sees a spurious conflict, one that did is checked again by decide;
 5. store the response under the Idempotency-Key, and commit everything at once.
 """
@@ -268,10 +269,19 @@ class CommandService:
                     async with conn.transaction():  # a savepoint: a lost race leaves nothing
                         result = await self._attempt(conn, negotiation_id, commands, recorded_by, batch, if_match)
                     break
-                except ConcurrencyError as error:
+                except (ConcurrencyError, asyncpg.DeadlockDetectedError) as error:
                     if attempt == MAX_ATTEMPTS:
                         raise
-                    log.debug("attempt %d lost a race on stream %s; deciding again", attempt, error.stream_id)
+                    if isinstance(error, ConcurrencyError):
+                        # Lost a race on this stream: hold its head until this request
+                        # commits (outside the savepoint, so the lock survives its
+                        # rollback). The next attempt then decides on the latest state
+                        # and no newcomer can overtake it again: under contention the
+                        # request turns pessimistic instead of failing after N races.
+                        await conn.execute(
+                            "SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE", error.stream_id
+                        )
+                    log.debug("attempt %d lost a race (%s); deciding again", attempt, error)
             outcome = self._outcome(201, negotiation_id, result, {})
             if idempotency_key is not None:
                 await self._remember(conn, idempotency_key, outcome)

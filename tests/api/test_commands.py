@@ -233,12 +233,12 @@ async def test_concurrent_commands_on_one_stream_are_all_recorded(api, client, k
     await api.open()
     statements = [
         {"type": "statement.made", "occurred_on": "2022-03-16", "speaker": f"speaker {i}", "summary": "said so"}
-        for i in range(8)
+        for i in range(16)
     ]
     responses = await asyncio.gather(
         *(client.post("/negotiations/russia-ukraine-2022/commands", json=s, headers=keys.headers("recorder"))
           for s in statements)
     )
-    assert [r.status_code for r in responses] == [201] * 8, [r.text for r in responses if r.status_code != 201]
+    assert [r.status_code for r in responses] == [201] * 16, [r.text for r in responses if r.status_code != 201]
     versions = sorted(r.json()["events"][0]["version"] for r in responses)
-    assert versions == list(range(2, 10))
+    assert versions == list(range(2, 18))
