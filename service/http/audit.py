@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
@@ -41,7 +42,7 @@ class AuditController(Controller):
             **problem_responses(400, 401, 403),
         },
     )
-    async def export(self, runtime: Runtime, negotiation: NegotiationFilter = None) -> Stream:
+    async def export(self, runtime: NamedDependency[Runtime], negotiation: NegotiationFilter = None) -> Stream:
         where = audit.LogFilter(negotiation_id=negotiation)
         return Stream(
             audit.export_lines(runtime.pool, where),
@@ -61,5 +62,5 @@ class AuditController(Controller):
         "sealed leaf that no longer matches its event. `first_mismatch` names the event.",
         responses=problem_responses(401, 403),
     )
-    async def verify(self, runtime: Runtime) -> audit.VerifyReport:
+    async def verify(self, runtime: NamedDependency[Runtime]) -> audit.VerifyReport:
         return await audit.verify_store(runtime.pool)

@@ -8,6 +8,7 @@ from pathlib import Path
 import swagger_ui_bundle
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from service.http import openapi
 
@@ -78,7 +79,7 @@ def reference_document(request: Request) -> Response[bytes]:
 
 
 @get("/docs/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-def reference_asset(name: str) -> Response[bytes]:
+def reference_asset(name: FromPath[str]) -> Response[bytes]:
     media_type = ASSET_TYPES.get(name)
     if media_type is None:
         raise NotFoundException(f"no asset {name!r}")

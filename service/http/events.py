@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
@@ -43,35 +44,35 @@ class EventList(msgspec.Struct):
 
 
 NegotiationFilter = Annotated[
-    uuid.UUID | None, QueryParameter(query="negotiation", required=False, description="Only this negotiation's events (id).")
+    uuid.UUID | None, QueryParameter(name="negotiation", required=False, description="Only this negotiation's events (id).")
 ]
-StreamFilter = Annotated[uuid.UUID | None, QueryParameter(query="stream", required=False, description="Only this stream.")]
+StreamFilter = Annotated[uuid.UUID | None, QueryParameter(name="stream", required=False, description="Only this stream.")]
 TypeFilter = Annotated[
     list[str] | None,
-    QueryParameter(query="type", required=False, description="Only these event types (repeat the parameter for several)."),
+    QueryParameter(name="type", required=False, description="Only these event types (repeat the parameter for several)."),
 ]
 RecordedAfter = Annotated[
     dt.datetime | None,
-    QueryParameter(query="recorded_after", required=False, description="Recorded at or after this instant (ISO 8601)."),
+    QueryParameter(name="recorded_after", required=False, description="Recorded at or after this instant (ISO 8601)."),
 ]
 RecordedBefore = Annotated[
     dt.datetime | None,
-    QueryParameter(query="recorded_before", required=False, description="Recorded strictly before this instant (ISO 8601)."),
+    QueryParameter(name="recorded_before", required=False, description="Recorded strictly before this instant (ISO 8601)."),
 ]
 LogCursor = Annotated[
     str | None,
     QueryParameter(
-        query="cursor", required=False, description="Opaque: `next` of the previous page, or an event's `checkpoint`."
+        name="cursor", required=False, description="Opaque: `next` of the previous page, or an event's `checkpoint`."
     ),
 ]
-LogLimit = Annotated[int, QueryParameter(query="limit", ge=1, le=1000, description="Page size.")]
+LogLimit = Annotated[int, QueryParameter(name="limit", ge=1, le=1000, description="Page size.")]
 LastEventId = Annotated[
     str | None,
-    HeaderParameter(header="Last-Event-ID", required=False, description="Resume after this event (sent by EventSource)."),
+    HeaderParameter(name="Last-Event-ID", required=False, description="Resume after this event (sent by EventSource)."),
 ]
 After = Annotated[
     str | None,
-    QueryParameter(query="after", required=False, description="Start after this `checkpoint` (default: the beginning)."),
+    QueryParameter(name="after", required=False, description="Start after this `checkpoint` (default: the beginning)."),
 ]
 
 
@@ -129,7 +130,7 @@ class EventsController(Controller):
     async def list_events(
         self,
         request: Request[Any, Any, Any],
-        runtime: Runtime,
+        runtime: NamedDependency[Runtime],
         cursor: LogCursor = None,
         limit: LogLimit = 100,
         negotiation: NegotiationFilter = None,
@@ -159,7 +160,7 @@ class EventsController(Controller):
     )
     async def stream_events(
         self,
-        runtime: Runtime,
+        runtime: NamedDependency[Runtime],
         last_event_id: LastEventId = None,
         after: After = None,
         negotiation: NegotiationFilter = None,

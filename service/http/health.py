@@ -6,6 +6,7 @@ import asyncio
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.response import Response
 
 from service.runtime import Runtime
@@ -36,7 +37,7 @@ class HealthController(Controller):
         return Liveness(status="live")
 
     @get("/ready", operation_id="getReadiness", summary="Database reachable; projection lag", security=[])
-    async def ready(self, runtime: Runtime) -> Response[Readiness]:
+    async def ready(self, runtime: NamedDependency[Runtime]) -> Response[Readiness]:
         try:
             await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), timeout=2)
         except Exception:  # any failure to reach the database means "not ready"

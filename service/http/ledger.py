@@ -12,6 +12,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from service.auth import Permission
@@ -44,7 +45,7 @@ class PublicKeyView(msgspec.Struct, kw_only=True):
 
 TreeSize = Annotated[
     int | None,
-    QueryParameter(query="tree_size", required=False, ge=0, description="A published tree size (default: the latest)."),
+    QueryParameter(name="tree_size", required=False, ge=0, description="A published tree size (default: the latest)."),
 ]
 
 
@@ -63,7 +64,7 @@ class LedgerController(Controller):
         summary="The latest signed checkpoint of the log, or the one of a given tree size (auditor)",
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def checkpoint(self, runtime: Runtime, tree_size: TreeSize = None) -> CheckpointView:
+    async def checkpoint(self, runtime: NamedDependency[Runtime], tree_size: TreeSize = None) -> CheckpointView:
         ledger = Ledger(runtime.pool)
         found = await (ledger.latest_checkpoint() if tree_size is None else ledger.checkpoint(tree_size))
         if found is None:
@@ -91,8 +92,8 @@ class LedgerController(Controller):
     )
     async def inclusion(
         self,
-        runtime: Runtime,
-        event_id: Annotated[uuid.UUID, QueryParameter(query="event_id", description="The event's id.")],
+        runtime: NamedDependency[Runtime],
+        event_id: Annotated[uuid.UUID, QueryParameter(name="event_id", description="The event's id.")],
         tree_size: TreeSize = None,
     ) -> InclusionProof:
         try:
@@ -109,10 +110,10 @@ class LedgerController(Controller):
     )
     async def consistency(
         self,
-        runtime: Runtime,
-        first: Annotated[int, QueryParameter(query="first", ge=0, description="The older tree size.")],
+        runtime: NamedDependency[Runtime],
+        first: Annotated[int, QueryParameter(name="first", ge=0, description="The older tree size.")],
         second: Annotated[
-            int | None, QueryParameter(query="second", required=False, ge=0, description="The newer (default: latest).")
+            int | None, QueryParameter(name="second", required=False, ge=0, description="The newer (default: latest).")
         ] = None,
     ) -> ConsistencyProof:
         try:
@@ -128,7 +129,7 @@ class LedgerController(Controller):
         "it is checked with.",
         responses=problem_responses(401, 403),
     )
-    async def public_key(self, runtime: Runtime) -> PublicKeyView:
+    async def public_key(self, runtime: NamedDependency[Runtime]) -> PublicKeyView:
         key = ledger_key(runtime.settings)
         latest = await Ledger(runtime.pool).latest_checkpoint()
         # The key of the latest checkpoint is the one that matters to a verifier;

@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.di import NamedDependency
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.auth import Permission
@@ -122,7 +123,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
     media_type="text/plain; version=0.0.4",
     responses=problem_responses(401, 403),
 )
-async def get_metrics(request: Request[Any, Any, Any], runtime: Runtime) -> Response[str]:
+async def get_metrics(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[str]:
     head = await runtime.pool.fetchval("SELECT coalesce(max(position), 0) FROM events")
     text = request.app.state.metrics.render(head, await runtime.projection_lag())
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

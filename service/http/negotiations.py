@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 
 from domain.commands import CommandBatch, Command, CommonFields, OpenNegotiation
 from domain.status import IssueView
@@ -41,8 +42,8 @@ from service.store import Checkpoint
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         required=False,
         description="Makes a retry safe: the same key with the same body replays the stored response "
         "(header `Idempotent-Replayed: true`) and writes nothing; with another body: 422; while the first "
@@ -51,16 +52,16 @@ IdempotencyKey = Annotated[
 ]
 IfMatch = Annotated[
     str | None,
-    Parameter(
-        header="If-Match",
+    HeaderParameter(
+        name="If-Match",
         required=False,
         description='The version of the one stream the request writes to, quoted ("7"), or *; '
         "412 when the stream is at another version.",
     ),
 ]
-Limit = Annotated[int, Parameter(query="limit", ge=1, le=500, description="Page size.")]
+Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=500, description="Page size.")]
 NegotiationStatus = Annotated[
-    Literal["active", "suspended", "concluded"] | None, Parameter(query="status", required=False)
+    Literal["active", "suspended", "concluded"] | None, QueryParameter(name="status", required=False)
 ]
 IssueStatus = Annotated[
     Literal[
@@ -76,9 +77,9 @@ IssueStatus = Annotated[
         "raised",
     ]
     | None,
-    Parameter(query="status", required=False),
+    QueryParameter(name="status", required=False),
 ]
-IssueCategory = Annotated[str | None, Parameter(query="category", max_length=40, required=False)]
+IssueCategory = Annotated[str | None, QueryParameter(name="category", max_length=40, required=False)]
 
 # How long a read with a consistency_token waits for the read models.
 CONSISTENCY_WAIT = 5.0
@@ -146,7 +147,7 @@ class NegotiationController(Controller):
         opt={"request_body": OpenNegotiation},
     )
     async def open_negotiation(
-        self, request: Request[Any, Any, Any], runtime: Runtime, idempotency_key: IdempotencyKey = None
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], idempotency_key: IdempotencyKey = None
     ) -> Response[CommandResult]:
         command = decode(await read_body(request), OpenNegotiation)
         outcome = await CommandService(runtime.store).open(
@@ -168,8 +169,8 @@ class NegotiationController(Controller):
     async def record_commands(
         self,
         request: Request[Any, Any, Any],
-        runtime: Runtime,
-        ref: str,
+        runtime: NamedDependency[Runtime],
+        ref: FromPath[str],
         idempotency_key: IdempotencyKey = None,
         if_match: IfMatch = None,
     ) -> Response[CommandResult]:
@@ -202,7 +203,7 @@ class NegotiationController(Controller):
     async def list_negotiations(
         self,
         request: Request[Any, Any, Any],
-        runtime: Runtime,
+        runtime: NamedDependency[Runtime],
         status: NegotiationStatus = None,
         party: PartyCode = None,
         cursor: Cursor = None,
@@ -225,8 +226,8 @@ class NegotiationController(Controller):
     async def get_negotiation(
         self,
         request: Request[Any, Any, Any],
-        runtime: Runtime,
-        ref: str,
+        runtime: NamedDependency[Runtime],
+        ref: FromPath[str],
         as_of: AsOf = None,
         known_at: KnownAt = None,
         consistency_token: ConsistencyToken = None,
@@ -246,8 +247,8 @@ class NegotiationController(Controller):
     async def get_timeline(
         self,
         request: Request[Any, Any, Any],
-        runtime: Runtime,
-        ref: str,
+        runtime: NamedDependency[Runtime],
+        ref: FromPath[str],
         cursor: Cursor = None,
         limit: Limit = 100,
         consistency_token: ConsistencyToken = None,
@@ -272,8 +273,8 @@ class IssueController(Controller):
     async def list_issues(
         self,
         request: Request[Any, Any, Any],
-        runtime: Runtime,
-        ref: str,
+        runtime: NamedDependency[Runtime],
+        ref: FromPath[str],
         status: IssueStatus = None,
         category: IssueCategory = None,
         party: PartyCode = None,
@@ -299,9 +300,9 @@ class IssueController(Controller):
     async def get_issue(
         self,
         request: Request[Any, Any, Any],
-        runtime: Runtime,
-        ref: str,
-        key: str,
+        runtime: NamedDependency[Runtime],
+        ref: FromPath[str],
+        key: FromPath[str],
         as_of: AsOf = None,
         known_at: KnownAt = None,
         consistency_token: ConsistencyToken = None,
@@ -321,9 +322,9 @@ class IssueController(Controller):
     async def get_issue_history(
         self,
         request: Request[Any, Any, Any],
-        runtime: Runtime,
-        ref: str,
-        key: str,
+        runtime: NamedDependency[Runtime],
+        ref: FromPath[str],
+        key: FromPath[str],
         cursor: Cursor = None,
         limit: Limit = 100,
         consistency_token: ConsistencyToken = None,

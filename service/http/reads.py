@@ -8,15 +8,15 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Request, Response
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from litestar.openapi.datastructures import ResponseSpec
 
 # Query parameters shared by read routes (documented once, validated by Litestar).
 ConsistencyToken = Annotated[
     str | None,
-    Parameter(
-        query="consistency_token",
+    QueryParameter(
+        name="consistency_token",
         pattern=r"^\d{1,20}\.\d{1,20}$",
         description="From a command response: wait (up to 5 s) until the read models reflect that write; "
         "503 `consistency-timeout` if they have not by then.",
@@ -25,8 +25,8 @@ ConsistencyToken = Annotated[
 ]
 AsOf = Annotated[
     str | None,
-    Parameter(
-        query="as_of",
+    QueryParameter(
+        name="as_of",
         max_length=40,
         description="World time: only facts that had occurred by then (ISO date, or datetime with offset). "
         "Computed from the log with the domain fold.",
@@ -35,8 +35,8 @@ AsOf = Annotated[
 ]
 KnownAt = Annotated[
     str | None,
-    Parameter(
-        query="known_at",
+    QueryParameter(
+        name="known_at",
         max_length=40,
         description="Record time: the record as it stood then (facts recorded at or before it; a date means "
         "the end of that day, UTC). Computed from the log with the domain fold.",
@@ -45,11 +45,11 @@ KnownAt = Annotated[
 ]
 Cursor = Annotated[
     str | None,
-    Parameter(query="cursor", max_length=200, description="The `next` of the previous page.", required=False),
+    QueryParameter(name="cursor", max_length=200, description="The `next` of the previous page.", required=False),
 ]
 PartyCode = Annotated[
     str | None,
-    Parameter(query="party", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$", description="A party code.", required=False),
+    QueryParameter(name="party", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$", description="A party code.", required=False),
 ]
 
 
