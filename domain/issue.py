@@ -10,11 +10,11 @@ shows can never disagree.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
 
+from domain.aggregate import RecordedAggregate, index_event_classes
 from domain.records import Recorded
 from domain.status import IssueFold, IssueTally
 
@@ -24,13 +24,12 @@ def issue_stream_id(negotiation_id: uuid.UUID, key: str) -> uuid.UUID:
     return uuid.uuid5(negotiation_id, "issue:" + key)
 
 
-class Issue(Aggregate):
-    class Event(Aggregate.Event):
-        TYPE: ClassVar[str] = ""
-        record: Recorded
+class Issue(RecordedAggregate):
+    KIND = "an issue"
+    CREATED_TYPE = "issue.raised"
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.fold.apply(self.record)
+    class Event(RecordedAggregate.Event):
+        """Every issue event carries one stored record and folds it."""
 
     class Raised(Aggregate.Created):
         TYPE: ClassVar[str] = "issue.raised"
@@ -125,40 +124,9 @@ class Issue(Aggregate):
     class ClaimDisputed(Event):
         TYPE = "claim.disputed"
 
-    EVENT_CLASSES: ClassVar[dict[str, type[Any]]]
-
     def __init__(self, record: Recorded) -> None:
         # Raised.apply (inherited from Event) then folds the raising record.
         self.fold = IssueFold()
-
-    @classmethod
-    def from_events(cls, records: Iterable[Recorded]) -> Issue:
-        records = iter(records)
-        first = next(records, None)
-        if first is None or first.type != "issue.raised":
-            raise ValueError("an issue stream starts with issue.raised")
-        issue: Issue = cls.Raised(
-            originator_id=first.stream_id,
-            originator_version=first.version,
-            timestamp=first.recorded_at,
-            originator_topic=f"{cls.__module__}:{cls.__qualname__}",
-            record=first,
-        ).mutate(None)
-        for record in records:
-            issue.apply(record)
-        return issue
-
-    def apply(self, record: Recorded) -> None:
-        """Evolve by one stored record (the library checks id and version order)."""
-        event_class = self.EVENT_CLASSES.get(record.type)
-        if event_class is None or event_class is Issue.Raised:
-            raise ValueError(f"{record.type!r} cannot be applied to an issue")
-        event_class(
-            originator_id=record.stream_id,
-            originator_version=record.version,
-            timestamp=record.recorded_at,
-            record=record,
-        ).mutate(self)
 
     @property
     def state(self) -> IssueTally:
@@ -169,6 +137,4 @@ class Issue(Aggregate):
         return self.fold.tally.key
 
 
-Issue.EVENT_CLASSES = {
-    cls.TYPE: cls for cls in vars(Issue).values() if isinstance(cls, type) and getattr(cls, "TYPE", "")
-}
+Issue.EVENT_CLASSES = index_event_classes(Issue)

@@ -14,22 +14,21 @@ the stored records back through :meth:`Negotiation.apply`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from eventsourcing.domain import Aggregate
 
+from domain.aggregate import RecordedAggregate, index_event_classes
 from domain.records import Recorded
 from domain.status import NegotiationFold, NegotiationTally
 
 
-class Negotiation(Aggregate):
-    class Event(Aggregate.Event):
-        TYPE: ClassVar[str] = ""
-        record: Recorded
+class Negotiation(RecordedAggregate):
+    KIND = "a negotiation"
+    CREATED_TYPE = "negotiation.opened"
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.fold.apply(self.record)
+    class Event(RecordedAggregate.Event):
+        """Every negotiation event carries one stored record and folds it."""
 
     class Opened(Aggregate.Created):
         TYPE: ClassVar[str] = "negotiation.opened"
@@ -68,43 +67,10 @@ class Negotiation(Aggregate):
     class ClaimDisputed(Event):
         TYPE = "claim.disputed"
 
-    EVENT_CLASSES: ClassVar[dict[str, type[Any]]]
-
     def __init__(self, record: Recorded) -> None:
         # The library then calls Opened.apply (inherited from Event), which
         # folds the opening record.
         self.fold = NegotiationFold()
-
-    # -- building from the log -------------------------------------------------
-
-    @classmethod
-    def from_events(cls, records: Iterable[Recorded]) -> Negotiation:
-        records = iter(records)
-        first = next(records, None)
-        if first is None or first.type != "negotiation.opened":
-            raise ValueError("a negotiation stream starts with negotiation.opened")
-        negotiation: Negotiation = cls.Opened(
-            originator_id=first.stream_id,
-            originator_version=first.version,
-            timestamp=first.recorded_at,
-            originator_topic=f"{cls.__module__}:{cls.__qualname__}",
-            record=first,
-        ).mutate(None)
-        for record in records:
-            negotiation.apply(record)
-        return negotiation
-
-    def apply(self, record: Recorded) -> None:
-        """Evolve by one stored record (the library checks id and version order)."""
-        event_class = self.EVENT_CLASSES.get(record.type)
-        if event_class is None or event_class is Negotiation.Opened:
-            raise ValueError(f"{record.type!r} cannot be applied to a negotiation")
-        event_class(
-            originator_id=record.stream_id,
-            originator_version=record.version,
-            timestamp=record.recorded_at,
-            record=record,
-        ).mutate(self)
 
     # -- what the rules read ------------------------------------------------------
 
@@ -117,8 +83,4 @@ class Negotiation(Aggregate):
         return self.id
 
 
-Negotiation.EVENT_CLASSES = {
-    cls.TYPE: cls
-    for cls in vars(Negotiation).values()
-    if isinstance(cls, type) and getattr(cls, "TYPE", "")
-}
+Negotiation.EVENT_CLASSES = index_event_classes(Negotiation)
