@@ -1,9 +1,9 @@
 """What auditors ask of the database: the filtered global log, the NDJSON export,
 and a full recomputation of every hash chain and of the ledger's leaves.
 
-Rows are read here with the auditor's own queries, not through the store's
-decoder, and a row whose body no longer parses is still served: an audit must be
-able to show a damaged record, not fail on it.
+Rows are read here with the auditor's own queries, and a row whose body no
+longer parses is still served (the store's row converter given the queryable
+copy of the data): an audit must be able to show a damaged record, not fail on it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import msgspec
 
+from service.canonical import ZERO_HASH, body_data, chain_hash
 from service.envelope import exported
 from service.merkle import leaf_hash
-from service.store import START, ZERO_HASH, Checkpoint, StoredEvent, chain_hash
+from service.store import START, Checkpoint, StoredEvent, row_to_event
 
 # -- the global log --------------------------------------------------------------
 
@@ -48,43 +49,13 @@ _LOG_SQL = """
 """
 
 
-class _BodyData(msgspec.Struct):
-    data: msgspec.Raw
-
-
-_body_data = msgspec.json.Decoder(_BodyData)
-
-
 def _event(row: asyncpg.Record) -> StoredEvent:
-    body = row["body"]
     try:
         # The fact's fields exactly as hashed, as the store serves them.
-        data = bytes(_body_data.decode(body).data)
+        data = body_data(row["body"])
     except msgspec.DecodeError:
         data = row["data_text"].encode()  # a damaged body: show the queryable copy instead
-    source = row["source"]
-    return StoredEvent(
-        position=row["position"],
-        txid=row["txid"],
-        id=row["id"],
-        stream_id=row["stream_id"],
-        stream_type=row["stream_type"],
-        negotiation_id=row["negotiation_id"],
-        version=row["version"],
-        type=row["type"],
-        schema_version=row["schema_version"],
-        body=body,
-        data=data,
-        occurred_on=row["occurred_on"],
-        recorded_at=row["recorded_at"],
-        recorded_by=row["recorded_by"],
-        claimed_by=tuple(row["claimed_by"]),
-        source=msgspec.json.decode(source) if source is not None else None,
-        note=row["note"],
-        correlation_id=row["correlation_id"],
-        causation_id=row["causation_id"],
-        hash=row["hash"],
-    )
+    return row_to_event(row, data)
 
 
 async def read_log(

@@ -29,6 +29,7 @@ import msgspec
 
 from domain.commands import Command, OpenNegotiation
 from domain.errors import DomainError
+from service.canonical import body_data
 from service.commands import CommandService, Idempotency, SlugTaken
 from service.db import create_pool
 from service.envelope import ExportedEvent
@@ -55,10 +56,6 @@ class _Kind(msgspec.Struct):
     type: str | None = None
     body: str | None = None
     hash: str | None = None
-
-
-class _BodyData(msgspec.Struct):
-    data: msgspec.Raw
 
 
 def _idempotency(line_number: int, raw: bytes) -> Idempotency:
@@ -130,7 +127,7 @@ async def _restore(pool: asyncpg.Pool, line: ExportedEvent) -> int:
         stream_type=line.stream_type,
         type=line.type,
         schema_version=line.schema_version,
-        data=bytes(msgspec.json.decode(body, type=_BodyData).data),
+        data=body_data(body),
         occurred_on=line.occurred_on,
         recorded_by=line.recorded_by,
         recorded_at=line.recorded_at,

@@ -15,8 +15,6 @@ O(streams), not O(events):
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -24,10 +22,9 @@ from typing import Any
 import msgspec
 
 from service import merkle
+from service.canonical import ZERO_HASH, CanonicalEvent, canonical_decoder, chain_hash, timestamp_text
 from service.envelope import ExportedEvent
 from service.signed_note import NoteError, NoteVerifier, TreeHead, open_checkpoint, split_note
-
-ZERO_HASH = bytes(32)
 
 
 class ExportProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -65,36 +62,7 @@ MAX_LISTED = 100
 _exported = msgspec.json.Decoder(ExportedEvent)
 
 
-class _HashedEvent(msgspec.Struct, kw_only=True):
-    """The canonical body as service.store writes it (absent fields are defaults)."""
-
-    id: uuid.UUID
-    stream_id: uuid.UUID
-    stream_type: str
-    version: int
-    type: str
-    schema_version: int
-    occurred_on: str
-    recorded_at: str
-    recorded_by: str
-    data: msgspec.Raw
-    claimed_by: tuple[str, ...] = ()
-    source: dict[str, Any] | None = None
-    note: str | None = None
-    negotiation_id: uuid.UUID | None = None
-    correlation_id: uuid.UUID | None = None
-    causation_id: uuid.UUID | None = None
-
-
-_hashed = msgspec.json.Decoder(_HashedEvent)
-
-
-def _timestamp(moment: dt.datetime) -> str:
-    # The store's one text form of a hashed timestamp (service.store._timestamp).
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _body_disagreements(event: ExportedEvent, hashed: _HashedEvent) -> list[str]:
+def _body_disagreements(event: ExportedEvent, hashed: CanonicalEvent) -> list[str]:
     pairs = {
         "id": (event.id, hashed.id),
         "stream_id": (event.stream_id, hashed.stream_id),
@@ -103,7 +71,7 @@ def _body_disagreements(event: ExportedEvent, hashed: _HashedEvent) -> list[str]
         "type": (event.type, hashed.type),
         "schema_version": (event.schema_version, hashed.schema_version),
         "occurred_on": (event.occurred_on, hashed.occurred_on),
-        "recorded_at": (_timestamp(event.recorded_at), hashed.recorded_at),
+        "recorded_at": (timestamp_text(event.recorded_at), hashed.recorded_at),
         "recorded_by": (event.recorded_by, hashed.recorded_by),
         "data": (bytes(event.data), bytes(hashed.data)),
         "claimed_by": (tuple(event.claimed_by), hashed.claimed_by),
@@ -143,7 +111,7 @@ class _Chain:
     def drain(self, stream_id: uuid.UUID, found: Any) -> None:
         while self.next_version in self.waiting:
             link = self.waiting.pop(self.next_version)
-            expected = hashlib.sha256(self.previous + link.body).digest()
+            expected = chain_hash(self.previous, link.body)
             if expected != link.stored:
                 found(
                     ExportProblem(
@@ -231,7 +199,7 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
             chain.waiting[event.version] = _Link(number, event.id, body, stored)
             chain.drain(event.stream_id, found)
         try:
-            disagreeing = _body_disagreements(event, _hashed.decode(body))
+            disagreeing = _body_disagreements(event, canonical_decoder.decode(body))
         except msgspec.DecodeError:
             disagreeing = ["body"]
         if disagreeing:

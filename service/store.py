@@ -25,9 +25,11 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from service.canonical import CanonicalEvent, body_data, canonical_encoder, chain_hash, timestamp_text
+from service.canonical import ZERO_HASH as ZERO_HASH  # re-exported: callers speak of the chain as the store's
+
 log = logging.getLogger("parley.store")
 
-ZERO_HASH = bytes(32)
 NOTIFY_CHANNEL = "parley_events"
 
 
@@ -98,38 +100,9 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
         return Checkpoint(self.txid, self.position)
 
 
-class _CanonicalEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """The hashed form of an event. Field order is irrelevant: keys are sorted."""
-
-    id: uuid.UUID
-    stream_id: uuid.UUID
-    stream_type: str
-    version: int
-    type: str
-    schema_version: int
-    occurred_on: str
-    recorded_at: str
-    recorded_by: str
-    data: msgspec.Raw
-    claimed_by: tuple[str, ...] = ()
-    source: dict[str, Any] | None = None
-    note: str | None = None
-    negotiation_id: uuid.UUID | None = None
-    correlation_id: uuid.UUID | None = None
-    causation_id: uuid.UUID | None = None
-
-
-_canonical_encoder = msgspec.json.Encoder(order="sorted")
-
-
-def _timestamp(moment: dt.datetime) -> str:
-    # One fixed text form for the hashed timestamp: UTC, microseconds, "Z".
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def canonical_body(event: PendingEvent, version: int) -> bytes:
-    return _canonical_encoder.encode(
-        _CanonicalEvent(
+def _canonical(event: PendingEvent, version: int, recorded_at: str) -> bytes:
+    return canonical_encoder.encode(
+        CanonicalEvent(
             id=event.id,
             stream_id=event.stream_id,
             stream_type=event.stream_type,
@@ -137,7 +110,7 @@ def canonical_body(event: PendingEvent, version: int) -> bytes:
             type=event.type,
             schema_version=event.schema_version,
             occurred_on=event.occurred_on,
-            recorded_at=_timestamp(event.recorded_at),
+            recorded_at=recorded_at,
             recorded_by=event.recorded_by,
             data=msgspec.Raw(event.data),
             claimed_by=event.claimed_by,
@@ -150,35 +123,14 @@ def canonical_body(event: PendingEvent, version: int) -> bytes:
     )
 
 
+def canonical_body(event: PendingEvent, version: int) -> bytes:
+    return _canonical(event, version, timestamp_text(event.recorded_at))
+
+
 def content_digest(event: PendingEvent) -> bytes:
     """What makes a retry "the same event": everything the writer chose, not the
     server's clock, which differs on every retry."""
-    return hashlib.sha256(
-        _canonical_encoder.encode(
-            _CanonicalEvent(
-                id=event.id,
-                stream_id=event.stream_id,
-                stream_type=event.stream_type,
-                version=0,
-                type=event.type,
-                schema_version=event.schema_version,
-                occurred_on=event.occurred_on,
-                recorded_at="",
-                recorded_by=event.recorded_by,
-                data=msgspec.Raw(event.data),
-                claimed_by=event.claimed_by,
-                source=event.source,
-                note=event.note,
-                negotiation_id=event.negotiation_id,
-                correlation_id=event.correlation_id,
-                causation_id=event.causation_id,
-            )
-        )
-    ).digest()
-
-
-def chain_hash(previous: bytes, body: bytes) -> bytes:
-    return hashlib.sha256(previous + body).digest()
+    return hashlib.sha256(_canonical(event, 0, "")).digest()
 
 
 class StoreError(Exception):
@@ -218,14 +170,10 @@ _EVENT_COLUMNS = """
 """
 
 
-class _BodyData(msgspec.Struct):
-    data: msgspec.Raw
-
-
-_body_data = msgspec.json.Decoder(_BodyData)
-
-
-def _row_to_event(row: asyncpg.Record) -> StoredEvent:
+def row_to_event(row: asyncpg.Record, data: bytes | None = None) -> StoredEvent:
+    """A row of `_EVENT_COLUMNS` as a StoredEvent. `data` defaults to the fact's
+    fields taken from the body; a caller that must serve a damaged body (the audit)
+    passes its own."""
     source = row["source"]
     body = row["body"]
     return StoredEvent(
@@ -240,7 +188,7 @@ def _row_to_event(row: asyncpg.Record) -> StoredEvent:
         schema_version=row["schema_version"],
         body=body,
         # The fact's fields exactly as hashed (the jsonb copy is normalised by PostgreSQL).
-        data=bytes(_body_data.decode(body).data),
+        data=body_data(body) if data is None else data,
         occurred_on=row["occurred_on"],
         recorded_at=row["recorded_at"],
         recorded_by=row["recorded_by"],
@@ -390,7 +338,7 @@ class EventStore:
             [version for version, _ in heads.values()],
             [head_hash for _, head_hash in heads.values()],
         )
-        stored = sorted((_row_to_event(r) for r in inserted), key=lambda e: e.position)
+        stored = sorted((row_to_event(r) for r in inserted), key=lambda e: e.position)
         return AppendResult(events=stored, checkpoint=stored[-1].checkpoint)
 
     async def _replay(
@@ -406,7 +354,7 @@ class EventStore:
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ANY($1::uuid[]) ORDER BY position",
             [e.id for e in events],
         )
-        stored = [_row_to_event(r) for r in rows]
+        stored = [row_to_event(r) for r in rows]
         return AppendResult(events=stored, checkpoint=max(e.checkpoint for e in stored), replayed=True)
 
     # -- reading -----------------------------------------------------------------
@@ -435,11 +383,11 @@ class EventStore:
             from_version,
             to_version,
         )
-        return [_row_to_event(r) for r in rows]
+        return [row_to_event(r) for r in rows]
 
     async def get_event(self, event_id: uuid.UUID) -> StoredEvent | None:
         row = await self.pool.fetchrow(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = $1", event_id)
-        return _row_to_event(row) if row is not None else None
+        return row_to_event(row) if row is not None else None
 
     async def read_log(
         self,
@@ -475,7 +423,7 @@ class EventStore:
             stream_id,
             list(types) if types else None,
         )
-        return [_row_to_event(r) for r in rows]
+        return [row_to_event(r) for r in rows]
 
     async def head(self) -> Checkpoint:
         """The last event a gap-free reader can see now (START for an empty log)."""
