@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -559,39 +559,49 @@ def _retracted_ids(records: list[Recorded]) -> set[str]:
     return {str(r.data.event_id) for r in records if r.type == "record.retracted"}  # type: ignore[attr-defined]
 
 
-def _tally_issue(records: list[Recorded]) -> IssueTally:
+_TallyT = TypeVar("_TallyT", "IssueTally", "NegotiationTally")
+
+
+def _tally(tally_class: type[_TallyT], records: list[Recorded]) -> _TallyT:
+    """One stream's records (in stream order) added to a new tally, the retracted ones as such."""
     retracted = _retracted_ids(records)
-    tally = IssueTally()
+    tally = tally_class()
     for record in records:
         tally.add(record, retracted=str(record.id) in retracted)
     return tally
 
 
-def fold_issue(records: Iterable[Recorded]) -> IssueView:
-    """An issue's status view from its stream's records (in stream order)."""
-    return _tally_issue(list(records)).view()
+class _StreamFold(Generic[_TallyT]):
+    """Incremental fold of one stream: ``apply`` one record at a time; ``view()``
+    at any point equals the batch fold of the records applied so far. A
+    retraction refolds the kept records (see the module docstring)."""
 
-
-class IssueFold:
-    """Incremental :func:`fold_issue` for projections and the write side.
-
-    ``apply`` one record at a time; ``view()`` at any point equals
-    ``fold_issue`` of the records applied so far. A retraction refolds the
-    kept records (see the module docstring).
-    """
+    tally_class: type[_TallyT]
 
     def __init__(self, records: Iterable[Recorded] = ()) -> None:
         self.records: list[Recorded] = []
-        self.tally = IssueTally()
+        self.tally: _TallyT = self.tally_class()
         for record in records:
             self.apply(record)
 
     def apply(self, record: Recorded) -> None:
         self.records.append(record)
         if record.type == "record.retracted":
-            self.tally = _tally_issue(self.records)
+            self.tally = _tally(self.tally_class, self.records)
         else:
             self.tally.add(record)
+
+
+def fold_issue(records: Iterable[Recorded]) -> IssueView:
+    """An issue's status view from its stream's records (in stream order)."""
+    return _tally(IssueTally, list(records)).view()
+
+
+class IssueFold(_StreamFold[IssueTally]):
+    """Incremental :func:`fold_issue` for projections and the write side
+    (``view()`` equals ``fold_issue`` of the records applied so far)."""
+
+    tally_class = IssueTally
 
     def view(self) -> IssueView:
         return self.tally.view()
@@ -690,34 +700,15 @@ class NegotiationTally(StreamTally):
         )
 
 
-def _tally_negotiation(records: list[Recorded]) -> NegotiationTally:
-    retracted = _retracted_ids(records)
-    tally = NegotiationTally()
-    for record in records:
-        tally.add(record, retracted=str(record.id) in retracted)
-    return tally
-
-
 def fold_negotiation(records: Iterable[Recorded]) -> NegotiationView:
     """A negotiation's view from its own stream (issue statuses come from fold_issue)."""
-    return _tally_negotiation(list(records)).view()
+    return _tally(NegotiationTally, list(records)).view()
 
 
-class NegotiationFold:
+class NegotiationFold(_StreamFold[NegotiationTally]):
     """Incremental :func:`fold_negotiation` (same contract as :class:`IssueFold`)."""
 
-    def __init__(self, records: Iterable[Recorded] = ()) -> None:
-        self.records: list[Recorded] = []
-        self.tally = NegotiationTally()
-        for record in records:
-            self.apply(record)
-
-    def apply(self, record: Recorded) -> None:
-        self.records.append(record)
-        if record.type == "record.retracted":
-            self.tally = _tally_negotiation(self.records)
-        else:
-            self.tally.add(record)
+    tally_class = NegotiationTally
 
     def view(self) -> NegotiationView:
         return self.tally.view()

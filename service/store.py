@@ -510,23 +510,19 @@ _LOCK_HEADS_SQL = """
     SELECT NULL, NULL, NULL, id, content_digest FROM events WHERE id = ANY($4::uuid[])
 """
 
-_APPEND_SQL = f"""
+_INSERT_AND_MOVE_HEADS = f"""
     WITH inserted AS ({_INSERT_SQL}),
     moved AS (
         UPDATE streams SET version = head.version, head_hash = head.head_hash
         FROM unnest($20::uuid[], $21::int[], $22::bytea[]) AS head(stream_id, version, head_hash)
         WHERE streams.stream_id = head.stream_id
-    )
+    )"""
+
+_APPEND_SQL = f"""{_INSERT_AND_MOVE_HEADS}
     SELECT * FROM inserted
 """
 
-_APPEND_AND_WAKE_SQL = f"""
-    WITH inserted AS ({_INSERT_SQL}),
-    moved AS (
-        UPDATE streams SET version = head.version, head_hash = head.head_hash
-        FROM unnest($20::uuid[], $21::int[], $22::bytea[]) AS head(stream_id, version, head_hash)
-        WHERE streams.stream_id = head.stream_id
-    ),
+_APPEND_AND_WAKE_SQL = f"""{_INSERT_AND_MOVE_HEADS},
     -- A CTE with a volatile function is evaluated once, not once per event.
     woken AS (SELECT pg_notify('{NOTIFY_CHANNEL}', ''))
     SELECT inserted.* FROM inserted, woken
