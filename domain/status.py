@@ -223,6 +223,23 @@ class StreamTally:
         self.mentions: dict[Subject, list[str]] = {}  # subject -> live event ids naming it
         self.disputed: set[Subject] = set()
 
+    def add(self, record: Recorded, retracted: bool = False) -> None:
+        """One record of the stream; the stream's own facts go to :meth:`add_fact`."""
+        self.count(record, retracted)
+        if retracted:
+            return
+        if record.type == "record.retracted":
+            self.retracted.append(str(record.data.event_id))  # type: ignore[attr-defined]
+            return
+        self.note_subjects(record)
+        if record.type == "claim.disputed":
+            self.dispute(record)
+            return
+        self.add_fact(record)
+
+    def add_fact(self, record: Recorded) -> None:
+        raise NotImplementedError
+
     def count(self, record: Recorded, retracted: bool) -> None:
         self.events += 1
         self.version = record.version
@@ -306,17 +323,7 @@ class IssueTally(StreamTally):
         """Every id in the issue's one namespace of proposals, agreements and items."""
         return set(self.proposals) | set(self.agreements) | set(self.items)
 
-    def add(self, record: Recorded, retracted: bool = False) -> None:
-        self.count(record, retracted)
-        if retracted:
-            return
-        if record.type == "record.retracted":
-            self.retracted.append(str(record.data.event_id))  # type: ignore[attr-defined]
-            return
-        self.note_subjects(record)
-        if record.type == "claim.disputed":
-            self.dispute(record)
-            return
+    def add_fact(self, record: Recorded) -> None:
         handler = _ISSUE_HANDLERS.get(record.type)
         if handler is not None:
             handler(self, record, record.data)
@@ -625,19 +632,10 @@ class NegotiationTally(StreamTally):
     def active_parties(self) -> dict[str, PartyView]:
         return {code: p for code, p in self.parties.items() if p.active}
 
-    def add(self, record: Recorded, retracted: bool = False) -> None:
-        self.count(record, retracted)
-        if retracted:
-            return
-        if record.type == "record.retracted":
-            self.retracted.append(str(record.data.event_id))  # type: ignore[attr-defined]
-            return
-        self.note_subjects(record)
+    def add_fact(self, record: Recorded) -> None:
         d: Any = record.data
         t = record.type
-        if t == "claim.disputed":
-            self.dispute(record)
-        elif t == "negotiation.opened":
+        if t == "negotiation.opened":
             self.id, self.slug, self.title = str(record.stream_id), d.slug, d.title
             for p in d.parties:
                 self.parties[p.code] = PartyView(code=p.code, name=p.name, role="party")
