@@ -11,8 +11,8 @@ One request is one PostgreSQL transaction:
 4. append all new events in ONE `EventStore.append`, with the version of every
    written stream as read in step 2, so a concurrent writer makes it fail with
    ConcurrencyError rather than interleave. Steps 2-4 run in a savepoint and are
-   retried on fresh state; after a lost race the request locks that stream's head
-   first, so the retry cannot lose again: a command that named no expected_version
+   retried on fresh state; after a lost race the request locks the heads of the
+   streams it writes first, so the retry cannot lose again: a command that named no expected_version
    never sees a spurious conflict, one that did is checked again by decide;
 5. store the response under the Idempotency-Key, and commit everything at once.
 """
@@ -264,23 +264,35 @@ class CommandService:
                 replay = await self._replay(conn, idempotency_key)
                 if replay is not None:
                     return replay
+            written: set[uuid.UUID] = set()
+            holding = False
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     async with conn.transaction():  # a savepoint: a lost race leaves nothing
-                        result = await self._attempt(conn, negotiation_id, commands, recorded_by, batch, if_match)
+                        result = await self._attempt(
+                            conn, negotiation_id, commands, recorded_by, batch, if_match, written
+                        )
                     break
                 except (ConcurrencyError, asyncpg.DeadlockDetectedError) as error:
                     if attempt == MAX_ATTEMPTS:
                         raise
-                    if isinstance(error, ConcurrencyError):
-                        # Lost a race on this stream: hold its head until this request
-                        # commits (outside the savepoint, so the lock survives its
-                        # rollback). The next attempt then decides on the latest state
-                        # and no newcomer can overtake it again: under contention the
+                    if isinstance(error, ConcurrencyError) and not holding:
+                        # Lost a race: hold the heads of every stream this request
+                        # writes until it commits (outside the savepoint, so the locks
+                        # survive its rollback). The next attempt decides on the latest
+                        # state and no newcomer can overtake it: under contention the
                         # request turns pessimistic instead of failing after N races.
+                        # All heads in one statement, in stream id order, as the store
+                        # locks them, and only once: locks taken in any other order
+                        # could deadlock with another writer's append.
                         await conn.execute(
-                            "SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE", error.stream_id
+                            """
+                            SELECT 1 FROM streams WHERE stream_id = ANY($1::uuid[])
+                            ORDER BY stream_id FOR UPDATE
+                            """,
+                            sorted(written),
                         )
+                        holding = True
                     log.debug("attempt %d lost a race (%s); deciding again", attempt, error)
             outcome = self._outcome(201, negotiation_id, result, {})
             if idempotency_key is not None:
@@ -295,11 +307,14 @@ class CommandService:
         recorded_by: str,
         batch: bool,
         if_match: IfMatch | None,
+        written: set[uuid.UUID],
     ) -> AppendResult:
+        """One try at deciding and appending; `written` is refilled with the streams
+        this try writes (the caller locks them if the try loses a race)."""
+        written.clear()
         working = await self._load(conn, negotiation_id)
         recorded_at = _now()
         pending: list[PendingEvent] = []
-        written: set[uuid.UUID] = set()
         for index, command in enumerate(commands):
             try:
                 issue = await self._issue_for(conn, working, command)
