@@ -44,7 +44,8 @@ _LOG_SQL = """
       AND ($8::text[] IS NULL OR type = ANY($8))
       AND ($9::timestamptz IS NULL OR recorded_at >= $9)
       AND ($10::timestamptz IS NULL OR recorded_at < $10)
-    ORDER BY txid, position
+    -- events.txid, not the bigint txid output column: that would sort the whole log
+    ORDER BY events.txid, events.position
     LIMIT $3
 """
 
@@ -89,7 +90,7 @@ async def log_head(pool: asyncpg.Pool) -> Checkpoint:
         """
         SELECT txid::text::bigint AS txid, position FROM events
         WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY txid DESC, position DESC LIMIT 1
+        ORDER BY events.txid DESC, events.position DESC LIMIT 1
         """
     )
     return Checkpoint(row["txid"], row["position"]) if row else START

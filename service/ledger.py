@@ -362,7 +362,8 @@ _UNSEALED_SQL = """
     SELECT txid::text::bigint AS txid, position, id, hash FROM events
     WHERE (txid, position) > ($1::text::xid8, $2)
       AND txid < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY txid, position
+    -- events.txid, not the bigint txid output column: that would sort the whole log
+    ORDER BY events.txid, events.position
     LIMIT $3
 """
 

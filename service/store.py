@@ -413,7 +413,8 @@ class EventStore:
               AND ($4::uuid IS NULL OR negotiation_id = $4)
               AND ($5::uuid IS NULL OR stream_id = $5)
               AND ($6::text[] IS NULL OR type = ANY($6))
-            ORDER BY txid, position
+            -- events.txid, not the bigint txid output column: that would sort the whole log
+            ORDER BY events.txid, events.position
             LIMIT $3
             """,
             str(after.txid),
@@ -431,7 +432,7 @@ class EventStore:
             """
             SELECT txid::text::bigint AS txid, position FROM events
             WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-            ORDER BY txid DESC, position DESC LIMIT 1
+            ORDER BY events.txid DESC, events.position DESC LIMIT 1
             """
         )
         return Checkpoint(row["txid"], row["position"]) if row else START
