@@ -17,7 +17,7 @@ async def test_a_created_key_authenticates_with_its_role_and_is_stored_hashed(po
     assert found is not None and found.name == "desk-1" and found.role is Role.RECORDER
     assert found.may(Permission.RECORD) and not found.may(Permission.AUDIT)
     stored = await pool.fetch("SELECT * FROM api_keys")
-    assert all(key.split("_")[2].encode() not in bytes(row["secret_hash"]) for row in stored)
+    assert all(key.split("_", 2)[2].encode() not in bytes(row["secret_hash"]) for row in stored)
     assert key not in repr([dict(r) for r in stored])
 
 
@@ -49,7 +49,7 @@ def test_keys_create_prints_the_key_alone_on_stdout(database_url: str) -> None:
     listed = subprocess.run(
         [sys.executable, "-m", "service.cli", "keys", "list"], env=env, capture_output=True, text=True, check=True
     )
-    assert "court\tauditor" in listed.stdout and key.split("_")[2] not in listed.stdout
+    assert "court\tauditor" in listed.stdout and key.split("_", 2)[2] not in listed.stdout
     again = subprocess.run(
         [sys.executable, "-m", "service.cli", "keys", "create", "--role", "reader", "--name", "court"],
         env=env, capture_output=True, text=True,
