@@ -40,6 +40,7 @@ from domain.negotiation import Negotiation
 from domain.records import Recorded
 from projections.records import recorded_from_stored
 from service import idempotency
+from service.aggregate_cache import AggregateCache
 from service.envelope import EventEnvelope, envelope
 from service.store import AppendResult, ConcurrencyError, EventStore, PendingEvent
 
@@ -170,12 +171,19 @@ class _Working:
     versions: dict[uuid.UUID, int] = field(default_factory=dict)
     # Events decided in this request, by id: a correction may name one of them.
     decided_streams: dict[uuid.UUID, tuple[uuid.UUID, str]] = field(default_factory=dict)
+    # The records the states were evolved with, in order (checked against the
+    # stored events before the states are cached).
+    decided: list[Recorded] = field(default_factory=list)
+    # Where loaded states come from first (None: straight from the store).
+    cache: AggregateCache | None = None
 
 
 class CommandService:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, cache: AggregateCache | None = None) -> None:
         self.store = store
         self.pool = store.pool
+        # Folded aggregates kept between requests (service.aggregate_cache); per process.
+        self.cache = cache
 
     # -- opening a negotiation ------------------------------------------------------
 
@@ -259,6 +267,24 @@ class CommandService:
         if_match: IfMatch | None,
         idempotency_key: Idempotency | None,
     ) -> Outcome:
+        done: list[tuple[_Working, AppendResult]] = []
+        outcome = await self._record_committed(
+            negotiation_id, commands, recorded_by, batch, if_match, idempotency_key, done
+        )
+        if done:  # committed: the evolved states are folds of the committed streams
+            self._keep(*done[0])
+        return outcome
+
+    async def _record_committed(
+        self,
+        negotiation_id: uuid.UUID,
+        commands: Sequence[CommonFields],
+        recorded_by: str,
+        batch: bool,
+        if_match: IfMatch | None,
+        idempotency_key: Idempotency | None,
+        done: list[tuple[_Working, AppendResult]],
+    ) -> Outcome:
         async with self.pool.acquire() as conn, conn.transaction():
             if idempotency_key is not None:
                 replay = await self._replay(conn, idempotency_key)
@@ -269,8 +295,11 @@ class CommandService:
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     async with conn.transaction():  # a savepoint: a lost race leaves nothing
-                        result = await self._attempt(
-                            conn, negotiation_id, commands, recorded_by, batch, if_match, written
+                        # Only the first attempt starts from cached states: a retry
+                        # reads whole streams (what it took from the cache is dropped).
+                        cache = self.cache if attempt == 1 else None
+                        result, working = await self._attempt(
+                            conn, negotiation_id, commands, recorded_by, batch, if_match, written, cache
                         )
                     break
                 except (ConcurrencyError, asyncpg.DeadlockDetectedError) as error:
@@ -297,7 +326,9 @@ class CommandService:
             outcome = self._outcome(201, negotiation_id, result, {})
             if idempotency_key is not None:
                 await self._remember(conn, idempotency_key, outcome)
-            return outcome
+        # The transaction has committed (an exception would have left before).
+        done.append((working, result))
+        return outcome
 
     async def _attempt(
         self,
@@ -308,11 +339,12 @@ class CommandService:
         batch: bool,
         if_match: IfMatch | None,
         written: set[uuid.UUID],
-    ) -> AppendResult:
+        cache: AggregateCache | None = None,
+    ) -> tuple[AppendResult, _Working]:
         """One try at deciding and appending; `written` is refilled with the streams
         this try writes (the caller locks them if the try loses a race)."""
         written.clear()
-        working = await self._load(conn, negotiation_id)
+        working = await self._load(conn, negotiation_id, cache)
         recorded_at = _now()
         pending: list[PendingEvent] = []
         for index, command in enumerate(commands):
@@ -344,7 +376,9 @@ class CommandService:
                 version = working.versions.get(stream_id, 0) + 1
                 working.versions[stream_id] = version
                 working.read_versions.setdefault(stream_id, version - 1)
-                self._evolve(working, recorded(event, id=event_id, stream_id=stream_id, version=version, meta=meta))
+                record = recorded(event, id=event_id, stream_id=stream_id, version=version, meta=meta)
+                self._evolve(working, record)
+                working.decided.append(record)
                 working.decided_streams[event_id] = (stream_id, event.stream)
                 pending.append(
                     _pending(event, event_id=event_id, stream_id=stream_id, negotiation_id=negotiation_id, meta=meta)
@@ -353,25 +387,50 @@ class CommandService:
         if if_match is not None and len(written) > 1:
             raise PreconditionNotApplicable("If-Match applies to a request that writes to one stream")
         expected = {stream_id: working.read_versions[stream_id] for stream_id in written}
-        return await self.store.append(pending, expected, conn=conn, wake_readers=False)
+        return await self.store.append(pending, expected, conn=conn, wake_readers=False), working
 
     # -- state ------------------------------------------------------------------------
 
-    async def _load(self, conn: asyncpg.Connection, negotiation_id: uuid.UUID) -> _Working:
-        records = await self._stream(conn, negotiation_id)
-        if not records or records[0].type != "negotiation.opened":
+    async def _load(
+        self, conn: asyncpg.Connection, negotiation_id: uuid.UUID, cache: AggregateCache | None = None
+    ) -> _Working:
+        negotiation, version = await self._state(conn, negotiation_id, Negotiation, cache)
+        if negotiation is None:
             raise errors.UnknownNegotiation(f"no negotiation {negotiation_id}")
+        # The partial index events_issue_raised (migration 0006) serves this.
         keys = await conn.fetch(
             "SELECT data->>'issue' AS key FROM events WHERE negotiation_id = $1 AND type = 'issue.raised'",
             negotiation_id,
         )
         working = _Working(
             negotiation_id=negotiation_id,
-            negotiation=Negotiation.from_events(records),
+            negotiation=negotiation,  # type: ignore[arg-type]
             known_issues={row["key"] for row in keys},
+            cache=cache,
         )
-        working.read_versions[negotiation_id] = working.versions[negotiation_id] = records[-1].version
+        working.read_versions[negotiation_id] = working.versions[negotiation_id] = version
         return working
+
+    async def _state(
+        self,
+        conn: asyncpg.Connection,
+        stream_id: uuid.UUID,
+        kind: type[Negotiation] | type[Issue],
+        cache: AggregateCache | None,
+    ) -> tuple[Negotiation | Issue | None, int]:
+        """The fold of a stream as committed now, and its version (None, 0: no such
+        stream). From a cached fold plus the events after it when there is one."""
+        held = cache.take(stream_id) if cache is not None else None
+        if held is not None and isinstance(held[1], kind):
+            version, aggregate = held
+            tail = await self.store.read_stream(stream_id, version + 1, conn=conn)
+            for event in tail:
+                aggregate.apply(recorded_from_stored(event))
+            return aggregate, tail[-1].version if tail else version
+        records = await self._stream(conn, stream_id)
+        if not records or (kind is Negotiation and records[0].type != kind.CREATED_TYPE):
+            return None, 0
+        return kind.from_events(records), records[-1].version
 
     async def _stream(self, conn: asyncpg.Connection, stream_id: uuid.UUID) -> list[Recorded]:
         return [recorded_from_stored(e) for e in await self.store.read_stream(stream_id, conn=conn)]
@@ -379,12 +438,31 @@ class CommandService:
     async def _load_issue(self, conn: asyncpg.Connection, working: _Working, key: str) -> Issue | None:
         if key not in working.issues:
             stream_id = issue_stream_id(working.negotiation_id, key)
-            records = await self._stream(conn, stream_id)
-            working.issues[key] = Issue.from_events(records) if records else None
-            version = records[-1].version if records else 0
+            issue, version = await self._state(conn, stream_id, Issue, working.cache)
+            working.issues[key] = issue  # type: ignore[assignment]
             working.read_versions.setdefault(stream_id, version)
             working.versions.setdefault(stream_id, version)
         return working.issues[key]
+
+    def _keep(self, working: _Working, result: AppendResult) -> None:
+        """After the commit: cache every state this request folded, at the version
+        it was committed at. A state evolved with a decided record that differs
+        from the stored event (other than its position, which folds ignore) is
+        not kept: the cache holds only folds of the stored stream."""
+        if self.cache is None or result.replayed:
+            return
+        stored = {e.id: e for e in result.events}
+        unfaithful = set()
+        for record in working.decided:
+            event = stored.get(record.id)
+            if event is None or msgspec.structs.replace(recorded_from_stored(event), position=None) != record:
+                log.warning("decided record %s differs from the stored event: not cached", record.id)
+                unfaithful.add(record.stream_id)
+        states: list[tuple[uuid.UUID, Negotiation | Issue]] = [(working.negotiation_id, working.negotiation)]
+        states += [(issue.id, issue) for issue in working.issues.values() if issue is not None]
+        for stream_id, aggregate in states:
+            if stream_id not in unfaithful:
+                self.cache.put(stream_id, working.versions[stream_id], aggregate)
 
     async def _issue_for(self, conn: asyncpg.Connection, working: _Working, command: CommonFields) -> Issue | None:
         """The issue state decide needs for this command (None: the negotiation's stream)."""

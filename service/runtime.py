@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from service.aggregate_cache import AggregateCache
 from service.config import Settings
 from service.projector import ProjectionWatch, Projector, projection_lag
 from service.store import Checkpoint, EventStore
@@ -24,6 +25,9 @@ class Runtime:
     # read-your-writes waiter; both set by the composition root.
     projector: Projector | None = None
     projection_watch: ProjectionWatch | None = None
+    # Folded aggregates for the command path (a cache of the committed streams,
+    # correct with any number of processes: see service.aggregate_cache).
+    aggregates: AggregateCache = field(default_factory=AggregateCache)
 
     async def projection_lag(self) -> list[dict[str, Any]]:
         """Per projection: {name, events_behind, seconds_behind} the visible head

@@ -183,7 +183,7 @@ class NegotiationController(Controller):
                 raise invalid_parameter("If-Match", str(error), "header") from None
         negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
         value = {"commands": commands} if batch else commands[0]
-        outcome = await CommandService(runtime.store).record(
+        outcome = await CommandService(runtime.store, runtime.aggregates).record(
             negotiation_id,
             commands,
             recorded_by=current_key(request).name,
