@@ -85,7 +85,8 @@ class IssueStatusProjection:
             if folded is None:
                 continue
             view = folded.fold.view()
-            assert folded.head is not None and folded.head.position is not None
+            if folded.head is None or folded.head.position is None:
+                raise RuntimeError(f"issue stream {stream_id} folded without a stored head event")
             rows.append(
                 (
                     stream_id,
