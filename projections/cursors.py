@@ -25,3 +25,10 @@ def decode(kind: str, cursor: str, count: int) -> list[str]:
     if found_kind != kind or len(parts) != count:
         raise InvalidCursor("not a cursor for this list")
     return parts
+
+
+def number(part: str, maximum: int) -> int:
+    """A cursor's part as a number from 0 to `maximum` (what its column holds)."""
+    if not (part.isascii() and part.isdigit()) or int(part) > maximum:
+        raise InvalidCursor("not a cursor for this list")
+    return int(part)

@@ -271,9 +271,7 @@ async def list_negotiations(
     after = 0
     if after_cursor is not None:
         (position,) = cursors.decode(_LIST_CURSOR, after_cursor, 1)
-        if not position.isdigit():
-            raise cursors.InvalidCursor("not a cursor for this list")
-        after = int(position)
+        after = cursors.number(position, 2**63 - 1)
     rows = await conn.fetch(
         """
         SELECT created_position, list_item_json FROM negotiation_summary

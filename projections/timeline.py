@@ -183,7 +183,11 @@ async def fetch(
     else:
         start, timed, position = cursors.decode(_CURSOR, after, 3)
         try:
-            bound = (dt.datetime.fromisoformat(start), int(timed), int(position))
+            bound = (
+                dt.datetime.fromisoformat(start),
+                cursors.number(timed, 2**15 - 1),  # smallint
+                cursors.number(position, 2**63 - 1),
+            )
         except ValueError:
             raise cursors.InvalidCursor("not a cursor for this list") from None
         rows = await conn.fetch(_NEXT_PAGE, negotiation_id, limit + 1, *bound)

@@ -201,9 +201,8 @@ async def issue_history(
     after = 0
     if cursor is not None:
         (version,) = cursors.decode(_HISTORY_CURSOR, cursor, 1)
-        if not version.isdigit():
-            raise cursors.InvalidCursor("not a cursor for this list")
-        after = int(version)
+        # Versions are int4: the page's last version must fit too.
+        after = cursors.number(version, 2**31 - 1 - (limit + 1))
     events = await store.read_stream(stream_id, after + 1, after + limit + 1)
     if not events and after == 0:
         raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation")

@@ -166,3 +166,26 @@ async def test_metrics(api, client, keys):
     assert "parley_http_request_duration_seconds_bucket" in text
     assert f"parley_events_appended_total {1 + len(COMMANDS) + 2}" in text  # two default issues raised
     assert "parley_projection_lag_events" in text
+
+
+async def test_forged_cursors_with_out_of_range_numbers_are_400(api, client, keys):
+    # Cursors are opaque but not signed: a client can forge one. Numbers no column
+    # can hold, or digits int() refuses, are a client's mistake (400), never a 500.
+    from projections import cursors
+
+    await recorded_example(api)
+    history = "/negotiations/russia-ukraine-2022/issues/humanitarian-corridors/history"
+    timeline = "/negotiations/russia-ukraine-2022/timeline"
+    cases = [
+        (history, cursors.encode("history.v1", "99999999999")),
+        (history, cursors.encode("history.v1", "2147483647")),
+        (history, cursors.encode("history.v1", "\u00b2")),
+        ("/negotiations", cursors.encode("negotiations.v1", "99999999999999999999")),
+        ("/negotiations", cursors.encode("negotiations.v1", "\u00b2")),
+        (timeline, cursors.encode("timeline.v1", "2022-03-01T00:00:00+00:00", "99999", "1")),
+        (timeline, cursors.encode("timeline.v1", "2022-03-01T00:00:00+00:00", "0", "99999999999999999999")),
+    ]
+    for path, cursor in cases:
+        response = await client.get(path, params={"cursor": cursor}, headers=keys.headers("reader"))
+        assert response.status_code == 400, (path, cursor, response.text)
+        assert response.json()["type"].endswith("invalid-parameter"), response.text
