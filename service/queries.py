@@ -73,9 +73,20 @@ def _parse_time(name: str, value: str | None) -> dt.date | dt.datetime | None:
     # A "+02:00" offset left unencoded in a query string arrives as " 02:00".
     value = value.strip().replace(" ", "+")
     try:
-        return world_time.parse(value, "/" + name)
+        moment = world_time.parse(value, "/" + name)
     except errors.InvalidDate as error:
         raise InvalidTimeParameter(name, error.detail) from None
+    # Views compare with the end of a day, and as_of as an instant in UTC: both
+    # must exist in the calendar (9999-12-31 has no next day).
+    try:
+        if isinstance(moment, dt.datetime):
+            if name == "as_of":
+                moment.astimezone(dt.timezone.utc)
+        else:
+            dt.datetime(moment.year, moment.month, moment.day) + dt.timedelta(days=1)
+    except OverflowError:
+        raise InvalidTimeParameter(name, f"{value!r} is out of the range of times this API can compare") from None
+    return moment
 
 
 def _end_of(moment: dt.date | dt.datetime | None) -> dt.datetime | None:

@@ -75,3 +75,17 @@ async def test_the_example_report_folds_the_same_from_the_log(api, client, keys)
         folded = await client.get(path, params={"known_at": "2100-01-01T00:00:00Z"}, headers=keys.headers("reader"))
         assert folded.status_code == projected.status_code == 200
         assert folded.content == projected.content, path
+
+
+async def test_times_at_the_edge_of_the_calendar_are_400(api, client, keys):
+    # A day's end, or an instant in UTC, that Python's calendar cannot hold is a
+    # client's mistake (400 on the parameter), not a 500.
+    await api.open()
+    await api.record("russia-ukraine-2022", {"commands": COMMANDS})
+    cases = [("as_of", "9999-12-31"), ("as_of", "9999-12-31T23:00:00-05:00"),
+             ("as_of", "0001-01-01T00:00:00+01:00"), ("known_at", "9999-12-31")]
+    for path in (BASE, f"{BASE}/issues", f"{BASE}/issues/ceasefire"):
+        for name, value in cases:
+            response = await client.get(path, params={name: value}, headers=keys.headers("reader"))
+            assert response.status_code == 400, (path, name, value, response.text)
+            assert response.json()["type"].endswith("invalid-parameter"), response.text
