@@ -60,9 +60,15 @@ def parse(value: str, pointer: str = "/occurred_on") -> dt.date | dt.datetime:
     try:
         if _DATE.match(value):
             return dt.date.fromisoformat(value)
-        return dt.datetime.fromisoformat(value)
+        parsed = dt.datetime.fromisoformat(value)
+        # Facts are sorted and folded by their instant in UTC, which must exist too.
+        if parsed.tzinfo is not None:
+            parsed.astimezone(UTC)
+        return parsed
     except ValueError as exc:
         raise InvalidDate(f"{value!r} is not a real date or time: {exc}", pointer) from None
+    except OverflowError:
+        raise InvalidDate(f"{value!r} has no instant in UTC within years 1-9999", pointer) from None
 
 
 def normalise(value: str, pointer: str = "/occurred_on") -> str:

@@ -242,3 +242,20 @@ async def test_concurrent_commands_on_one_stream_are_all_recorded(api, client, k
     assert [r.status_code for r in responses] == [201] * 16, [r.text for r in responses if r.status_code != 201]
     versions = sorted(r.json()["events"][0]["version"] for r in responses)
     assert versions == list(range(2, 18))
+
+
+async def test_a_world_time_with_no_instant_in_utc_is_refused_not_a_500(api, client, keys):
+    # 0001-01-01T00:00+01:00 is a real local time whose UTC instant falls before
+    # year 1: every sort and fold of the fact would overflow, so it is refused as
+    # a date (and nothing is written), like 2022-02-30.
+    await api.open()
+    for occurred_on in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"):
+        response = await client.post(
+            "/negotiations/russia-ukraine-2022/commands",
+            json={"type": "negotiation.suspended", "occurred_on": occurred_on},
+            headers=keys.headers("recorder"),
+        )
+        body = problem(response, 422, "invalid-date")
+        assert body["errors"][0]["pointer"] == "/occurred_on"
+    status = await api.get("/negotiations/russia-ukraine-2022")
+    assert status["status"] == "active"
