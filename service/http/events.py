@@ -80,9 +80,13 @@ def parse_cursor(token: str | None, name: str, location: Any = "query") -> Check
     if token is None or token == "":
         return START
     try:
-        return Checkpoint.parse(token)
+        checkpoint = Checkpoint.parse(token)
     except ValueError:
         raise invalid_parameter(name, "not a cursor this server issued", location) from None
+    # Both parts are read back as bigint: a larger number names no place in the log.
+    if max(checkpoint.txid, checkpoint.position) >= 2**63:
+        raise invalid_parameter(name, "not a cursor this server issued", location)
+    return checkpoint
 
 
 def _filter(
