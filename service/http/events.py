@@ -99,6 +99,11 @@ def _filter(
     for name, moment in (("recorded_after", recorded_after), ("recorded_before", recorded_before)):
         if moment is not None and moment.tzinfo is None:
             raise invalid_parameter(name, "give a time zone (e.g. 2022-03-16T00:00:00Z)")
+        try:
+            if moment is not None:
+                moment.astimezone(dt.timezone.utc)  # what PostgreSQL is sent
+        except OverflowError:
+            raise invalid_parameter(name, "out of range: the instant in UTC must fall within years 1-9999") from None
     return audit.LogFilter(
         negotiation_id=negotiation,
         stream_id=stream,

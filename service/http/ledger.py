@@ -66,7 +66,10 @@ class LedgerController(Controller):
     )
     async def checkpoint(self, runtime: NamedDependency[Runtime], tree_size: TreeSize = None) -> CheckpointView:
         ledger = Ledger(runtime.pool)
-        found = await (ledger.latest_checkpoint() if tree_size is None else ledger.checkpoint(tree_size))
+        if tree_size is not None and tree_size >= 2**63:
+            found = None  # beyond bigint: never published
+        else:
+            found = await (ledger.latest_checkpoint() if tree_size is None else ledger.checkpoint(tree_size))
         if found is None:
             detail = "no checkpoint has been published yet" if tree_size is None else (
                 f"no checkpoint was published at tree size {tree_size}"

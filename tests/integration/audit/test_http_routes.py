@@ -71,10 +71,15 @@ async def test_bad_input_and_wrong_roles_are_problems_not_errors(
                 # a checkpoint no xid8/bigint holds (was a 500)
                 "/events?cursor=99999999999999999999999.1", "/events?cursor=1.99999999999999999999",
                 "/events/stream?after=1.99999999999999999999",
+                # an instant outside years 1-9999 in UTC (was a 500)
+                "/events?recorded_after=9999-12-31T23:00:00-05:00",
                 "/ledger/proofs/inclusion?event_id=nope", "/ledger/proofs/consistency?first=-1"):
         response = await api.get(url, headers=auditor)
         assert response.status_code == 400, (url, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+    # A tree size beyond bigint names no published checkpoint (was a 500).
+    response = await api.get("/ledger/checkpoint?tree_size=99999999999999999999", headers=auditor)
+    assert response.status_code == 404, response.text
     for url in ("/events", "/events/stream", "/audit/export", "/audit/verify", "/ledger/checkpoint",
                 "/ledger/public-key"):
         assert (await api.get(url, headers=reader)).status_code == 403, url
