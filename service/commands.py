@@ -136,9 +136,10 @@ def _item_id(command: CommonFields | OpenNegotiation) -> str:
     return f"{kind.split('.')[0]}-{secrets.token_hex(4)}"
 
 
-def _pending(
+def pending_event(
     event: NewEvent, *, event_id: uuid.UUID, stream_id: uuid.UUID, negotiation_id: uuid.UUID, meta: CommandMeta
 ) -> PendingEvent:
+    """A decided event as the store records it (every event carries its negotiation)."""
     return PendingEvent(
         id=event_id,
         stream_id=stream_id,
@@ -216,7 +217,7 @@ class CommandService:
             )
             if reserved is None:
                 raise SlugTaken(slug)
-            pending = _pending(
+            pending = pending_event(
                 opened, event_id=uuid.uuid4(), stream_id=negotiation_id, negotiation_id=negotiation_id, meta=meta
             )
             result = await self.store.append([pending], {negotiation_id: 0}, conn=conn, wake_readers=False)
@@ -381,7 +382,7 @@ class CommandService:
                 working.decided.append(record)
                 working.decided_streams[event_id] = (stream_id, event.stream)
                 pending.append(
-                    _pending(event, event_id=event_id, stream_id=stream_id, negotiation_id=negotiation_id, meta=meta)
+                    pending_event(event, event_id=event_id, stream_id=stream_id, negotiation_id=negotiation_id, meta=meta)
                 )
                 written.add(stream_id)
         if if_match is not None and len(written) > 1:

@@ -19,31 +19,13 @@ import msgspec
 from domain.commands import Command, OpenNegotiation
 from domain.decide import CommandMeta, decide, open_negotiation, target_of
 from domain.errors import DomainError
-from domain.events import encode_data
 from domain.issue import Issue, issue_stream_id
 from domain.negotiation import Negotiation
 from projections.records import recorded_from_stored
-from service.store import AppendResult, ConcurrencyError, EventStore, PendingEvent
+from service.commands import pending_event
+from service.store import AppendResult, ConcurrencyError, EventStore
 
 _ids = itertools.count(1)
-
-
-def _pending(event: Any, stream_id: uuid.UUID, negotiation_id: uuid.UUID, meta: CommandMeta) -> PendingEvent:
-    return PendingEvent(
-        id=uuid.uuid4(),
-        stream_id=stream_id,
-        stream_type=event.stream,
-        type=event.type,
-        schema_version=event.schema_version,
-        data=encode_data(event.data),
-        occurred_on=event.occurred_on,
-        recorded_by=meta.recorded_by,
-        recorded_at=meta.recorded_at,
-        negotiation_id=negotiation_id,
-        claimed_by=tuple(event.claimed_by),
-        source=msgspec.to_builtins(event.source) if event.source is not None else None,
-        note=event.note,
-    )
 
 
 def _meta() -> CommandMeta:
@@ -61,7 +43,10 @@ class Recorder:
         negotiation_id = uuid.uuid4()
         meta = _meta()
         [opened] = open_negotiation(command, meta)
-        await self.store.append([_pending(opened, negotiation_id, negotiation_id, meta)], {negotiation_id: 0})
+        opening = pending_event(
+            opened, event_id=uuid.uuid4(), stream_id=negotiation_id, negotiation_id=negotiation_id, meta=meta
+        )
+        await self.store.append([opening], {negotiation_id: 0})
         return negotiation_id
 
     async def record(
@@ -124,7 +109,11 @@ class Recorder:
                 else:
                     stream_id = issue_stream_id(negotiation_id, event.issue_key or "")
                     versions.setdefault(stream_id, len(issue_records) if stream_id == issue_id else 0)
-                pending.append(_pending(event, stream_id, negotiation_id, meta))
+                pending.append(
+                    pending_event(
+                        event, event_id=uuid.uuid4(), stream_id=stream_id, negotiation_id=negotiation_id, meta=meta
+                    )
+                )
             expected = {p.stream_id: versions[p.stream_id] for p in pending}
             return await self.store.append(pending, expected, conn=conn)
 
