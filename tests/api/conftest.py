@@ -35,8 +35,8 @@ def make_app(database_url: str, data_dir: Path) -> Litestar:
     return create_app(Settings.from_env({}).with_overrides(database_url=database_url, data_dir=data_dir))
 
 
-@pytest.fixture
-async def keys(database_url: str) -> Keys:
+async def make_keys(database_url: str) -> Keys:
+    """One key per role, named after it, and a revoked admin key."""
     conn = await asyncpg.connect(database_url)
     try:
         made = {role.value: await create_key(conn, role.value, role) for role in Role}
@@ -45,6 +45,11 @@ async def keys(database_url: str) -> Keys:
     finally:
         await conn.close()
     return Keys(made)
+
+
+@pytest.fixture
+async def keys(database_url: str) -> Keys:
+    return await make_keys(database_url)
 
 
 @pytest.fixture

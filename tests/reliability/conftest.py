@@ -22,10 +22,8 @@ import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from service.app import create_app
-from service.auth import Role, create_key, revoke_key
-from service.config import Settings
 from service.http.auth import BearerKeyMiddleware, FailedAuthThrottle
+from tests.api.conftest import Keys, make_app, make_keys
 
 ROLES = ("reader", "recorder", "auditor", "admin")
 PARTIES = [{"code": "RU", "name": "Russia"}, {"code": "UA", "name": "Ukraine"}]
@@ -42,35 +40,9 @@ def fresh_auth_throttle(monkeypatch: pytest.MonkeyPatch) -> FailedAuthThrottle:
     return throttle
 
 
-class Keys:
-    def __init__(self, keys: dict[str, str]) -> None:
-        self.keys = keys
-
-    def headers(self, role: str | None, **extra: str) -> dict[str, str]:
-        headers = dict(extra)
-        if role is not None:
-            headers["Authorization"] = f"Bearer {self.keys[role]}"
-        return headers
-
-
-async def make_keys(database_url: str) -> Keys:
-    conn = await asyncpg.connect(database_url)
-    try:
-        made = {role.value: await create_key(conn, role.value, role) for role in Role}
-        made["revoked"] = await create_key(conn, "revoked", Role.ADMIN)
-        await revoke_key(conn, "revoked")
-    finally:
-        await conn.close()
-    return Keys(made)
-
-
 @pytest.fixture
 async def keys(database_url: str) -> Keys:
     return await make_keys(database_url)
-
-
-def make_app(database_url: str, data_dir: Path) -> Litestar:
-    return create_app(Settings.from_env({}).with_overrides(database_url=database_url, data_dir=data_dir))
 
 
 @pytest.fixture
