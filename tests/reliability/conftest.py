@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,10 +19,12 @@ import httpx
 import pytest
 import uvicorn
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from service.http.auth import BearerKeyMiddleware, FailedAuthThrottle
-from tests.api.conftest import Keys, make_app, make_keys
+# The API tests' key and client fixtures serve these tests too (pytest registers
+# fixtures imported into a conftest).
+from tests.api.conftest import Keys, client, keys, make_app, make_keys  # noqa: F401
+from tests.integration.test_serve import free_port
 
 ROLES = ("reader", "recorder", "auditor", "admin")
 PARTIES = [{"code": "RU", "name": "Russia"}, {"code": "UA", "name": "Ukraine"}]
@@ -38,23 +39,6 @@ def fresh_auth_throttle(monkeypatch: pytest.MonkeyPatch) -> FailedAuthThrottle:
     throttle = FailedAuthThrottle()
     monkeypatch.setattr(BearerKeyMiddleware, "throttle", throttle)
     return throttle
-
-
-@pytest.fixture
-async def keys(database_url: str) -> Keys:
-    return await make_keys(database_url)
-
-
-@pytest.fixture
-async def client(database_url: str, tmp_path: Path, keys: Keys) -> AsyncIterator[AsyncTestClient]:
-    async with AsyncTestClient(make_app(database_url, tmp_path), raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.asynccontextmanager

@@ -110,17 +110,11 @@ async def reader(pool: asyncpg.Pool) -> dict[str, str]:
 # -- the app, on a real socket (SSE, the CLI's --url) ------------------------------
 
 import asyncio  # noqa: E402
-import socket  # noqa: E402
 
 import uvicorn  # noqa: E402
 
 from service.http import events as events_routes  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.integration.test_serve import free_port  # noqa: E402
 
 
 @pytest.fixture
