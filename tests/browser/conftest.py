@@ -128,7 +128,14 @@ async def chromium() -> AsyncIterator[Browser]:
     from playwright.async_api import async_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (`.ci/run` does)")
+        message = (
+            f"BROWSER TESTS NOT RUN: no Chromium at {CHROMIUM}. Install Debian's chromium package "
+            "(`.ci/run` does) or point PARLEY_CHROMIUM at one; the dashboard is untested in this run."
+        )
+        # CI sets PARLEY_REQUIRE_BROWSER=1: there a missing browser is a failure, never a skip.
+        if os.environ.get("PARLEY_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:

@@ -230,7 +230,7 @@ async def test_keys_never_appear_in_the_logs_of_a_serve_process(database_url, tm
     assert re.search(r"pk_[0-9a-f]+_[A-Za-z0-9_-]{20,}", output + text) is None
 
 
-# The grants README.md gives a deployment's application role: what `parley serve`
+# The grants docs/operations.md gives a deployment's application role: what `parley serve`
 # and `parley project` need for normal operation, and nothing that could change
 # history (migrations and `parley projections rebuild` run as the owner).
 APP_GRANTS = """
