@@ -1,7 +1,7 @@
 """Large, valid logs, fast.
 
 A template negotiation is recorded the real way (domain decide through
-`service.commands.CommandService` and the event store). It is then cloned under new
+`service.write.commands.CommandService` and the event store). It is then cloned under new
 negotiation, stream and event ids: every clone's bodies are re-encoded canonically
 and re-chained with the store's own functions (`canonical_body`, `chain_hash`,
 `content_digest`), and COPYed in. The result is what the store would have written
@@ -18,9 +18,9 @@ import msgspec
 
 from domain.commands import Command, OpenNegotiation
 from domain.issue import issue_stream_id
-from service.commands import CommandService
+from service.write.commands import CommandService
 from service.db import create_pool
-from service.store import (
+from service.store.event_store import (
     ZERO_HASH,
     EventStore,
     PendingEvent,

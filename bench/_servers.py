@@ -1,5 +1,5 @@
 """HTTP servers under test, each a uvicorn subprocess with the same settings:
-Parley's own app (`service.app:create_app_from_env`, what `parley serve` runs)
+Parley's own app (`service.http.app:create_app_from_env`, what `parley serve` runs)
 and the bare limit app (`bench.limit_app`)."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def parley_server(database_url: str, **extra_env: str) -> Iterator[RunningServer
         "PARLEY_LOG_LEVEL": "WARNING",
         **extra_env,
     }
-    with uvicorn_server("service.app:create_app_from_env", env, "/health/live", key) as server:
+    with uvicorn_server("service.http.app:create_app_from_env", env, "/health/live", key) as server:
         yield server
 
 

@@ -4,7 +4,7 @@ Writers (1, 4, 16, 64) append batches of 1 or 10 events to streams picked with a
 Zipf distribution over 10,000 streams, back to back, for a fixed time. Three systems,
 each in a fresh database on the same PostgreSQL, one after the other per cell:
 
-- parley: `service.store.EventStore.append` (asyncpg; stream heads locked per
+- parley: `service.store.event_store.EventStore.append` (asyncpg; stream heads locked per
   stream, hash chain, idempotency check, NOTIFY), appending at the stream's head.
 - peer:   the eventsourcing library's `PostgresApplicationRecorder` (psycopg,
   synchronous, so one thread per writer); it takes `LOCK TABLE … IN EXCLUSIVE MODE`
@@ -43,7 +43,7 @@ from bench._harness import (
 from bench._load import Measured, run_async, run_threads
 from bench._zipf import ZipfChooser
 from service.db import create_pool
-from service.store import EventStore, PendingEvent, canonical_body
+from service.store.event_store import EventStore, PendingEvent, canonical_body
 
 STREAMS = 10_000
 WRITERS = (1, 4, 16, 64)

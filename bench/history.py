@@ -40,7 +40,7 @@ from bench._negotiations import client, open_negotiation, position, record, wait
 from bench._servers import parley_server
 from domain.issue import issue_stream_id
 from service.db import create_pool
-from service.store import EventStore
+from service.store.event_store import EventStore
 
 DATES = [f"2022-03-{d:02d}" for d in range(1, 29)]
 AS_OF = "2022-03-15"

@@ -4,7 +4,7 @@ Two uvicorn subprocesses with the same settings, each on its own fresh database 
 the same PostgreSQL, loaded in turn by wrk (a separate process, one thread) at 1,
 16 and 64 connections:
 
-- parley: `service.app:create_app_from_env` (what `parley serve` runs: bearer
+- parley: `service.http.app:create_app_from_env` (what `parley serve` runs: bearer
   auth, domain decide, event store, in-process projection runner and sealer).
   POST /negotiations/{id}/commands (position.stated, spread over many issues)
   and GET /negotiations/{id}/issues/{key} (the projected status view).

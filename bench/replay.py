@@ -5,10 +5,10 @@ A template negotiation (~1,000 events) is recorded through the command service a
 cloned to 1,000,000 events (`--quick`: 50,000; bench._dataset). Then, on that log:
 
 - limit:   `SELECT * FROM events ORDER BY txid, position` through an asyncpg cursor;
-- rebuild: `service.projector.rebuild` of every projection (what
+- rebuild: `service.projection.runner.rebuild` of every projection (what
   `parley projections rebuild ALL` runs), one after the other;
-- export:  `service.audit.export_lines` to an NDJSON file (`parley audit export`);
-- replay:  `service.offline_audit.replay_export` of that file (`parley audit replay`).
+- export:  `service.audit.log.export_lines` to an NDJSON file (`parley audit export`);
+- replay:  `service.audit.offline.replay_export` of that file (`parley audit replay`).
 
     uv run python -m bench.replay [--quick] [--database-url URL] [--events N]
 """
@@ -54,7 +54,7 @@ async def sequential_read(url: str) -> tuple[int, float]:
 
 async def rebuild_all(url: str) -> tuple[dict[str, float], int]:
     from projections import PROJECTION_NAMES
-    from service.projector import rebuild
+    from service.projection.runner import rebuild
 
     seconds = {}
     events = 0
@@ -67,7 +67,7 @@ async def rebuild_all(url: str) -> tuple[dict[str, float], int]:
 
 
 async def export(url: str, path: str) -> tuple[int, float]:
-    from service.audit import export_lines
+    from service.audit.log import export_lines
 
     pool = await create_pool(url, min_size=1, max_size=2)
     try:
@@ -83,7 +83,7 @@ async def export(url: str, path: str) -> tuple[int, float]:
 
 
 def replay(path: str) -> tuple[int, float]:
-    from service.offline_audit import replay_export
+    from service.audit.offline import replay_export
 
     started = now()
     with open(path, "rb") as lines:

@@ -2,7 +2,7 @@
 
 Each projection (one module each) names the event types it handles, holds its
 SQL, applies a batch of the log inside the runner's transaction (the runner,
-`service.projector`, writes the checkpoint in the same transaction) and offers
+`service.projection.runner`, writes the checkpoint in the same transaction) and offers
 the queries the API calls. Projections depend on `domain` only; every query
 takes an asyncpg connection or pool as its first argument.
 

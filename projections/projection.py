@@ -1,4 +1,4 @@
-"""What the runner (service.projector) needs from every projection."""
+"""What the runner (service.projection.runner) needs from every projection."""
 
 from __future__ import annotations
 

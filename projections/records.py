@@ -1,7 +1,7 @@
 """From a stored event to what the domain folds, and the facts projections apply.
 
 `recorded_from_stored` is the one converter from an event as the store returns
-it (`service.store.StoredEvent`) to a `domain.records.Recorded`. It is typed
+it (`service.store.event_store.StoredEvent`) to a `domain.records.Recorded`. It is typed
 structurally (`StoredEventLike`) so that `projections` does not import
 `service`: dependencies point domain <- projections <- service.
 """
@@ -20,7 +20,7 @@ from domain.records import Recorded, Source
 
 
 class StoredEventLike(Protocol):
-    """The attributes of `service.store.StoredEvent` that a Recorded needs."""
+    """The attributes of `service.store.event_store.StoredEvent` that a Recorded needs."""
 
     position: int
     txid: int

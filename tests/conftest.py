@@ -26,7 +26,7 @@ import pytest
 
 from service.db import create_pool, with_database
 from service.migrate import migrate
-from service.store import EventStore
+from service.store.event_store import EventStore
 
 TEMPLATE = f"parley_template_{os.getpid()}"
 

@@ -7,13 +7,13 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
-from service import audit
+from service.audit import log as audit_log
 from service.auth import Permission
-from service.envelope import ExportedEvent
+from service.store.envelope import ExportedEvent
 from service.http.auth import requires
 from service.http.events import NegotiationFilter
 from service.http.problems import problem_responses
-from service.runtime import Runtime
+from service.bootstrap import Runtime
 
 NDJSON = "application/x-ndjson"
 
@@ -43,9 +43,9 @@ class AuditController(Controller):
         },
     )
     async def export(self, runtime: NamedDependency[Runtime], negotiation: NegotiationFilter = None) -> Stream:
-        where = audit.LogFilter(negotiation_id=negotiation)
+        where = audit_log.LogFilter(negotiation_id=negotiation)
         return Stream(
-            audit.export_lines(runtime.pool, where),
+            audit_log.export_lines(runtime.pool, where),
             media_type=NDJSON,
             headers={
                 "Content-Disposition": 'attachment; filename="parley-export.ndjson"',
@@ -62,5 +62,5 @@ class AuditController(Controller):
         "sealed leaf that no longer matches its event. `first_mismatch` names the event.",
         responses=problem_responses(401, 403),
     )
-    async def verify(self, runtime: NamedDependency[Runtime]) -> audit.VerifyReport:
-        return await audit.verify_store(runtime.pool)
+    async def verify(self, runtime: NamedDependency[Runtime]) -> audit_log.VerifyReport:
+        return await audit_log.verify_store(runtime.pool)

@@ -1,5 +1,5 @@
 """Auditor routes over the global log: `GET /events` (pages) and `GET /events/stream`
-(Server-Sent Events). Both follow the gap-free commit order of service.audit.
+(Server-Sent Events). Both follow the gap-free commit order of service.audit.log.
 
 The cursor is the `checkpoint` token of the last event a client has ("txid.position"):
 the page after it, or the stream after it, misses nothing and repeats nothing.
@@ -22,13 +22,13 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from service import audit
+from service.audit import log as audit_log
 from service.auth import Permission
-from service.envelope import EventEnvelope, envelope
+from service.store.envelope import EventEnvelope, envelope
 from service.http.auth import requires
 from service.http.problems import invalid_parameter, problem_responses
-from service.runtime import Runtime
-from service.store import START, Checkpoint
+from service.bootstrap import Runtime
+from service.store.event_store import START, Checkpoint
 
 # A comment line this often keeps proxies from closing an idle stream.
 KEEPALIVE_SECONDS = 15.0
@@ -95,7 +95,7 @@ def _filter(
     types: list[str] | None,
     recorded_after: dt.datetime | None = None,
     recorded_before: dt.datetime | None = None,
-) -> audit.LogFilter:
+) -> audit_log.LogFilter:
     for name, moment in (("recorded_after", recorded_after), ("recorded_before", recorded_before)):
         if moment is not None and moment.tzinfo is None:
             raise invalid_parameter(name, "give a time zone (e.g. 2022-03-16T00:00:00Z)")
@@ -104,7 +104,7 @@ def _filter(
                 moment.astimezone(dt.timezone.utc)  # what PostgreSQL is sent
         except OverflowError:
             raise invalid_parameter(name, "out of range: the instant in UTC must fall within years 1-9999") from None
-    return audit.LogFilter(
+    return audit_log.LogFilter(
         negotiation_id=negotiation,
         stream_id=stream,
         types=tuple(types or ()),
@@ -149,7 +149,7 @@ class EventsController(Controller):
         recorded_before: RecordedBefore = None,
     ) -> Response[EventList]:
         where = _filter(negotiation, stream, types, recorded_after, recorded_before)
-        page = await audit.read_log(runtime.pool, parse_cursor(cursor, "cursor"), limit, where)
+        page = await audit_log.read_log(runtime.pool, parse_cursor(cursor, "cursor"), limit, where)
         next_cursor = page[-1].checkpoint.token() if len(page) == limit else None
         headers = {"Cache-Control": "no-store"}
         if next_cursor is not None:
@@ -185,15 +185,15 @@ class EventsController(Controller):
         return ServerSentEvent(_follow(runtime, start, where), headers={"Cache-Control": "no-store"})
 
 
-async def _follow(runtime: Runtime, after: Checkpoint, where: audit.LogFilter) -> AsyncIterator[ServerSentEventMessage]:
+async def _follow(runtime: Runtime, after: Checkpoint, where: audit_log.LogFilter) -> AsyncIterator[ServerSentEventMessage]:
     """Events after `after`, for as long as the client listens."""
     quiet_since = time.monotonic()
-    filtered = where != audit.LogFilter()
+    filtered = where != audit_log.LogFilter()
     while True:
         # With a filter, remember how far the log was scanned, not only the last match,
         # so an idle filtered stream does not rescan everything after its last event.
-        head = await audit.log_head(runtime.pool) if filtered else None
-        page = await audit.read_log(runtime.pool, after, 200, where, until=head)
+        head = await audit_log.log_head(runtime.pool) if filtered else None
+        page = await audit_log.read_log(runtime.pool, after, 200, where, until=head)
         for event in page:
             yield ServerSentEventMessage(data=_encoder.encode(envelope(event)).decode(), id=event.checkpoint.token())
         if page:

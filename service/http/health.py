@@ -9,7 +9,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.response import Response
 
-from service.runtime import Runtime
+from service.bootstrap import Runtime
 
 
 class Liveness(msgspec.Struct):

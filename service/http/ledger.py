@@ -18,9 +18,9 @@ from litestar.params import QueryParameter
 from service.auth import Permission
 from service.http.auth import requires
 from service.http.problems import ProblemError, problem_responses
-from service.ledger import ConsistencyProof, InclusionProof, Ledger, LedgerError, ledger_key
-from service.runtime import Runtime
-from service.signed_note import NoteVerifier
+from service.audit.ledger import ConsistencyProof, InclusionProof, Ledger, LedgerError, ledger_key
+from service.bootstrap import Runtime
+from service.audit.signed_note import NoteVerifier
 
 
 class CheckpointView(msgspec.Struct, kw_only=True):

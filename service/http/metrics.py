@@ -19,7 +19,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from service.auth import Permission
 from service.http.auth import requires
 from service.http.problems import problem_responses
-from service.runtime import Runtime
+from service.bootstrap import Runtime
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -1,7 +1,7 @@
 """Client routes: negotiations, their commands, issues and timeline.
 
-Handlers are thin: parse (service.http.body, parameters), call service.commands or
-service.queries, return the bytes they produce. Request bodies are decoded by
+Handlers are thin: parse (service.http.body, parameters), call service.write.commands or
+service.read.queries, return the bytes they produce. Request bodies are decoded by
 service.http.body (strict msgspec, problems with pointers), so their schema is
 declared with `opt={"request_body": ...}` and added by service.http.openapi.
 """
@@ -19,9 +19,9 @@ from domain.commands import CommandBatch, Command, CommonFields, OpenNegotiation
 from domain.status import IssueView
 from projections.negotiation_summary import NegotiationListItem, NegotiationSummary
 from projections.timeline import TimelinePage
-from service import queries
+from service.read import queries
 from service.auth import Permission
-from service.commands import CommandResult, CommandService, Idempotency, parse_if_match
+from service.write.commands import CommandResult, CommandService, Idempotency, parse_if_match
 from service.http.auth import current_key, requires
 from service.http.body import decode, read_body, request_digest
 from service.http.problems import invalid_parameter, problem_responses
@@ -35,10 +35,10 @@ from service.http.reads import (
     command_response,
     json_read,
 )
-from service.idempotency import InvalidIdempotencyKey, check_key
-from service.queries import EventPage, TimeTravel
-from service.runtime import Runtime
-from service.store import Checkpoint
+from service.write.idempotency import InvalidIdempotencyKey, check_key
+from service.read.queries import EventPage, TimeTravel
+from service.bootstrap import Runtime
+from service.store.event_store import Checkpoint
 
 IdempotencyKey = Annotated[
     str | None,

@@ -66,7 +66,7 @@ def _sorted(value: Any) -> Any:
 
 
 # Litestar qualifies a component name with its module when two Structs share a
-# name (service.audit has a verification finding called Problem); the RFC 9457
+# name (service.audit.log has a verification finding called Problem); the RFC 9457
 # problem every error response uses keeps the plain name clients expect.
 RENAMED_COMPONENTS = {"http_problems_Problem": "Problem"}
 
@@ -180,7 +180,7 @@ def print_document() -> int:
     """`parley openapi`: the document as committed in openapi/openapi.json (no database needed)."""
     import sys
 
-    from service.app import create_app
+    from service.http.app import create_app
     from service.config import Settings
 
     # The app is only built, never started: the URL is not connected to.

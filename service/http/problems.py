@@ -173,7 +173,7 @@ def _from_http_exception(exc: HTTPException) -> tuple[Problem, dict[str, str]]:
     return Problem(type=TYPE_PREFIX + slug, title=title, status=status, detail=detail), headers
 
 
-# The largest request body accepted (Litestar answers 413 above it; wired in service.app).
+# The largest request body accepted (Litestar answers 413 above it; wired in service.http.app).
 MAX_BODY_BYTES = 1024 * 1024
 
 _HTTP_STATUS_PROBLEMS = {
@@ -207,14 +207,15 @@ def domain_problem(exc: Any) -> Problem:
 def handle_exception(request: Request, exc: Exception) -> Response[Problem]:
     """The one mapping from exceptions to problem responses (registered for Exception)."""
     from domain.errors import DomainError  # domain errors carry their own status and pointer
-    from service.store import ConcurrencyError
+    from service.store.event_store import ConcurrencyError
 
     if isinstance(exc, ProblemError):
         return problem_response(exc.problem, exc.headers)
     if isinstance(exc, DomainError):
         return problem_response(domain_problem(exc))
     from projections.cursors import InvalidCursor
-    from service import commands, idempotency, queries
+    from service.read import queries
+    from service.write import commands, idempotency
 
     if isinstance(exc, queries.ProjectionsBehind):
         return problem_response(

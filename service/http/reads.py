@@ -86,7 +86,7 @@ def json_read(request: Request[Any, Any, Any], body: bytes, next_cursor: str | N
 
 
 def command_response(request: Request[Any, Any, Any], outcome: Any) -> Response[Any]:
-    """A service.commands.Outcome as sent: a replay says so in a header."""
+    """A service.write.commands.Outcome as sent: a replay says so in a header."""
     headers = dict(outcome.headers)
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -13,7 +13,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from domain.example import OPENED
-from service.app import create_app
+from service.http.app import create_app
 from service.auth import Role, create_key, revoke_key
 from service.config import Settings
 

@@ -1,4 +1,4 @@
-"""The command path's aggregate cache (service.aggregate_cache) never serves stale
+"""The command path's aggregate cache (service.write.aggregate_cache) never serves stale
 state: two app instances on one database, each with its own cache, see each
 other's writes, and a failed or retried request leaves nothing behind."""
 
@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from domain.issue import Issue, issue_stream_id
 from projections.records import recorded_from_stored
-from service.store import EventStore
+from service.store.event_store import EventStore
 from tests.api.conftest import make_app
 
 OPENED = {"title": "Grain talks", "slug": "grain-talks", "occurred_on": "2022-07-01",

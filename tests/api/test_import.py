@@ -9,12 +9,12 @@ import asyncpg
 import msgspec
 
 from domain.example import COMMANDS, OPENED
-from service.cli import main
+from service.cli.parley import main
 from service.db import create_pool
-from service.envelope import exported
-from service.importer import ImportFailed, import_file
+from service.store.envelope import exported
+from service.cli.importer import ImportFailed, import_file
 from service.migrate import migrate
-from service.store import EventStore
+from service.store.event_store import EventStore
 
 
 async def test_import_commands_then_restore_the_export(pool, empty_database_url, tmp_path):

@@ -1,6 +1,6 @@
 """A real Parley server with the demo recorded, and a headless Chromium to read it.
 
-The server is the real app (`service.app.create_app`) under uvicorn in a thread,
+The server is the real app (`service.http.app.create_app`) under uvicorn in a thread,
 on the test's own database; the demo is loaded by the real `parley demo
 --no-serve` command. The browser is Debian's Chromium, driven by Playwright
 through `executable_path`: nothing is downloaded.
@@ -25,7 +25,7 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser
 
-from service.app import create_app
+from service.http.app import create_app
 from service.config import Settings
 
 CHROMIUM = os.environ.get("PARLEY_CHROMIUM", "/usr/bin/chromium")

@@ -16,9 +16,9 @@ import httpx
 
 from domain.example import example
 from service.auth import Role, authenticate
-from service.commands import CommandService
-from service.demo import DEMO_RECORDER, _idempotency, issue_demo_key, record_example
-from service.store import EventStore
+from service.write.commands import CommandService
+from service.cli.demo import DEMO_RECORDER, _idempotency, issue_demo_key, record_example
+from service.store.event_store import EventStore
 from tests.integration.test_serve import free_port
 
 

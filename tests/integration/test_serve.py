@@ -18,7 +18,7 @@ import httpx
 import msgspec
 import psutil
 
-from service.store import EventStore, PendingEvent
+from service.store.event_store import EventStore, PendingEvent
 
 
 def free_port() -> int:

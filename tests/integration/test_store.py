@@ -11,7 +11,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from service.store import (
+from service.store.event_store import (
     START,
     ZERO_HASH,
     Checkpoint,

@@ -247,7 +247,7 @@ APP_GRANTS = """
 async def test_the_application_role_cannot_rewrite_history_even_with_raw_sql(database_url):
     import asyncpg
 
-    from service.store import EventStore
+    from service.store.event_store import EventStore
     from tests.reliability.conftest import event_count
 
     role = f"parley_app_{uuid.uuid4().hex[:8]}"
@@ -263,7 +263,7 @@ async def test_the_application_role_cannot_rewrite_history_even_with_raw_sql(dat
 
             import msgspec
 
-            from service.store import PendingEvent
+            from service.store.event_store import PendingEvent
 
             store = EventStore(None)  # type: ignore[arg-type]
             await store.append(

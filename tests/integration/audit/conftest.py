@@ -8,7 +8,7 @@ import uuid
 import msgspec
 import pytest
 
-from service.store import EventStore, PendingEvent, StoredEvent
+from service.store.event_store import EventStore, PendingEvent, StoredEvent
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -70,7 +70,7 @@ from pathlib import Path  # noqa: E402
 import asyncpg  # noqa: E402
 from litestar.testing import AsyncTestClient  # noqa: E402
 
-from service.app import create_app  # noqa: E402
+from service.http.app import create_app  # noqa: E402
 from service.auth import Role, create_key  # noqa: E402
 from service.config import Settings  # noqa: E402
 

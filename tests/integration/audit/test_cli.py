@@ -12,10 +12,10 @@ import msgspec
 import pytest
 
 from service.auth import Role, create_key
-from service.cli import main
+from service.cli.parley import main
 from service.config import Settings
-from service.demo import record_example
-from service.ledger import Ledger, Sealer, ledger_key
+from service.cli.demo import record_example
+from service.audit.ledger import Ledger, Sealer, ledger_key
 
 from .conftest import Writer
 

@@ -9,7 +9,7 @@ import asyncio
 import httpx
 import msgspec
 
-from service.store import EventStore
+from service.store.event_store import EventStore
 
 from .conftest import Writer
 

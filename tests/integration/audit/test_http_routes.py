@@ -8,11 +8,11 @@ import uuid
 import msgspec
 from litestar.testing import AsyncTestClient
 
-from service import merkle
+from service.audit import merkle
 from service.config import Settings
-from service.ledger import Sealer, ledger_key
-from service.offline_audit import verified_head, verify_export
-from service.store import EventStore
+from service.audit.ledger import Sealer, ledger_key
+from service.audit.offline import verified_head, verify_export
+from service.store.event_store import EventStore
 
 from .conftest import NOW, Writer, pending
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service import merkle
-from service.ledger import Ledger, LedgerKey, LedgerTampered, Sealer, load_or_create_key
-from service.signed_note import open_checkpoint
-from service.store import EventStore
+from service.audit import merkle
+from service.audit.ledger import Ledger, LedgerKey, LedgerTampered, Sealer, load_or_create_key
+from service.audit.signed_note import open_checkpoint
+from service.store.event_store import EventStore
 
 from .conftest import Writer
 

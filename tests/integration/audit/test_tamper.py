@@ -1,6 +1,6 @@
 """Tampering by someone who can switch the append-only trigger off: the database
-check (`GET /audit/verify`, service.audit) and the offline check of an export
-(service.offline_audit) both name exactly the event that was touched."""
+check (`GET /audit/verify`, service.audit.log) and the offline check of an export
+(service.audit.offline) both name exactly the event that was touched."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import asyncpg
 import msgspec
 import pytest
 
-from service import audit
-from service.ledger import Sealer, ledger_key
-from service.offline_audit import verify_export
+from service.audit import log as audit_log
+from service.audit.ledger import Sealer, ledger_key
+from service.audit.offline import verify_export
 from service.config import Settings
-from service.store import EventStore
+from service.store.event_store import EventStore
 
 from .conftest import Writer
 
@@ -25,12 +25,12 @@ async def superuser_sql(pool: asyncpg.Pool, sql: str, *args: object) -> None:
 
 
 async def export(pool: asyncpg.Pool) -> list[bytes]:
-    return b"".join([chunk async for chunk in audit.export_lines(pool, page_size=4)]).splitlines()
+    return b"".join([chunk async for chunk in audit_log.export_lines(pool, page_size=4)]).splitlines()
 
 
 async def test_an_untouched_log_verifies(pool: asyncpg.Pool, writer: Writer) -> None:
     await writer.write(10)
-    report = await audit.verify_store(pool)
+    report = await audit_log.verify_store(pool)
     assert report.ok and report.events == 10 and report.streams == 3
     assert verify_export(await export(pool)).ok
 
@@ -46,7 +46,7 @@ async def test_one_byte_changed_names_exactly_that_event(
     forged = body[:at] + b"7" + body[at + 1 :]
     await superuser_sql(pool, "UPDATE events SET body = $2 WHERE id = $1", victim.id, forged)
 
-    report = await audit.verify_store(pool)
+    report = await audit_log.verify_store(pool)
     assert not report.ok and report.mismatch_count == 1, report
     problem = report.first_mismatch
     assert problem is not None and problem.kind == "hash_mismatch"
@@ -65,13 +65,13 @@ async def test_a_rehashed_forgery_is_caught_by_the_ledger_and_the_next_link(
     events = await writer.write(9)
     await Sealer(pool, ledger_key(settings)).seal_once()
     victim = events[1]  # stream 1, version 1: its successor is events[4]
-    from service.store import ZERO_HASH, chain_hash
+    from service.store.event_store import ZERO_HASH, chain_hash
 
     forged = victim.body.replace(b'"n":1', b'"n":8')
     await superuser_sql(
         pool, "UPDATE events SET body = $2, hash = $3 WHERE id = $1", victim.id, forged, chain_hash(ZERO_HASH, forged)
     )
-    report = await audit.verify_store(pool)
+    report = await audit_log.verify_store(pool)
     kinds = {(p.kind, p.event_id) for p in report.mismatches}
     assert ("ledger_mismatch", victim.id) in kinds
     assert ("hash_mismatch", events[4].id) in kinds  # the next event no longer chains
@@ -83,7 +83,7 @@ async def test_a_deleted_event_is_detected(pool: asyncpg.Pool, writer: Writer, s
     deleted = events[3]  # stream 0, version 2
     await superuser_sql(pool, "DELETE FROM events WHERE id = $1", deleted.id)
 
-    report = await audit.verify_store(pool)
+    report = await audit_log.verify_store(pool)
     kinds = {(p.kind, p.event_id) for p in report.mismatches}
     assert ("version_gap", events[6].id) in kinds  # stream 0 jumps from version 1 to 3
     assert ("missing_event", deleted.id) in kinds  # and the ledger sealed it
@@ -97,7 +97,7 @@ async def test_a_deleted_event_is_detected(pool: asyncpg.Pool, writer: Writer, s
 async def test_a_deleted_last_event_shows_at_the_stream_head(pool: asyncpg.Pool, writer: Writer) -> None:
     events = await writer.write(6)
     await superuser_sql(pool, "DELETE FROM events WHERE id = $1", events[-1].id)
-    report = await audit.verify_store(pool)
+    report = await audit_log.verify_store(pool)
     assert [p.kind for p in report.mismatches] == ["head_mismatch"]
     assert report.mismatches[0].stream_id == events[-1].stream_id
 

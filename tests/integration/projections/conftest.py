@@ -13,8 +13,8 @@ import pytest
 from domain.example import COMMANDS, OPENED
 from projections import PROJECTIONS, issue_status, negotiation_summary, timeline
 from projections.projection import Projection
-from service.projector import apply_batch, read_checkpoint
-from service.store import Checkpoint, EventStore
+from service.projection.runner import apply_batch, read_checkpoint
+from service.store.event_store import Checkpoint, EventStore
 from tests.integration.projections.workload import Recorder
 
 

@@ -7,8 +7,8 @@ import os
 import sys
 
 from projections import PROJECTION_NAMES, PROJECTIONS, issue_status, negotiation_summary, timeline
-from service.projector import ProjectionWatch, Projector, rebuild
-from service.store import Checkpoint
+from service.projection.runner import ProjectionWatch, Projector, rebuild
+from service.store.event_store import Checkpoint
 from tests.integration.projections.conftest import last_written, served
 from tests.integration.projections.workload import RandomWorkload
 

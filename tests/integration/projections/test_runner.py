@@ -12,8 +12,8 @@ import pytest
 from domain.status import fold_issue
 from projections import PROJECTIONS, issue_status
 from projections.records import recorded_from_stored
-from service.projector import ProjectionWatch, ProjectionWorker, Projector, projection_lag, read_checkpoint
-from service.store import Checkpoint
+from service.projection.runner import ProjectionWatch, ProjectionWorker, Projector, projection_lag, read_checkpoint
+from service.store.event_store import Checkpoint
 from tests.integration.projections.conftest import catch_up, last_written, served
 from tests.integration.projections.workload import RandomWorkload
 

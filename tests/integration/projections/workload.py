@@ -1,7 +1,7 @@
 """Recording commands the way the API does (decide against the stored streams,
 append through the store), and a seeded generator of random valid commands.
 
-Kept here, not borrowed from service.commands, so that these tests exercise
+Kept here, not borrowed from service.write.commands, so that these tests exercise
 the projections against the domain and the store alone.
 """
 
@@ -22,8 +22,8 @@ from domain.errors import DomainError
 from domain.issue import Issue, issue_stream_id
 from domain.negotiation import Negotiation
 from projections.records import recorded_from_stored
-from service.commands import pending_event
-from service.store import AppendResult, ConcurrencyError, EventStore
+from service.write.commands import pending_event
+from service.store.event_store import AppendResult, ConcurrencyError, EventStore
 
 _ids = itertools.count(1)
 

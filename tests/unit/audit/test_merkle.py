@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.merkle import (
+from service.audit.merkle import (
     EMPTY_ROOT,
     CompactRange,
     ProofError,

@@ -9,7 +9,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from service.signed_note import (
+from service.audit.signed_note import (
     NoteError,
     NoteVerifier,
     TreeHead,

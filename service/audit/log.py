@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import msgspec
 
-from service.canonical import ZERO_HASH, body_data, chain_hash
-from service.envelope import exported
-from service.merkle import leaf_hash
-from service.store import START, Checkpoint, StoredEvent, row_to_event
+from service.store.canonical import ZERO_HASH, body_data, chain_hash
+from service.store.envelope import exported
+from service.audit.merkle import leaf_hash
+from service.store.event_store import START, Checkpoint, StoredEvent, row_to_event
 
 # -- the global log --------------------------------------------------------------
 
@@ -67,7 +67,7 @@ async def read_log(
     *,
     until: Checkpoint | None = None,
 ) -> list[StoredEvent]:
-    """A page of the gap-free global log in commit order (see service.store), with
+    """A page of the gap-free global log in commit order (see service.store.event_store), with
     the auditor's filters; `until` bounds it to a checkpoint (inclusive)."""
     rows = await pool.fetch(
         _LOG_SQL,

@@ -1,4 +1,4 @@
-"""The running service's parts, built once by the composition root (service.app)."""
+"""The running service's parts, built once by the composition root (service.http.app)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import asyncpg
 
-from service.aggregate_cache import AggregateCache
+from service.write.aggregate_cache import AggregateCache
 from service.config import Settings
-from service.projector import ProjectionWatch, Projector, projection_lag
-from service.store import Checkpoint, EventStore
+from service.projection.runner import ProjectionWatch, Projector, projection_lag
+from service.store.event_store import Checkpoint, EventStore
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Runtime:
     projector: Projector | None = None
     projection_watch: ProjectionWatch | None = None
     # Folded aggregates for the command path (a cache of the committed streams,
-    # correct with any number of processes: see service.aggregate_cache).
+    # correct with any number of processes: see service.write.aggregate_cache).
     aggregates: AggregateCache = field(default_factory=AggregateCache)
 
     async def projection_lag(self) -> list[dict[str, Any]]:

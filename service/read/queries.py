@@ -27,8 +27,8 @@ from projections import cursors
 from projections import issue_status, negotiation_summary, timeline
 from projections.negotiation_summary import IssueBrief, summarise
 from projections.records import recorded_from_stored
-from service.envelope import EventEnvelope, envelope
-from service.store import EventStore
+from service.store.envelope import EventEnvelope, envelope
+from service.store.event_store import EventStore
 
 _encoder = msgspec.json.Encoder()
 

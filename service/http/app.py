@@ -26,12 +26,12 @@ from service.http.metrics import Metrics, get_metrics, metrics_middleware
 from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
 from service.http.problems import MAX_BODY_BYTES, handle_exception
-from service.idempotency import purge_periodically
-from service.ledger import Sealer, ledger_key
+from service.write.idempotency import purge_periodically
+from service.audit.ledger import Sealer, ledger_key
 from service.migrate import migrate
-from service.projector import ProjectionWatch, Projector
-from service.runtime import Runtime
-from service.store import EventStore
+from service.projection.runner import ProjectionWatch, Projector
+from service.bootstrap import Runtime
+from service.store.event_store import EventStore
 
 API_VERSION = "0.1.0"
 
@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> Litestar:
                 await ensure_key(conn, settings.admin_key, "admin", Role.ADMIN)
         runtime = Runtime(settings=settings, pool=pool, store=EventStore(pool))
         # The projection runner runs in every API process; where several run, one
-        # holds each projection and the others stand by (service.projector).
+        # holds each projection and the others stand by (service.projection.runner).
         runtime.projector = Projector(settings.database_url or "")
         runtime.projection_watch = ProjectionWatch(pool, settings.database_url or "")
         runtime.background.append(runtime.projector.start())

@@ -1,6 +1,6 @@
 """`parley demo`: DESIGN.md's example report, recorded and then served.
 
-The facts go through `service.commands.CommandService`, the application service
+The facts go through `service.write.commands.CommandService`, the application service
 behind `POST /negotiations` and `POST /negotiations/{ref}/commands`, so the demo
 is checked by exactly the rules a client's commands are. Each command is its own
 request (its own transaction and `recorded_at`), as a person entering the report
@@ -33,9 +33,9 @@ import msgspec
 
 from domain.example import example
 from service.auth import Role, create_key, ensure_key
-from service.commands import CommandService, Idempotency
+from service.write.commands import CommandService, Idempotency
 from service.db import create_pool
-from service.store import EventStore
+from service.store.event_store import EventStore
 
 # recorded_by on every fact of the demo: the name a key would have.
 DEMO_RECORDER = "demo"
@@ -134,7 +134,7 @@ def describe(record: DemoRecord, keys: dict[str, str], base_url: str | None) -> 
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from service import cli
+    from service.cli import parley as cli
 
     def record_then_announce(url: str, base_url: str | None) -> None:
         record, keys = asyncio.run(prepare_demo(url))

@@ -2,7 +2,7 @@
 
 One request is one PostgreSQL transaction:
 
-1. claim the Idempotency-Key, if any (service.idempotency), and replay a stored
+1. claim the Idempotency-Key, if any (service.write.idempotency), and replay a stored
    response instead of deciding again;
 2. load the state of every stream the commands touch from the store (never from a
    projection: decisions must see every committed fact);
@@ -39,10 +39,10 @@ from domain.issue import Issue, issue_stream_id
 from domain.negotiation import Negotiation
 from domain.records import Recorded
 from projections.records import recorded_from_stored
-from service import idempotency
-from service.aggregate_cache import AggregateCache
-from service.envelope import EventEnvelope, envelope
-from service.store import AppendResult, ConcurrencyError, EventStore, PendingEvent
+from service.write import idempotency
+from service.write.aggregate_cache import AggregateCache
+from service.store.envelope import EventEnvelope, envelope
+from service.store.event_store import AppendResult, ConcurrencyError, EventStore, PendingEvent
 
 log = logging.getLogger("parley.commands")
 
@@ -183,7 +183,7 @@ class CommandService:
     def __init__(self, store: EventStore, cache: AggregateCache | None = None) -> None:
         self.store = store
         self.pool = store.pool
-        # Folded aggregates kept between requests (service.aggregate_cache); per process.
+        # Folded aggregates kept between requests (service.write.aggregate_cache); per process.
         self.cache = cache
 
     # -- opening a negotiation ------------------------------------------------------

@@ -1,6 +1,6 @@
 """`parley import FILE`: NDJSON of commands, or an export (`parley audit export`).
 
-Commands go through `service.commands.CommandService`, the rules of the API: a
+Commands go through `service.write.commands.CommandService`, the rules of the API: a
 `negotiation.opened` line (the body of `POST /negotiations`, `type` optional) opens a negotiation (and makes it the current one);
 every other line is a command on the current negotiation (or on `--negotiation`).
 Each line is its own request with an Idempotency-Key derived from the file's
@@ -29,11 +29,11 @@ import msgspec
 
 from domain.commands import Command, OpenNegotiation
 from domain.errors import DomainError
-from service.canonical import body_data
-from service.commands import CommandService, Idempotency, SlugTaken
+from service.store.canonical import body_data
+from service.write.commands import CommandService, Idempotency, SlugTaken
 from service.db import create_pool
-from service.envelope import ExportedEvent
-from service.store import ConcurrencyError, EventStore, PendingEvent, canonical_body
+from service.store.envelope import ExportedEvent
+from service.store.event_store import ConcurrencyError, EventStore, PendingEvent, canonical_body
 
 # Idempotency keys are scoped to an API key's id (hex); the importer's own scope cannot collide.
 IMPORT_SCOPE = "parley-import"
@@ -71,7 +71,7 @@ async def import_file(
     negotiation: str | None = None,
     show_progress: bool = False,
 ) -> ImportReport:
-    from service import queries
+    from service.read import queries
     from tqdm import tqdm
 
     service = CommandService(EventStore(pool))
@@ -180,7 +180,7 @@ async def _run(url: str, args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from service import cli
+    from service.cli import parley as cli
 
     settings = cli._settings(args)
     with cli.database_url(settings) as url:

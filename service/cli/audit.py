@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from tqdm import tqdm
 
-from service.signed_note import NoteError, TreeHead
+from service.audit.signed_note import NoteError, TreeHead
 
 
 def add_audit_commands(commands: Any) -> None:
@@ -100,7 +100,7 @@ def _export_over_http(args: argparse.Namespace, output: Any) -> int:
 def _export_from_database(args: argparse.Namespace, output: Any) -> int:
     import uuid
 
-    from service.audit import LogFilter, count_events, export_lines
+    from service.audit.log import LogFilter, count_events, export_lines
     from service.config import Settings
     from service.db import create_pool, database_url
 
@@ -133,7 +133,7 @@ def _export_from_database(args: argparse.Namespace, output: Any) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from service.offline_audit import verified_head, verify_export
+    from service.audit.offline import verified_head, verify_export
 
     checkpoints: list[tuple[str, TreeHead]] = []
     if args.older_checkpoint and not args.checkpoint:
@@ -189,7 +189,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_replay(args: argparse.Namespace) -> int:
-    from service.offline_audit import differences, replay_export
+    from service.audit.offline import differences, replay_export
 
     replayed = replay_export(tqdm(_lines(args.file), unit=" events", file=sys.stderr, desc="replay", disable=None))
     if not args.against:

@@ -43,7 +43,7 @@ from domain.records import Recorded
 from projections import PROJECTION_NAMES, PROJECTIONS, Projection
 from projections.records import StreamHistory, fact_from_stored, recorded_from_stored
 from service.db import create_pool
-from service.store import START, Checkpoint, EventStore, StoredEvent
+from service.store.event_store import START, Checkpoint, EventStore, StoredEvent
 
 log = logging.getLogger("parley.projector")
 

@@ -2,7 +2,7 @@
 with signed checkpoints and the proofs an auditor checks against them.
 
 - Leaves are appended in the gap-free commit order of the log (`(txid, position)`),
-  one per event: `SHA-256(0x00 || event hash)` (see service/merkle.py). They are
+  one per event: `SHA-256(0x00 || event hash)` (see service/audit/merkle.py). They are
   stored (`ledger_leaves`), so a proof for any published tree size is computed
   from them, and a later change to the events table cannot move the tree.
 - Sealing runs in rounds. A round takes a transaction-level advisory lock with
@@ -32,9 +32,9 @@ import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from service import merkle
+from service.audit import merkle
 from service.config import Settings
-from service.signed_note import (
+from service.audit.signed_note import (
     NoteVerifier,
     TreeHead,
     assemble_note,

@@ -8,7 +8,7 @@ decides on exactly the committed stream, whatever other processes (or other
 instances in this one) have written meanwhile. Several API processes each keep
 their own cache and stay correct; a process without one only reads more.
 
-Rules that keep it so (service.commands):
+Rules that keep it so (service.write.commands):
 
 - a request TAKES an entry out (no two requests ever share, or evolve, one
   object); a request that finds nothing reads the whole stream;

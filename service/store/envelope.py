@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from service.store import StoredEvent
+from service.store.event_store import StoredEvent
 
 
 class EventEnvelope(msgspec.Struct, kw_only=True):

@@ -93,7 +93,7 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
         print(f"Parley serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
         try:
             uvicorn.run(
-                "service.app:create_app_from_env",
+                "service.http.app:create_app_from_env",
                 factory=True,
                 host=settings.host,
                 port=settings.port,
@@ -140,7 +140,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 async def _project(url: str, names: list[str]) -> None:
-    from service.projector import Projector
+    from service.projection.runner import Projector
 
     await _migrate(url)
     projector = Projector(url, names)
@@ -165,7 +165,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 async def _rebuild(url: str, names: list[str]) -> None:
-    from service.projector import rebuild
+    from service.projection.runner import rebuild
 
     await _migrate(url)
     for name in names:
@@ -234,15 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild_cmd.add_argument("name", choices=[*PROJECTION_NAMES, "ALL"])
     rebuild_cmd.set_defaults(run=cmd_projections_rebuild)
 
-    from service.demo import add_demo_parser
+    from service.cli.demo import add_demo_parser
 
     add_demo_parser(commands)
 
-    from service.importer import add_import_parser
+    from service.cli.importer import add_import_parser
 
     add_import_parser(commands)
 
-    from service.audit_cli import add_audit_commands
+    from service.cli.audit import add_audit_commands
 
     add_audit_commands(commands)
     return parser

@@ -21,10 +21,10 @@ from typing import Any
 
 import msgspec
 
-from service import merkle
-from service.canonical import ZERO_HASH, CanonicalEvent, canonical_decoder, chain_hash, timestamp_text
-from service.envelope import ExportedEvent
-from service.signed_note import NoteError, NoteVerifier, TreeHead, open_checkpoint, split_note
+from service.audit import merkle
+from service.store.canonical import ZERO_HASH, CanonicalEvent, canonical_decoder, chain_hash, timestamp_text
+from service.store.envelope import ExportedEvent
+from service.audit.signed_note import NoteError, NoteVerifier, TreeHead, open_checkpoint, split_note
 
 
 class ExportProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -277,7 +277,7 @@ def read_verifier(text: str, note: str) -> NoteVerifier:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-        from service.signed_note import raw_public_key
+        from service.audit.signed_note import raw_public_key
 
         key = load_pem_public_key(stripped.encode())
         if not isinstance(key, Ed25519PublicKey):
@@ -302,7 +302,7 @@ class ReplayedIssue(msgspec.Struct, kw_only=True):
 
 
 def _as_stored(event: ExportedEvent) -> Any:
-    from service.store import StoredEvent
+    from service.store.event_store import StoredEvent
 
     txid, _, position = event.checkpoint.partition(".")
     return StoredEvent(

@@ -25,8 +25,8 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from service.canonical import CanonicalEvent, body_data, canonical_encoder, chain_hash, timestamp_text
-from service.canonical import ZERO_HASH as ZERO_HASH  # re-exported: callers speak of the chain as the store's
+from service.store.canonical import CanonicalEvent, body_data, canonical_encoder, chain_hash, timestamp_text
+from service.store.canonical import ZERO_HASH as ZERO_HASH  # re-exported: callers speak of the chain as the store's
 
 log = logging.getLogger("parley.store")
 

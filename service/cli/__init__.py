@@ -1,0 +1,1 @@
+"""The `parley` command line (entry point: service.cli.parley:main)."""

@@ -1,0 +1,7 @@
+"""`python -m service.cli` runs the `parley` command."""
+
+import sys
+
+from service.cli.parley import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reads: projected views, and time travel folded from the log."""

@@ -1,0 +1,1 @@
+"""The event store: the only code that reads or writes the events and streams tables."""

@@ -1,0 +1,1 @@
+"""The command path: decide, append in one transaction with retry, idempotency."""
