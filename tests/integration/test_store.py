@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import random
 import uuid
 
 import asyncpg
@@ -21,23 +20,7 @@ from service.store.event_store import (
     PendingEvent,
     chain_hash,
 )
-
-NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
-
-
-def pending(stream_id: uuid.UUID, n: int = 0, *, type: str = "issue.discussed", **data: object) -> PendingEvent:
-    return PendingEvent(
-        id=uuid.uuid4(),
-        stream_id=stream_id,
-        stream_type="issue",
-        type=type,
-        schema_version=1,
-        data=msgspec.json.encode({"n": n, **data}),
-        occurred_on="2022-03-10",
-        recorded_by="test",
-        recorded_at=NOW,
-    )
-
+from tests.out_of_order_writers import NOW, pending, race
 
 # -- appending -------------------------------------------------------------------
 
@@ -227,59 +210,14 @@ async def test_sixteen_writers_committing_out_of_order_lose_nothing(store: Event
     """16 writers hold their transactions open for random times so that commits
     interleave out of position order. A naive reader misses events; the store's
     reader delivers each exactly once, in the same order on every read."""
-    writers, per_writer = 16, 12
-    rng = random.Random(20220316)
-    streams = [uuid.uuid4() for _ in range(40)]
-    written: set[uuid.UUID] = set()
-    done = asyncio.Event()
+    outcome = await race(store, store)
 
-    async def writer(w: int) -> None:
-        for i in range(per_writer):
-            event = pending(rng.choice(streams), w * 100 + i)
-            async with store.pool.acquire() as conn:
-                async with conn.transaction():
-                    await store.append([event], conn=conn)
-                    await asyncio.sleep(rng.uniform(0, 0.02))
-            written.add(event.id)
-
-    async def naive_reader() -> list[uuid.UUID]:
-        seen, last = [], 0
-        while True:
-            finished = done.is_set()
-            rows = await store.pool.fetch(
-                "SELECT id, position FROM events WHERE position > $1 ORDER BY position", last
-            )
-            for row in rows:
-                seen.append(row["id"])
-                last = row["position"]
-            if finished:
-                return seen
-            await asyncio.sleep(0.001)
-
-    async def store_reader() -> list[uuid.UUID]:
-        seen, checkpoint = [], START
-        while True:
-            finished = done.is_set()
-            batch = await store.read_log(checkpoint, 50)
-            seen.extend(e.id for e in batch)
-            if batch:
-                checkpoint = batch[-1].checkpoint
-            elif finished:
-                return seen
-            await asyncio.sleep(0.001)
-
-    naive_task = asyncio.create_task(naive_reader())
-    store_task = asyncio.create_task(store_reader())
-    await asyncio.gather(*(writer(w) for w in range(writers)))
-    done.set()
-    naive_seen, store_seen = await naive_task, await store_task
-
-    assert len(written) == writers * per_writer
-    assert len(naive_seen) < len(written), "the naive reader should have skipped late commits"
-    assert len(store_seen) == len(set(store_seen)) == len(written)
-    assert set(store_seen) == written
+    assert len(outcome.written) == 16 * 12
+    assert len(outcome.naive_seen) < len(outcome.written), "the naive reader should have skipped late commits"
+    assert len(outcome.store_seen) == len(set(outcome.store_seen)) == len(outcome.written)
+    assert set(outcome.store_seen) == outcome.written
     again = [e.id for e in await store.read_log(START, 10_000)]
-    assert again == store_seen, "the same order on every read"
+    assert again == outcome.store_seen, "the same order on every read"
 
 
 async def test_subscribe_wakes_on_new_events_and_resumes_from_a_checkpoint(store: EventStore) -> None:
