@@ -13,6 +13,7 @@ exactly those against another server version with `-m postgres`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -78,34 +79,48 @@ async def _admin(url: str) -> asyncpg.Connection:
     return await asyncpg.connect(url)
 
 
-@pytest.fixture(scope="session")
-async def template_database(pg_server_url: str) -> AsyncIterator[str]:
-    admin = await _admin(pg_server_url)
+@contextlib.asynccontextmanager
+async def migrated_template(server_url: str, name: str) -> AsyncIterator[str]:
+    """A database with every migration applied, to clone test databases from."""
+    admin = await _admin(server_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
-        conn = await asyncpg.connect(with_database(pg_server_url, TEMPLATE))
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(with_database(server_url, name))
         try:
             await migrate(conn)
         finally:
             await conn.close()
-        yield TEMPLATE
+        yield name
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def database_from(server_url: str, template: str, prefix: str = "parley_test") -> AsyncIterator[str]:
+    """A fresh database cloned from `template`, dropped afterwards; yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        yield with_database(server_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def template_database(pg_server_url: str) -> AsyncIterator[str]:
+    async with migrated_template(pg_server_url, TEMPLATE) as name:
+        yield name
 
 
 @pytest.fixture
 async def database_url(pg_server_url: str, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated database for this test alone."""
-    name = f"parley_test_{uuid.uuid4().hex[:12]}"
-    admin = await _admin(pg_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(pg_server_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with database_from(pg_server_url, template_database) as url:
+        yield url
 
 
 @pytest.fixture

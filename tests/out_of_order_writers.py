@@ -9,31 +9,13 @@ Shared by the store's test on one server and the replication test on a standby
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import msgspec
-
-from service.store import START, EventStore, PendingEvent
-
-NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
-
-
-def pending(stream_id: uuid.UUID, n: int = 0, *, type: str = "issue.discussed", **data: object) -> PendingEvent:
-    return PendingEvent(
-        id=uuid.uuid4(),
-        stream_id=stream_id,
-        stream_type="issue",
-        type=type,
-        schema_version=1,
-        data=msgspec.json.encode({"n": n, **data}),
-        occurred_on="2022-03-10",
-        recorded_by="test",
-        recorded_at=NOW,
-    )
+from service.store.event_store import START, EventStore
+from tests.pending_events import pending
 
 
 @dataclass(frozen=True)

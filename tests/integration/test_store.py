@@ -20,7 +20,8 @@ from service.store.event_store import (
     PendingEvent,
     chain_hash,
 )
-from tests.out_of_order_writers import NOW, pending, race
+from tests.out_of_order_writers import race
+from tests.pending_events import NOW, pending
 
 # -- appending -------------------------------------------------------------------
 

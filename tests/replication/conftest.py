@@ -13,16 +13,16 @@ import asyncio
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from service.local_cluster import LocalCluster, Server
-from service.migrate import migrate
+from tests.conftest import database_from, migrated_template
 
 TEMPLATE = f"parley_repl_template_{os.getpid()}"
 # Generous ceiling for anything replication is waited on; a test that reaches it fails.
@@ -71,18 +71,8 @@ async def caught_up(cluster: LocalCluster) -> None:
 
 @pytest.fixture(scope="session")
 async def cluster_template(cluster: LocalCluster) -> AsyncIterator[str]:
-    admin = await asyncpg.connect(cluster.primary.url())
-    try:
-        await admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
-        conn = await asyncpg.connect(cluster.primary.url(TEMPLATE))
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        yield TEMPLATE
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
-        await admin.close()
+    async with migrated_template(cluster.primary.url(), TEMPLATE) as name:
+        yield name
 
 
 @dataclass(frozen=True)
@@ -103,13 +93,6 @@ class Replicated:
 
 @pytest.fixture
 async def replicated(cluster: LocalCluster, cluster_template: str) -> AsyncIterator[Replicated]:
-    name = f"parley_repl_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(cluster.primary.url())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{cluster_template}"')
+    async with database_from(cluster.primary.url(), cluster_template, "parley_repl") as url:
         await caught_up(cluster)
-        yield Replicated(cluster, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
+        yield Replicated(cluster, urlsplit(url).path.lstrip("/"))

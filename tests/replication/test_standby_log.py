@@ -15,8 +15,9 @@ import uuid
 import asyncpg
 
 from service.db import create_pool
-from service.store import START, EventStore
-from tests.out_of_order_writers import pending, race
+from service.store.event_store import START, EventStore
+from tests.out_of_order_writers import race
+from tests.pending_events import pending
 from tests.replication.conftest import Replicated, caught_up
 
 

@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
-import msgspec
 import pytest
 
-from service.store.event_store import EventStore, PendingEvent, StoredEvent
-
-NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
-
-
-def pending(
-    stream_id: uuid.UUID,
-    n: int = 0,
-    *,
-    type: str = "issue.discussed",
-    negotiation_id: uuid.UUID | None = None,
-    recorded_at: dt.datetime = NOW,
-    **data: object,
-) -> PendingEvent:
-    return PendingEvent(
-        id=uuid.uuid4(),
-        stream_id=stream_id,
-        stream_type="issue",
-        type=type,
-        schema_version=1,
-        data=msgspec.json.encode({"n": n, **data}),
-        occurred_on="2022-03-10",
-        recorded_by="test",
-        recorded_at=recorded_at,
-        negotiation_id=negotiation_id,
-    )
+from service.store.event_store import EventStore, StoredEvent
+from tests.pending_events import NOW as NOW, pending
 
 
 class Writer:
