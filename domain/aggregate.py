@@ -1,10 +1,13 @@
 """What the Negotiation and Issue aggregates share: being evolved by stored records.
 
-Both are ``eventsourcing.domain.Aggregate`` subclasses whose events each carry
-one stored :class:`~domain.records.Recorded` and fold it into the aggregate's
-``fold``. A subclass names its opening fact (``CREATED_TYPE``), how its stream
-is spoken of in errors (``KIND``), declares its event classes, and after the
-class statement indexes them with :func:`index_event_classes`.
+Both are ``eventsourcing.domain.Aggregate`` subclasses. They need no event
+class per fact: the meaning of each fact is the payload class's fold handler
+(:mod:`domain.dispatch`), so one library event class, :class:`RecordedAggregate.Fact`,
+carries any stored :class:`~domain.records.Recorded` and folds it into the
+aggregate's ``fold``; the library still checks ids and version order. A
+subclass names its opening fact (``CREATED_TYPE``), how its stream is spoken
+of in errors (``KIND``), and sets its ``fold`` in ``__init__(self, record)``
+(the library generates an ``__init__`` for a class that declares none).
 """
 
 from __future__ import annotations
@@ -22,10 +25,18 @@ class RecordedAggregate(Aggregate):
     """How errors name the stream: ``"an issue"``, ``"a negotiation"``."""
     CREATED_TYPE: ClassVar[str] = ""
     """The stored type of the fact that opens the stream."""
-    EVENT_CLASSES: ClassVar[dict[str, type[Any]]]
 
-    class Event(Aggregate.Event):
-        TYPE: ClassVar[str] = ""
+    class Fact(Aggregate.Event):
+        """Any stored fact after the first."""
+
+        record: Recorded
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.fold.apply(self.record)
+
+    class Opened(Aggregate.Created):
+        """The stream's first fact."""
+
         record: Recorded
 
         def apply(self, aggregate: Any) -> None:
@@ -37,7 +48,7 @@ class RecordedAggregate(Aggregate):
         first = next(records, None)
         if first is None or first.type != cls.CREATED_TYPE:
             raise ValueError(f"{cls.KIND} stream starts with {cls.CREATED_TYPE}")
-        aggregate: Self = cls.EVENT_CLASSES[cls.CREATED_TYPE](
+        aggregate: Self = cls.Opened(
             originator_id=first.stream_id,
             originator_version=first.version,
             timestamp=first.recorded_at,
@@ -50,25 +61,11 @@ class RecordedAggregate(Aggregate):
 
     def apply(self, record: Recorded) -> None:
         """Evolve by one stored record (the library checks id and version order)."""
-        event_class = self.EVENT_CLASSES.get(record.type)
-        if event_class is None or record.type == self.CREATED_TYPE:
+        if record.type == self.CREATED_TYPE or record.stream_type != self.fold.tally_class.STREAM_TYPE:
             raise ValueError(f"{record.type!r} cannot be applied to {self.KIND}")
-        event_class(
+        self.Fact(
             originator_id=record.stream_id,
             originator_version=record.version,
             timestamp=record.recorded_at,
             record=record,
         ).mutate(self)
-
-
-def index_event_classes(aggregate: type[RecordedAggregate]) -> dict[str, type[Any]]:
-    """The aggregate's event classes by stored type.
-
-    Called after the class statement: the library redefines the nested event
-    classes then (the opening event becomes a subclass of ``Event``).
-    """
-    return {
-        cls.TYPE: cls
-        for cls in vars(aggregate).values()
-        if isinstance(cls, type) and getattr(cls, "TYPE", "")
-    }

@@ -56,8 +56,20 @@ class Party(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Name
 
 
+COMMAND_CLASSES: list[type[CommonFields]] = []
+"""Every command, in definition order (the union's order in the OpenAPI document)."""
+
+
 class CommonFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="type"):
-    """Fields common to every command (the base of each union member)."""
+    """Fields common to every command (the base of each union member).
+
+    Defining a subclass with a ``tag`` (the event type it records) adds it to
+    the union.
+    """
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        COMMAND_CLASSES.append(cls)
 
     occurred_on: WorldTime
     source: CitedSource | None = None
@@ -346,46 +358,8 @@ class CloseCorridor(CommonFields, tag="corridor.closed"):
     reason: Reason | None = None
 
 
-COMMAND_CLASSES: tuple[type[CommonFields], ...] = (
-    JoinParty,
-    LeaveParty,
-    ScheduleRound,
-    HoldRound,
-    CancelRound,
-    SuspendNegotiation,
-    ResumeNegotiation,
-    ConcludeNegotiation,
-    MakeStatement,
-    RetractRecord,
-    DisputeClaim,
-    RaiseIssue,
-    LinkIssues,
-    DiscussIssue,
-    StatePosition,
-    MakeProposal,
-    CounterProposal,
-    AcceptProposal,
-    RejectProposal,
-    WithdrawProposal,
-    ReachAgreement,
-    ImplementAgreement,
-    ReportAgreementViolation,
-    DropIssue,
-    ReopenIssue,
-    ProposeCeasefire,
-    AgreeCeasefire,
-    RejectCeasefire,
-    ReportCeasefireViolation,
-    EndCeasefire,
-    ProposeCorridor,
-    AgreeCorridor,
-    RejectCorridor,
-    OpenCorridor,
-    ReportCorridorViolation,
-    CloseCorridor,
-)
 
-Command = Union[COMMAND_CLASSES]  # type: ignore[valid-type]  # noqa: UP007
+Command = Union[tuple(COMMAND_CLASSES)]  # type: ignore[valid-type]  # noqa: UP007
 """The tagged union clients send (``type`` selects the member)."""
 
 

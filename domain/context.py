@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from domain import errors, world_time
-from domain.status import IssueTally, NegotiationTally
+from domain.issue_tally import IssueTally
+from domain.negotiation_tally import NegotiationTally
 from domain.vocabulary import SLUG_PATTERN
 
 _SLUG = re.compile(SLUG_PATTERN)
+
+RULES: dict[str, Callable[[Any, Context], Any]] = {}
+"""The rule deciding each command type (registered with :func:`rule`)."""
+
+R = TypeVar("R", bound=Callable[..., Any])
+
+
+def rule(command_class: type) -> Callable[[R], R]:
+    """Mark a function as THE rule for a command class: ``(command, ctx) -> payload``."""
+
+    def register(decide: R) -> R:
+        tag = command_class.__struct_config__.tag  # type: ignore[attr-defined]
+        if tag in RULES:
+            raise TypeError(f"two rules for {tag!r}")
+        RULES[tag] = decide
+        return decide
+
+    return register
 
 
 @dataclass

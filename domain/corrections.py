@@ -10,8 +10,8 @@ from __future__ import annotations
 from domain import commands as c
 from domain import errors
 from domain import events as e
-from domain.context import Context
-from domain.status import EventRef, StreamTally
+from domain.context import Context, rule
+from domain.stream_tally import EventRef, StreamTally
 
 # Retracting these would leave a stream without its subject; drop the issue
 # (issue.dropped) or correct the details with a new fact instead.
@@ -32,6 +32,7 @@ def _target(event_id: str, ctx: Context) -> EventRef:
     return ref
 
 
+@rule(c.RetractRecord)
 def record_retracted(cmd: c.RetractRecord, ctx: Context) -> e.RecordRetracted:
     event_id = str(cmd.event_id)
     ref = _target(event_id, ctx)
@@ -52,6 +53,7 @@ def record_retracted(cmd: c.RetractRecord, ctx: Context) -> e.RecordRetracted:
     return e.RecordRetracted(event_id=cmd.event_id, reason=cmd.reason)
 
 
+@rule(c.DisputeClaim)
 def claim_disputed(cmd: c.DisputeClaim, ctx: Context) -> e.ClaimDisputed:
     event_id = str(cmd.event_id)
     ref = _target(event_id, ctx)
@@ -63,6 +65,3 @@ def claim_disputed(cmd: c.DisputeClaim, ctx: Context) -> e.ClaimDisputed:
     if cmd.by in ref.disputed_by:
         raise errors.AlreadyDisputed(f"{cmd.by} already disputes event {event_id}", "/by")
     return e.ClaimDisputed(event_id=cmd.event_id, by=cmd.by, summary=cmd.summary)
-
-
-DECIDERS = {"record.retracted": record_retracted, "claim.disputed": claim_disputed}

@@ -19,8 +19,8 @@ import msgspec
 
 from domain import commands as c
 from domain import errors, world_time
-from domain import corrections, issues, items, lifecycle, parties, proposals, rounds
-from domain.context import Context
+from domain import corrections, issues, items, lifecycle, parties, proposals, rounds  # noqa: F401  (their rules)
+from domain.context import RULES, Context
 from domain.events import NEGOTIATION_TYPES, SCHEMA_VERSIONS, IssueRaised, NegotiationOpened, PartyRef
 from domain.issue import Issue, issue_stream_id
 from domain.negotiation import Negotiation
@@ -55,16 +55,7 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     note: str | None = None
 
 
-_DECIDERS: dict[str, Any] = {
-    **parties.DECIDERS,
-    **rounds.DECIDERS,
-    **lifecycle.DECIDERS,
-    **issues.DECIDERS,
-    **proposals.DECIDERS,
-    **items.DECIDERS,
-    **corrections.DECIDERS,
-}
-_CORRECTIONS = frozenset(corrections.DECIDERS)
+_CORRECTIONS = frozenset({"record.retracted", "claim.disputed"})
 
 
 def target_of(command: c.CommonFields) -> Target:
@@ -203,7 +194,7 @@ def decide(
     for i, code in enumerate(command.claimed_by):
         ctx.require_party(code, f"/claimed_by/{i}")
 
-    data = _DECIDERS[kind](command, ctx)
+    data = RULES[kind](command, ctx)
 
     if target == "negotiation" or (isinstance(target, tuple) and target[0] == "event" and issue is None):
         stream, issue_key = "negotiation", None

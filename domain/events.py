@@ -1,32 +1,62 @@
-"""Stored event payloads: one Struct per event type, and their canonical bytes.
+"""THE event vocabulary: one msgspec Struct per stored event type, in one union.
 
 A payload is the fact's own fields (``data`` in an envelope); when, who, source
-and claims live in the envelope (:class:`domain.records.Recorded`).
+and claims live in the envelope (:class:`domain.records.Recorded`). Each
+payload class declares, on the class itself:
+
+* ``TYPE`` -- the stored type string, which is the union's tag. The tag lives in
+  the envelope (``type``), not inside ``data``: the data bytes are hashed, and
+  version 1 bytes must keep their spelling;
+* ``STREAM`` -- where the fact is recorded: ``"negotiation"``, ``"issue"``, or
+  ``"either"`` (the stream of what it is about: statements, corrections);
+* ``class_version`` and ``upcast_vN_vN+1(state)`` static methods that rewrite a
+  stored JSON object of version N into version N+1 in place (the eventsourcing
+  library's convention, here on the payload class).
+
+Defining a subclass registers it (:data:`EVENT_TYPES`); the folds dispatch on
+the payload class (:mod:`domain.dispatch`), so a new event type is: its
+payload here, its command and rule (:mod:`domain.commands` and a rules
+module), and its fold handler.
 
 Stored payloads never forbid unknown fields (a newer writer may have added
 some) and every field added after a type's first version has a default, so
 older bytes still decode. They carry no validation constraints either: what
 was accepted once must stay readable even if the command rules tighten later.
-Validation lives on the commands (:mod:`domain.commands`).
-
-Versioning follows the eventsourcing library's convention on the aggregate
-event classes (:mod:`domain.negotiation`, :mod:`domain.issue`): each class has
-``class_version`` and ``upcast_vN_vN+1(state)`` static methods that rewrite the
-stored JSON object in place, one step at a time. :func:`decode_data` applies
-them to bytes of any past ``schema_version`` before converting to the current
-Struct.
+Validation lives on the commands.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, ClassVar, Literal, Union
 
 import msgspec
+
+StreamKind = Literal["negotiation", "issue", "either"]
+
+EVENT_TYPES: dict[str, type[Payload]] = {}
+"""Every payload class by its stored type, in definition order."""
 
 
 class Payload(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
     """Base of every stored payload (``omit_defaults``: one spelling per value)."""
+
+    TYPE: ClassVar[str] = ""
+    STREAM: ClassVar[StreamKind] = "issue"
+    class_version: ClassVar[int] = 1
+    # What the fact is about, as (kind, field holding its id), and the other
+    # subjects it refers to: disputes flag the subject, retractions check that
+    # nothing live still refers to a subject they would remove.
+    SUBJECT: ClassVar[tuple[str, str] | None] = None
+    REFERS: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "TYPE" not in cls.__dict__:
+            raise TypeError(f"{cls.__name__} must declare its stored TYPE")
+        if cls.TYPE in EVENT_TYPES:
+            raise TypeError(f"two payload classes for {cls.TYPE!r}")
+        EVENT_TYPES[cls.TYPE] = cls
 
 
 class PartyRef(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
@@ -38,6 +68,8 @@ class PartyRef(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
 
 
 class NegotiationOpened(Payload):
+    TYPE = "negotiation.opened"
+    STREAM = "negotiation"
     title: str
     slug: str
     parties: list[PartyRef]
@@ -45,17 +77,23 @@ class NegotiationOpened(Payload):
 
 
 class PartyJoined(Payload):
+    TYPE = "party.joined"
+    SUBJECT = ("party", "party.code")
+    STREAM = "negotiation"
     party: PartyRef
     role: str = "party"
 
 
 class PartyLeft(Payload):
+    TYPE = "party.left"
+    SUBJECT = ("party", "party")
+    STREAM = "negotiation"
     party: str
     role: str | None = None
     reason: str | None = None
 
 
-class RoundScheduled(Payload):
+class _RoundDetails(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
     round_id: str
     venue: str | None = None
     country: str | None = None
@@ -67,24 +105,41 @@ class RoundScheduled(Payload):
     summary: str | None = None
 
 
-class RoundHeld(RoundScheduled):
-    pass
+class RoundScheduled(Payload, _RoundDetails):
+    TYPE = "round.scheduled"
+    SUBJECT = ("round", "round_id")
+    STREAM = "negotiation"
+
+
+class RoundHeld(Payload, _RoundDetails):
+    TYPE = "round.held"
+    SUBJECT = ("round", "round_id")
+    STREAM = "negotiation"
 
 
 class RoundCancelled(Payload):
+    TYPE = "round.cancelled"
+    SUBJECT = ("round", "round_id")
+    STREAM = "negotiation"
     round_id: str
     reason: str | None = None
 
 
 class NegotiationSuspended(Payload):
+    TYPE = "negotiation.suspended"
+    STREAM = "negotiation"
     reason: str | None = None
 
 
 class NegotiationResumed(Payload):
+    TYPE = "negotiation.resumed"
+    STREAM = "negotiation"
     reason: str | None = None
 
 
 class NegotiationConcluded(Payload):
+    TYPE = "negotiation.concluded"
+    STREAM = "negotiation"
     outcome: str | None = None
 
 
@@ -92,6 +147,8 @@ class NegotiationConcluded(Payload):
 
 
 class StatementMade(Payload):
+    TYPE = "statement.made"
+    STREAM = "either"
     speaker: str
     summary: str
     party: str | None = None
@@ -100,11 +157,15 @@ class StatementMade(Payload):
 
 
 class RecordRetracted(Payload):
+    TYPE = "record.retracted"
+    STREAM = "either"
     event_id: uuid.UUID
     reason: str
 
 
 class ClaimDisputed(Payload):
+    TYPE = "claim.disputed"
+    STREAM = "either"
     event_id: uuid.UUID
     by: str
     summary: str
@@ -114,6 +175,7 @@ class ClaimDisputed(Payload):
 
 
 class IssueRaised(Payload):
+    TYPE = "issue.raised"
     issue: str
     title: str
     category: str
@@ -121,12 +183,14 @@ class IssueRaised(Payload):
 
 
 class IssuesLinked(Payload):
+    TYPE = "issues.linked"
     issue: str
     related_issue: str
     relation: str
 
 
 class IssueDiscussed(Payload):
+    TYPE = "issue.discussed"
     issue: str
     round_id: str | None = None
     summary: str | None = None
@@ -136,14 +200,22 @@ class IssueDiscussed(Payload):
 class PositionStated(Payload):
     """v2: ``conditions`` is a list (v1 had a single optional ``condition``)."""
 
+    TYPE = "position.stated"
+    SUBJECT = ("position", "party")
+    class_version = 2
     issue: str
     party: str
     stance: str
     summary: str
     conditions: list[str] = []
 
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        condition = state.pop("condition", None)
+        state["conditions"] = [condition] if condition else []
 
-class ProposalMade(Payload):
+
+class _ProposalDetails(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
     issue: str
     proposal_id: str
     by: str
@@ -152,26 +224,44 @@ class ProposalMade(Payload):
     terms: str | None = None
 
 
-class ProposalCountered(ProposalMade, kw_only=True):
+class ProposalMade(Payload, _ProposalDetails):
+    TYPE = "proposal.made"
+    SUBJECT = ("proposal", "proposal_id")
+
+
+class ProposalCountered(Payload, _ProposalDetails, kw_only=True):
+    TYPE = "proposal.countered"
+    SUBJECT = ("proposal", "proposal_id")
+    REFERS = (("proposal", "counters"),)
     counters: str
 
 
-class ProposalAccepted(Payload):
+class _ProposalAnswer(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
     issue: str
     proposal_id: str
     by: str
     reason: str | None = None
 
 
-class ProposalRejected(ProposalAccepted):
-    pass
+class ProposalAccepted(Payload, _ProposalAnswer):
+    TYPE = "proposal.accepted"
+    SUBJECT = ("proposal", "proposal_id")
 
 
-class ProposalWithdrawn(ProposalAccepted):
-    pass
+class ProposalRejected(Payload, _ProposalAnswer):
+    TYPE = "proposal.rejected"
+    SUBJECT = ("proposal", "proposal_id")
+
+
+class ProposalWithdrawn(Payload, _ProposalAnswer):
+    TYPE = "proposal.withdrawn"
+    SUBJECT = ("proposal", "proposal_id")
 
 
 class AgreementReached(Payload):
+    TYPE = "agreement.reached"
+    SUBJECT = ("agreement", "agreement_id")
+    REFERS = (("proposal", "proposal_id"),)
     issue: str
     agreement_id: str
     level: str
@@ -181,12 +271,16 @@ class AgreementReached(Payload):
 
 
 class AgreementImplemented(Payload):
+    TYPE = "agreement.implemented"
+    SUBJECT = ("agreement", "agreement_id")
     issue: str
     agreement_id: str
     summary: str | None = None
 
 
 class AgreementViolated(Payload):
+    TYPE = "agreement.violated"
+    SUBJECT = ("agreement", "agreement_id")
     issue: str
     agreement_id: str
     alleged_by: str
@@ -195,15 +289,20 @@ class AgreementViolated(Payload):
 
 
 class IssueDropped(Payload):
+    TYPE = "issue.dropped"
     issue: str
     reason: str | None = None
 
 
-class IssueReopened(IssueDropped):
-    pass
+class IssueReopened(Payload):
+    TYPE = "issue.reopened"
+    issue: str
+    reason: str | None = None
 
 
 class CeasefireProposed(Payload):
+    TYPE = "ceasefire.proposed"
+    SUBJECT = ("item", "ceasefire_id")
     issue: str
     ceasefire_id: str
     by: str
@@ -215,6 +314,8 @@ class CeasefireProposed(Payload):
 
 
 class CeasefireAgreed(Payload):
+    TYPE = "ceasefire.agreed"
+    SUBJECT = ("item", "ceasefire_id")
     issue: str
     ceasefire_id: str
     parties: list[str] = []
@@ -226,6 +327,8 @@ class CeasefireAgreed(Payload):
 
 
 class CeasefireRejected(Payload):
+    TYPE = "ceasefire.rejected"
+    SUBJECT = ("item", "ceasefire_id")
     issue: str
     ceasefire_id: str
     by: str
@@ -233,6 +336,8 @@ class CeasefireRejected(Payload):
 
 
 class CeasefireViolated(Payload):
+    TYPE = "ceasefire.violated"
+    SUBJECT = ("item", "ceasefire_id")
     issue: str
     ceasefire_id: str
     alleged_by: str
@@ -241,6 +346,8 @@ class CeasefireViolated(Payload):
 
 
 class CeasefireEnded(Payload):
+    TYPE = "ceasefire.ended"
+    SUBJECT = ("item", "ceasefire_id")
     issue: str
     ceasefire_id: str
     reason: str
@@ -248,6 +355,8 @@ class CeasefireEnded(Payload):
 
 
 class CorridorProposed(Payload):
+    TYPE = "corridor.proposed"
+    SUBJECT = ("item", "corridor_id")
     issue: str
     corridor_id: str
     by: str
@@ -260,6 +369,8 @@ class CorridorProposed(Payload):
 
 
 class CorridorAgreed(Payload):
+    TYPE = "corridor.agreed"
+    SUBJECT = ("item", "corridor_id")
     issue: str
     corridor_id: str
     parties: list[str] = []
@@ -272,6 +383,8 @@ class CorridorAgreed(Payload):
 
 
 class CorridorRejected(Payload):
+    TYPE = "corridor.rejected"
+    SUBJECT = ("item", "corridor_id")
     issue: str
     corridor_id: str
     by: str
@@ -279,12 +392,16 @@ class CorridorRejected(Payload):
 
 
 class CorridorOpened(Payload):
+    TYPE = "corridor.opened"
+    SUBJECT = ("item", "corridor_id")
     issue: str
     corridor_id: str
     summary: str | None = None
 
 
 class CorridorViolated(Payload):
+    TYPE = "corridor.violated"
+    SUBJECT = ("item", "corridor_id")
     issue: str
     corridor_id: str
     alleged_by: str
@@ -293,89 +410,25 @@ class CorridorViolated(Payload):
 
 
 class CorridorClosed(Payload):
+    TYPE = "corridor.closed"
+    SUBJECT = ("item", "corridor_id")
     issue: str
     corridor_id: str
     reason: str | None = None
 
 
-EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
-    "negotiation.opened": NegotiationOpened,
-    "party.joined": PartyJoined,
-    "party.left": PartyLeft,
-    "round.scheduled": RoundScheduled,
-    "round.held": RoundHeld,
-    "round.cancelled": RoundCancelled,
-    "negotiation.suspended": NegotiationSuspended,
-    "negotiation.resumed": NegotiationResumed,
-    "negotiation.concluded": NegotiationConcluded,
-    "statement.made": StatementMade,
-    "record.retracted": RecordRetracted,
-    "claim.disputed": ClaimDisputed,
-    "issue.raised": IssueRaised,
-    "issues.linked": IssuesLinked,
-    "issue.discussed": IssueDiscussed,
-    "position.stated": PositionStated,
-    "proposal.made": ProposalMade,
-    "proposal.countered": ProposalCountered,
-    "proposal.accepted": ProposalAccepted,
-    "proposal.rejected": ProposalRejected,
-    "proposal.withdrawn": ProposalWithdrawn,
-    "agreement.reached": AgreementReached,
-    "agreement.implemented": AgreementImplemented,
-    "agreement.violated": AgreementViolated,
-    "issue.dropped": IssueDropped,
-    "issue.reopened": IssueReopened,
-    "ceasefire.proposed": CeasefireProposed,
-    "ceasefire.agreed": CeasefireAgreed,
-    "ceasefire.rejected": CeasefireRejected,
-    "ceasefire.violated": CeasefireViolated,
-    "ceasefire.ended": CeasefireEnded,
-    "corridor.proposed": CorridorProposed,
-    "corridor.agreed": CorridorAgreed,
-    "corridor.rejected": CorridorRejected,
-    "corridor.opened": CorridorOpened,
-    "corridor.violated": CorridorViolated,
-    "corridor.closed": CorridorClosed,
-}
+# --- the union and what is derived from it -------------------------------------------
 
-# Which stream a type lives on ("either": the stream of the thing it concerns).
-NEGOTIATION_TYPES = frozenset(
-    {
-        "negotiation.opened",
-        "party.joined",
-        "party.left",
-        "round.scheduled",
-        "round.held",
-        "round.cancelled",
-        "negotiation.suspended",
-        "negotiation.resumed",
-        "negotiation.concluded",
-    }
-)
-EITHER_STREAM_TYPES = frozenset({"statement.made", "record.retracted", "claim.disputed"})
-ISSUE_TYPES = frozenset(EVENT_TYPES) - NEGOTIATION_TYPES - EITHER_STREAM_TYPES
+Event = Union[tuple(EVENT_TYPES.values())]  # type: ignore[valid-type]  # noqa: UP007
+"""Every stored payload; the envelope's ``type`` is the tag."""
 
-
-def _event_classes() -> dict[str, Any]:
-    # Imported here, not at the top: the aggregate modules define the event
-    # classes (which carry the versions) and must not depend on this module's
-    # payload classes at import time in the other direction.
-    from domain.issue import Issue
-    from domain.negotiation import Negotiation
-
-    classes: dict[str, Any] = {}
-    for aggregate in (Negotiation, Issue):
-        classes.update(aggregate.EVENT_CLASSES)
-    return classes
-
-
-EVENT_CLASSES: dict[str, Any] = _event_classes()
-SCHEMA_VERSIONS: dict[str, int] = {
-    name: getattr(EVENT_CLASSES[name], "class_version", 1) for name in EVENT_TYPES
-}
+NEGOTIATION_TYPES = frozenset(t for t, cls in EVENT_TYPES.items() if cls.STREAM == "negotiation")
+EITHER_STREAM_TYPES = frozenset(t for t, cls in EVENT_TYPES.items() if cls.STREAM == "either")
+ISSUE_TYPES = frozenset(t for t, cls in EVENT_TYPES.items() if cls.STREAM == "issue")
+SCHEMA_VERSIONS: dict[str, int] = {t: cls.class_version for t, cls in EVENT_TYPES.items()}
 
 _encoder = msgspec.json.Encoder(order="sorted")
-_decoders = {name: msgspec.json.Decoder(cls) for name, cls in EVENT_TYPES.items()}
+_decoders = {t: msgspec.json.Decoder(cls) for t, cls in EVENT_TYPES.items()}
 
 
 class UnknownEventType(ValueError):
@@ -390,20 +443,17 @@ def encode_data(data: msgspec.Struct) -> bytes:
     return _encoder.encode(data)
 
 
-def decode_data(type: str, schema_version: int, raw: bytes) -> msgspec.Struct:  # noqa: A002
-    """Decode stored bytes of any past schema version into the current Struct."""
-    try:
-        current = SCHEMA_VERSIONS[type]
-    except KeyError:
-        raise UnknownEventType(f"unknown event type {type!r}") from None
+def decode_data(type: str, schema_version: int, raw: bytes) -> Payload:  # noqa: A002
+    """Decode stored bytes of any past schema version into the current payload."""
+    cls = EVENT_TYPES.get(type)
+    if cls is None:
+        raise UnknownEventType(f"unknown event type {type!r}")
+    current = cls.class_version
     if schema_version == current:
         return _decoders[type].decode(raw)
     if not 1 <= schema_version < current:
         raise UnknownEventType(f"{type!r} has no schema version {schema_version} (current {current})")
     state = msgspec.json.decode(raw)
-    event_class = EVENT_CLASSES[type]
-    version = schema_version
-    while version < current:
-        getattr(event_class, f"upcast_v{version}_v{version + 1}")(state)
-        version += 1
-    return msgspec.convert(state, EVENT_TYPES[type])
+    for version in range(schema_version, current):
+        getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+    return msgspec.convert(state, cls)

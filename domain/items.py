@@ -12,8 +12,8 @@ from typing import Any
 from domain import commands as c
 from domain import errors
 from domain import events as e
-from domain.context import Context, check_range, when
-from domain.status import ItemView
+from domain.context import Context, check_range, rule, when
+from domain.views import ItemView
 
 # step -> states it may follow
 CEASEFIRE_STEPS: dict[str, frozenset[str]] = {
@@ -66,6 +66,7 @@ def _times(cmd: Any, item: ItemView | None) -> tuple[str | None, str | None]:
 # --- ceasefires ----------------------------------------------------------------
 
 
+@rule(c.ProposeCeasefire)
 def ceasefire_proposed(cmd: c.ProposeCeasefire, ctx: Context) -> e.CeasefireProposed:
     item_id = _new_item_id("ceasefire", cmd.ceasefire_id, ctx)
     ctx.require_party(cmd.by, "/by")
@@ -76,6 +77,7 @@ def ceasefire_proposed(cmd: c.ProposeCeasefire, ctx: Context) -> e.CeasefireProp
     )
 
 
+@rule(c.AgreeCeasefire)
 def ceasefire_agreed(cmd: c.AgreeCeasefire, ctx: Context) -> e.CeasefireAgreed:
     item = ctx.on_issue.items.get(cmd.ceasefire_id) if cmd.ceasefire_id else None
     if item is None:
@@ -92,6 +94,7 @@ def ceasefire_agreed(cmd: c.AgreeCeasefire, ctx: Context) -> e.CeasefireAgreed:
     )
 
 
+@rule(c.RejectCeasefire)
 def ceasefire_rejected(cmd: c.RejectCeasefire, ctx: Context) -> e.CeasefireRejected:
     item = _step("ceasefire", "rejected", cmd.ceasefire_id, ctx)
     ctx.require_party(cmd.by, "/by")
@@ -99,6 +102,7 @@ def ceasefire_rejected(cmd: c.RejectCeasefire, ctx: Context) -> e.CeasefireRejec
     return e.CeasefireRejected(issue=cmd.issue, ceasefire_id=cmd.ceasefire_id, by=cmd.by, reason=cmd.reason)
 
 
+@rule(c.ReportCeasefireViolation)
 def ceasefire_violated(cmd: c.ReportCeasefireViolation, ctx: Context) -> e.CeasefireViolated:
     _step("ceasefire", "violated", cmd.ceasefire_id, ctx)
     ctx.require_party(cmd.alleged_by, "/alleged_by")
@@ -109,6 +113,7 @@ def ceasefire_violated(cmd: c.ReportCeasefireViolation, ctx: Context) -> e.Cease
     )
 
 
+@rule(c.EndCeasefire)
 def ceasefire_ended(cmd: c.EndCeasefire, ctx: Context) -> e.CeasefireEnded:
     _step("ceasefire", "ended", cmd.ceasefire_id, ctx)
     return e.CeasefireEnded(issue=cmd.issue, ceasefire_id=cmd.ceasefire_id, reason=cmd.reason, summary=cmd.summary)
@@ -117,6 +122,7 @@ def ceasefire_ended(cmd: c.EndCeasefire, ctx: Context) -> e.CeasefireEnded:
 # --- corridors ---------------------------------------------------------------------
 
 
+@rule(c.ProposeCorridor)
 def corridor_proposed(cmd: c.ProposeCorridor, ctx: Context) -> e.CorridorProposed:
     item_id = _new_item_id("corridor", cmd.corridor_id, ctx)
     ctx.require_party(cmd.by, "/by")
@@ -126,6 +132,7 @@ def corridor_proposed(cmd: c.ProposeCorridor, ctx: Context) -> e.CorridorPropose
     )
 
 
+@rule(c.AgreeCorridor)
 def corridor_agreed(cmd: c.AgreeCorridor, ctx: Context) -> e.CorridorAgreed:
     item = ctx.on_issue.items.get(cmd.corridor_id) if cmd.corridor_id else None
     if item is None:
@@ -143,6 +150,7 @@ def corridor_agreed(cmd: c.AgreeCorridor, ctx: Context) -> e.CorridorAgreed:
     )
 
 
+@rule(c.RejectCorridor)
 def corridor_rejected(cmd: c.RejectCorridor, ctx: Context) -> e.CorridorRejected:
     item = _step("corridor", "rejected", cmd.corridor_id, ctx)
     ctx.require_party(cmd.by, "/by")
@@ -150,11 +158,13 @@ def corridor_rejected(cmd: c.RejectCorridor, ctx: Context) -> e.CorridorRejected
     return e.CorridorRejected(issue=cmd.issue, corridor_id=cmd.corridor_id, by=cmd.by, reason=cmd.reason)
 
 
+@rule(c.OpenCorridor)
 def corridor_opened(cmd: c.OpenCorridor, ctx: Context) -> e.CorridorOpened:
     _step("corridor", "opened", cmd.corridor_id, ctx)
     return e.CorridorOpened(issue=cmd.issue, corridor_id=cmd.corridor_id, summary=cmd.summary)
 
 
+@rule(c.ReportCorridorViolation)
 def corridor_violated(cmd: c.ReportCorridorViolation, ctx: Context) -> e.CorridorViolated:
     _step("corridor", "violated", cmd.corridor_id, ctx)
     ctx.require_party(cmd.alleged_by, "/alleged_by")
@@ -165,21 +175,7 @@ def corridor_violated(cmd: c.ReportCorridorViolation, ctx: Context) -> e.Corrido
     )
 
 
+@rule(c.CloseCorridor)
 def corridor_closed(cmd: c.CloseCorridor, ctx: Context) -> e.CorridorClosed:
     _step("corridor", "closed", cmd.corridor_id, ctx)
     return e.CorridorClosed(issue=cmd.issue, corridor_id=cmd.corridor_id, reason=cmd.reason)
-
-
-DECIDERS = {
-    "ceasefire.proposed": ceasefire_proposed,
-    "ceasefire.agreed": ceasefire_agreed,
-    "ceasefire.rejected": ceasefire_rejected,
-    "ceasefire.violated": ceasefire_violated,
-    "ceasefire.ended": ceasefire_ended,
-    "corridor.proposed": corridor_proposed,
-    "corridor.agreed": corridor_agreed,
-    "corridor.rejected": corridor_rejected,
-    "corridor.opened": corridor_opened,
-    "corridor.violated": corridor_violated,
-    "corridor.closed": corridor_closed,
-}

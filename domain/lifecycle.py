@@ -5,7 +5,7 @@ from __future__ import annotations
 from domain import commands as c
 from domain import errors
 from domain import events as e
-from domain.context import Context
+from domain.context import Context, rule
 
 
 def _not_concluded(ctx: Context) -> None:
@@ -15,6 +15,7 @@ def _not_concluded(ctx: Context) -> None:
         raise errors.NegotiationConcluded(f"the negotiation was concluded on {ctx.negotiation.concluded_on}")
 
 
+@rule(c.SuspendNegotiation)
 def suspended(cmd: c.SuspendNegotiation, ctx: Context) -> e.NegotiationSuspended:
     _not_concluded(ctx)
     if ctx.negotiation.status == "suspended":
@@ -22,6 +23,7 @@ def suspended(cmd: c.SuspendNegotiation, ctx: Context) -> e.NegotiationSuspended
     return e.NegotiationSuspended(reason=cmd.reason)
 
 
+@rule(c.ResumeNegotiation)
 def resumed(cmd: c.ResumeNegotiation, ctx: Context) -> e.NegotiationResumed:
     _not_concluded(ctx)
     if ctx.negotiation.status != "suspended":
@@ -29,14 +31,8 @@ def resumed(cmd: c.ResumeNegotiation, ctx: Context) -> e.NegotiationResumed:
     return e.NegotiationResumed(reason=cmd.reason)
 
 
+@rule(c.ConcludeNegotiation)
 def concluded(cmd: c.ConcludeNegotiation, ctx: Context) -> e.NegotiationConcluded:
     if ctx.negotiation.status == "concluded":
         raise errors.NegotiationConcluded(f"the negotiation was concluded on {ctx.negotiation.concluded_on}")
     return e.NegotiationConcluded(outcome=cmd.outcome)
-
-
-DECIDERS = {
-    "negotiation.suspended": suspended,
-    "negotiation.resumed": resumed,
-    "negotiation.concluded": concluded,
-}

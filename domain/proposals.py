@@ -11,8 +11,8 @@ from __future__ import annotations
 from domain import commands as c
 from domain import errors
 from domain import events as e
-from domain.context import Context
-from domain.status import AgreementView, ProposalView
+from domain.context import Context, rule
+from domain.views import AgreementView, ProposalView
 
 
 def _fresh_id(given: str | None, field: str, ctx: Context) -> str:
@@ -59,10 +59,12 @@ def _proposal_fields(cmd: c.MakeProposal, ctx: Context, to: list[str]) -> dict:
     )
 
 
+@rule(c.MakeProposal)
 def proposal_made(cmd: c.MakeProposal, ctx: Context) -> e.ProposalMade:
     return e.ProposalMade(**_proposal_fields(cmd, ctx, list(cmd.to)))
 
 
+@rule(c.CounterProposal)
 def proposal_countered(cmd: c.CounterProposal, ctx: Context) -> e.ProposalCountered:
     earlier = _open_proposal(cmd.counters, ctx, "/counters")
     _answerable(earlier, cmd.by, ctx)
@@ -71,16 +73,19 @@ def proposal_countered(cmd: c.CounterProposal, ctx: Context) -> e.ProposalCounte
     return e.ProposalCountered(**_proposal_fields(cmd, ctx, to), counters=cmd.counters)
 
 
+@rule(c.AcceptProposal)
 def proposal_accepted(cmd: c.AcceptProposal, ctx: Context) -> e.ProposalAccepted:
     _answerable(_open_proposal(cmd.proposal_id, ctx, "/proposal_id"), cmd.by, ctx)
     return e.ProposalAccepted(issue=cmd.issue, proposal_id=cmd.proposal_id, by=cmd.by, reason=cmd.reason)
 
 
+@rule(c.RejectProposal)
 def proposal_rejected(cmd: c.RejectProposal, ctx: Context) -> e.ProposalRejected:
     _answerable(_open_proposal(cmd.proposal_id, ctx, "/proposal_id"), cmd.by, ctx)
     return e.ProposalRejected(issue=cmd.issue, proposal_id=cmd.proposal_id, by=cmd.by, reason=cmd.reason)
 
 
+@rule(c.WithdrawProposal)
 def proposal_withdrawn(cmd: c.WithdrawProposal, ctx: Context) -> e.ProposalWithdrawn:
     p = _open_proposal(cmd.proposal_id, ctx, "/proposal_id")
     ctx.require_party(cmd.by, "/by")
@@ -89,6 +94,7 @@ def proposal_withdrawn(cmd: c.WithdrawProposal, ctx: Context) -> e.ProposalWithd
     return e.ProposalWithdrawn(issue=cmd.issue, proposal_id=cmd.proposal_id, by=cmd.by, reason=cmd.reason)
 
 
+@rule(c.ReachAgreement)
 def agreement_reached(cmd: c.ReachAgreement, ctx: Context) -> e.AgreementReached:
     agreement_id = _fresh_id(cmd.agreement_id, "agreement_id", ctx)
     ctx.require_parties(cmd.parties, "/parties")
@@ -115,6 +121,7 @@ def _agreement(agreement_id: str, ctx: Context) -> AgreementView:
     return a
 
 
+@rule(c.ImplementAgreement)
 def agreement_implemented(cmd: c.ImplementAgreement, ctx: Context) -> e.AgreementImplemented:
     a = _agreement(cmd.agreement_id, ctx)
     if a.level != "final":
@@ -127,6 +134,7 @@ def agreement_implemented(cmd: c.ImplementAgreement, ctx: Context) -> e.Agreemen
     return e.AgreementImplemented(issue=cmd.issue, agreement_id=cmd.agreement_id, summary=cmd.summary)
 
 
+@rule(c.ReportAgreementViolation)
 def agreement_violated(cmd: c.ReportAgreementViolation, ctx: Context) -> e.AgreementViolated:
     _agreement(cmd.agreement_id, ctx)
     ctx.require_party(cmd.alleged_by, "/alleged_by")
@@ -138,15 +146,3 @@ def agreement_violated(cmd: c.ReportAgreementViolation, ctx: Context) -> e.Agree
         against=list(cmd.against),
         summary=cmd.summary,
     )
-
-
-DECIDERS = {
-    "proposal.made": proposal_made,
-    "proposal.countered": proposal_countered,
-    "proposal.accepted": proposal_accepted,
-    "proposal.rejected": proposal_rejected,
-    "proposal.withdrawn": proposal_withdrawn,
-    "agreement.reached": agreement_reached,
-    "agreement.implemented": agreement_implemented,
-    "agreement.violated": agreement_violated,
-}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from domain import commands as c
 from domain import errors
 from domain import events as e
-from domain.context import Context
+from domain.context import Context, rule
 
 
 def _round_details(cmd: c.ScheduleRound, ctx: Context, round_id: str, *, new: bool) -> dict:
@@ -32,6 +32,7 @@ def _round_details(cmd: c.ScheduleRound, ctx: Context, round_id: str, *, new: bo
     )
 
 
+@rule(c.ScheduleRound)
 def round_scheduled(cmd: c.ScheduleRound, ctx: Context) -> e.RoundScheduled:
     round_id = ctx.new_id(cmd.round_id, "/round_id")
     if round_id in ctx.negotiation.rounds:
@@ -39,6 +40,7 @@ def round_scheduled(cmd: c.ScheduleRound, ctx: Context) -> e.RoundScheduled:
     return e.RoundScheduled(**_round_details(cmd, ctx, round_id, new=True))
 
 
+@rule(c.HoldRound)
 def round_held(cmd: c.HoldRound, ctx: Context) -> e.RoundHeld:
     round_id = ctx.new_id(cmd.round_id, "/round_id")
     known = ctx.negotiation.rounds.get(round_id)
@@ -47,6 +49,7 @@ def round_held(cmd: c.HoldRound, ctx: Context) -> e.RoundHeld:
     return e.RoundHeld(**_round_details(cmd, ctx, round_id, new=known is None))
 
 
+@rule(c.CancelRound)
 def round_cancelled(cmd: c.CancelRound, ctx: Context) -> e.RoundCancelled:
     known = ctx.negotiation.rounds.get(cmd.round_id)
     if known is None:
@@ -54,6 +57,3 @@ def round_cancelled(cmd: c.CancelRound, ctx: Context) -> e.RoundCancelled:
     if known.state != "scheduled":
         raise errors.InvalidTransition(f"round {cmd.round_id!r} is {known.state}; only a scheduled round can be cancelled", "/round_id")
     return e.RoundCancelled(round_id=cmd.round_id, reason=cmd.reason)
-
-
-DECIDERS = {"round.scheduled": round_scheduled, "round.held": round_held, "round.cancelled": round_cancelled}

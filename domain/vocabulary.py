@@ -1,4 +1,9 @@
-"""The words of the contract (DESIGN.md): identifiers, enums, default issues.
+"""The words of the contract (DESIGN.md): identifiers and every closed vocabulary.
+
+Each closed vocabulary is a ``Literal`` type used by the commands (so msgspec
+refuses anything else) *and* by the views (so the OpenAPI document lists the
+values a client can receive). Stored payloads keep plain ``str``: what was
+accepted once must stay readable even if a word is retired later.
 
 Identifier patterns (documented choice):
 
@@ -13,7 +18,7 @@ Identifier patterns (documented choice):
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -40,6 +45,10 @@ Title = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
 Summary = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Place = Annotated[str, msgspec.Meta(min_length=1, max_length=300, examples=["Antalya"])]
+Body = Annotated[str, msgspec.Meta(min_length=1, max_length=300, examples=["Congress of Colombia"])]
+Percentage = Annotated[float, msgspec.Meta(ge=0, le=100)]
+
+# --- what clients send (and views echo) ---------------------------------------------
 
 Role = Literal["party", "mediator", "host", "guarantor", "observer"]
 RoundLevel = Literal["technical", "delegation", "ministerial", "leaders"]
@@ -49,6 +58,7 @@ Stance = Literal[
 ]
 Relation = Literal["conditional_on", "bundled_with", "separate_from"]
 Category = Literal[
+    # version 1 (PA-X-style)
     "security_guarantees",
     "political_status",
     "military_arrangements",
@@ -61,11 +71,58 @@ Category = Literal[
     "governance",
     "procedural",
     "other",
+    # version 2
+    "land",
+    "development",
+    "drugs",
+    "victims",
+    "power_sharing",
+    "elections",
+    "constitutional",
+    "security_sector",
+    "disarmament_reintegration",
+    "displaced_persons",
+    "human_rights",
+    "implementation",
+    "nuclear",
+    "natural_resources",
 ]
 Assessment = Literal["optimistic", "neutral", "pessimistic"]
 AgreementLevel = Literal["in_principle", "final"]
 CeasefireScope = Literal["general", "local", "humanitarian"]
 CeasefireEndReason = Literal["expired", "collapsed", "superseded"]
+RatificationMethod = Literal["legislature", "referendum", "executive", "court", "council", "other"]
+Extent = Literal["minimal", "intermediate", "full"]
+
+# --- what only views carry -------------------------------------------------------------
+
+IssueStatus = Literal[
+    "dropped",
+    "violated",
+    "withdrawn",
+    "implemented",
+    "implementing",
+    "agreed",
+    "rejected",
+    "partially_agreed",
+    "agreed_in_principle",
+    "proposal_on_table",
+    "deadlocked",
+    "under_discussion",
+    "raised",
+]
+NegotiationStatus = Literal["active", "suspended", "concluded"]
+ProposalStatus = Literal["open", "accepted", "rejected", "withdrawn", "countered"]
+AgreementState = Literal[
+    "reached", "signed", "ratified", "rejected", "implemented", "violated", "withdrawn", "superseded"
+]
+RatificationOutcome = Literal["ratified", "rejected"]
+ItemKind = Literal["ceasefire", "corridor"]
+ItemState = Literal["proposed", "declared", "agreed", "rejected", "opened", "violated", "closed", "ended"]
+RoundState = Literal["scheduled", "held", "cancelled"]
+
+ISSUE_STATUSES: tuple[str, ...] = get_args(IssueStatus)
+CATEGORIES: tuple[str, ...] = get_args(Category)
 
 CEASEFIRE_ISSUE = "ceasefire"
 CORRIDOR_ISSUE = "humanitarian-corridors"
@@ -77,3 +134,4 @@ DEFAULT_ISSUES: dict[str, tuple[str, str]] = {
 
 Lines = Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]], msgspec.Meta(max_length=50)]
 Codes = Annotated[list[Code], msgspec.Meta(max_length=50)]
+Keys = Annotated[list[Key], msgspec.Meta(max_length=50)]
