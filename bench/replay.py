@@ -58,11 +58,15 @@ async def rebuild_all(url: str) -> tuple[dict[str, float], int]:
 
     seconds = {}
     events = 0
-    for name in PROJECTION_NAMES:
-        progress(f"replay: rebuilding {name}")
-        result = await rebuild(url, name, progress=None)
-        seconds[name] = result.seconds
-        events = result.events
+    pool = await create_pool(url, min_size=2, max_size=2)
+    try:
+        for name in PROJECTION_NAMES:
+            progress(f"replay: rebuilding {name}")
+            result = await rebuild(pool, name, progress=None)
+            seconds[name] = result.seconds
+            events = result.events
+    finally:
+        await pool.close()
     return seconds, events
 
 

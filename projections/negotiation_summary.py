@@ -21,7 +21,7 @@ from typing import ClassVar
 import asyncpg
 import msgspec
 
-from domain.status import IssueFold, NegotiationFold, NegotiationView
+from domain.status import IssueFold, IssueView, NegotiationFold, NegotiationView
 from projections import cursors
 from projections.folds import FoldCache
 from projections.records import Fact, StreamHistory, by_stream
@@ -34,6 +34,17 @@ class IssueBrief(msgspec.Struct, kw_only=True):
     status: str
     version: int
     last_activity_on: str | None
+
+    @classmethod
+    def of(cls, view: IssueView) -> "IssueBrief":
+        return cls(
+            key=view.key,
+            title=view.title,
+            category=view.category,
+            status=view.status,
+            version=view.version,
+            last_activity_on=view.last_activity_on,
+        )
 
 
 class NegotiationSummary(NegotiationView, kw_only=True):
@@ -161,14 +172,7 @@ class NegotiationSummaryProjection:
                 if folded is None:
                     continue
                 view = folded.fold.view()
-                brief = IssueBrief(
-                    key=view.key,
-                    title=view.title,
-                    category=view.category,
-                    status=view.status,
-                    version=view.version,
-                    last_activity_on=view.last_activity_on,
-                )
+                brief = IssueBrief.of(view)
                 negotiation_id = group[0].negotiation_id
                 rows.append((stream_id, negotiation_id, view.key, view.version, _encoder.encode(brief)))
                 touched.add(negotiation_id)

@@ -1,42 +1,146 @@
-"""The running service's parts, built once by the composition root (service.http.app)."""
+"""The composition root: the one place where the service's parts are built and wired.
+
+Everything that talks to PostgreSQL is built here, once per process, from the
+settings: the pools, the event store, the aggregate cache, the command service,
+the queries, the ledger, the read-your-writes watch and, when this process runs
+them, the projection runner, the sealer and the idempotency purge. The HTTP app
+(`service.http.app`) hands these parts to its controllers through Litestar's
+dependency injection; every `parley` command (`serve`, `demo`, `import`, `keys`,
+`project`, `projections rebuild`, `audit export`) starts from `running()` or
+`prepare_database()`. Nothing else creates a pool or a CommandService.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-from service.write.aggregate_cache import AggregateCache
+from service.audit.ledger import Ledger, Sealer, ledger_key
+from service.auth import Role, any_key, create_key, ensure_key
 from service.config import Settings
+from service.db import connect, create_pool
+from service.migrate import migrate
 from service.projection.runner import ProjectionWatch, Projector, projection_lag
-from service.store.event_store import Checkpoint, EventStore
+from service.read.queries import Queries
+from service.store.event_store import EventStore
+from service.write.aggregate_cache import AggregateCache
+from service.write.commands import CommandService
+from service.write.idempotency import purge_periodically
 
 
 @dataclass
 class Runtime:
+    """The running service's parts (built by `wire`, started by `running`)."""
+
     settings: Settings
     pool: asyncpg.Pool
     store: EventStore
-    # Long-running background tasks started with the app (projection runner, sealer...).
-    background: list[Any] = field(default_factory=list)
-
-    # The projection runner in this process (None if it runs elsewhere) and the
-    # read-your-writes waiter; both set by the composition root.
-    projector: Projector | None = None
-    projection_watch: ProjectionWatch | None = None
     # Folded aggregates for the command path (a cache of the committed streams,
     # correct with any number of processes: see service.write.aggregate_cache).
-    aggregates: AggregateCache = field(default_factory=AggregateCache)
+    aggregates: AggregateCache
+    commands: CommandService
+    queries: Queries
+    ledger: Ledger
+    projection_watch: ProjectionWatch
+    # The projection runner and the sealer when this process runs them.
+    projector: Projector | None = None
+    sealer: Sealer | None = None
+    # Long-running background tasks started with the service (runner, sealer, purge).
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def projection_lag(self) -> list[dict[str, Any]]:
         """Per projection: {name, events_behind, seconds_behind} the visible head
         of the log (for /health/ready and metrics)."""
         return await projection_lag(self.pool)
 
-    async def wait_for(self, checkpoint: Checkpoint, timeout: float = 5.0) -> bool:
-        """Read-your-writes: True once every projection has passed `checkpoint`
-        (a write's consistency token), False if `timeout` seconds pass first."""
-        if self.projection_watch is None:
-            self.projection_watch = ProjectionWatch(self.pool, self.settings.database_url or "")
-        return await self.projection_watch.wait_for(checkpoint, timeout)
+
+def wire(settings: Settings, pool: asyncpg.Pool) -> Runtime:
+    """The parts over an open pool, nothing started (no I/O here)."""
+    store = EventStore(pool)
+    aggregates = AggregateCache()
+    watch = ProjectionWatch(pool, settings.database_url or "")
+    return Runtime(
+        settings=settings,
+        pool=pool,
+        store=store,
+        aggregates=aggregates,
+        commands=CommandService(store, aggregates),
+        queries=Queries(store, watch),
+        ledger=Ledger(pool),
+        projection_watch=watch,
+    )
+
+
+async def prepare_database(url: str, admin_key: str | None, *, first_admin_key: bool = False) -> str | None:
+    """Migrate and ensure PARLEY_ADMIN_KEY. With `first_admin_key`, a database with
+    no key at all gets an admin key, returned to be shown once (`parley serve`)."""
+    conn = await connect(url)
+    try:
+        await migrate(conn)
+        if admin_key:
+            await ensure_key(conn, admin_key, "admin", Role.ADMIN)
+            return None
+        if first_admin_key and not await any_key(conn):
+            return await create_key(conn, "admin", Role.ADMIN)
+        return None
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    *,
+    pool_size: int = 10,
+    migrate: bool = True,
+    ensure_admin_key: bool = False,
+    projections: Sequence[str] = (),
+    seal: bool = False,
+    purge: bool = False,
+) -> AsyncIterator[Runtime]:
+    """The service over `settings.database_url` (which must be set): migrated
+    first (unless `migrate=False`: a reading client such as `audit export`), with
+    PARLEY_ADMIN_KEY ensured if asked (the API), and the projection runner for
+    `projections`, the sealer and the idempotency purge running in this process
+    as asked. Everything is stopped and closed on exit."""
+    url = settings.database_url
+    if not url:
+        raise ValueError("the service needs settings.database_url; `parley serve` starts the embedded server")
+    if migrate:
+        await prepare_database(url, settings.admin_key if ensure_admin_key else None)
+    pool = await create_pool(url, min_size=1, max_size=pool_size)
+    runtime = wire(settings, pool)
+    runner_pool = None
+    try:
+        if projections:
+            # Its own pool, so the runner never competes with requests for
+            # connections; min_size 0: a database that is down at start is retried
+            # by the runner's workers, not fatal. Each held projection also has its
+            # dedicated connection (service.projection.runner).
+            runner_pool = await create_pool(url, min_size=0, max_size=2 * len(projections) + 1)
+            runtime.projector = Projector(url, projections, pool=runner_pool)
+            runtime.background.append(runtime.projector.start())
+        if seal:
+            # Every process may run a sealer; a round's advisory lock lets one seal at a time.
+            runtime.sealer = Sealer(pool, ledger_key(settings))
+            runtime.background.append(asyncio.create_task(runtime.sealer.run(), name="parley-sealer"))
+        if purge:
+            runtime.background.append(asyncio.create_task(purge_periodically(pool), name="parley-idempotency-purge"))
+        yield runtime
+    finally:
+        if runtime.projector is not None:
+            await runtime.projector.stop()
+        await runtime.projection_watch.close()
+        for task in runtime.background:
+            task.cancel()
+        for task in runtime.background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if runner_pool is not None:
+            await runner_pool.close()
+        await pool.close()

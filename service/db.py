@@ -19,6 +19,7 @@ def with_database(url: str, database: str) -> str:
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool of the service's connections (built by service.bootstrap only)."""
     return await asyncpg.create_pool(
         url,
         min_size=min_size,
@@ -27,6 +28,12 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
         command_timeout=60,
         server_settings={"application_name": "parley"},
     )
+
+
+async def connect(url: str, application_name: str = "parley") -> asyncpg.Connection:
+    """One connection of its own: migrations, and the sessions that must not share a
+    pool's (a projection holder's advisory lock, a LISTEN that wakes waiters)."""
+    return await asyncpg.connect(url, server_settings={"application_name": application_name})
 
 
 @contextlib.contextmanager

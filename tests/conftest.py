@@ -25,6 +25,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from service import bootstrap
+from service.bootstrap import Runtime
+from service.config import Settings
 from service.db import create_pool, with_database
 from service.migrate import migrate
 from service.store.event_store import EventStore
@@ -148,6 +151,20 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def store(pool: asyncpg.Pool) -> EventStore:
     return EventStore(pool)
+
+
+def wired(pool: asyncpg.Pool, database_url: str) -> Runtime:
+    """The service's parts over a test's pool (the composition root's `wire`), nothing started."""
+    return bootstrap.wire(Settings.from_env({}).with_overrides(database_url=database_url), pool)
+
+
+@pytest.fixture
+async def runtime(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[Runtime]:
+    parts = wired(pool, database_url)
+    try:
+        yield parts
+    finally:
+        await parts.projection_watch.close()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,7 +8,6 @@ compare with). Progress goes to stderr; results to stdout.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Iterator
@@ -100,33 +99,26 @@ def _export_over_http(args: argparse.Namespace, output: Any) -> int:
 def _export_from_database(args: argparse.Namespace, output: Any) -> int:
     import uuid
 
+    from service import bootstrap
     from service.audit.log import LogFilter, count_events, export_lines
+    from service.cli.options import run_on_database
     from service.config import Settings
-    from service.db import create_pool, database_url
 
     try:
         where = LogFilter(negotiation_id=uuid.UUID(args.negotiation) if args.negotiation else None)
     except ValueError:
         return _fail("--negotiation takes a negotiation id")
 
-    async def export(url: str) -> None:
-        pool = await create_pool(url, min_size=1, max_size=2)
-        try:
-            total = await count_events(pool, where)
+    async def export(settings: Settings) -> None:
+        # A reading client: the schema is the server's to migrate.
+        async with bootstrap.running(settings, pool_size=2, migrate=False) as runtime:
+            total = await count_events(runtime.pool, where)
             with tqdm(total=total, unit=" events", file=sys.stderr, desc="export") as progress:
-                async for chunk in export_lines(pool, where):
+                async for chunk in export_lines(runtime.pool, where):
                     output.write(chunk)
                     progress.update(chunk.count(b"\n"))
-        finally:
-            await pool.close()
 
-    settings = Settings.from_env().with_overrides(
-        database_url=getattr(args, "database_url", None),
-        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
-    )
-    with database_url(settings) as url:
-        asyncio.run(export(url))
-    return 0
+    return run_on_database(args, export)
 
 
 # -- verify ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """`parley demo`: DESIGN.md's example report, recorded and then served.
 
-The facts go through `service.write.commands.CommandService`, the application service
+The facts go through the command service of the composition root (service.bootstrap), the one
 behind `POST /negotiations` and `POST /negotiations/{ref}/commands`, so the demo
 is checked by exactly the rules a client's commands are. Each command is its own
 request (its own transaction and `recorded_at`), as a person entering the report
@@ -31,11 +31,15 @@ from dataclasses import dataclass
 import asyncpg
 import msgspec
 
+from domain import errors
 from domain.example import example
+from service import bootstrap
 from service.auth import Role, create_key, ensure_key
-from service.write.commands import CommandService, Idempotency
-from service.db import create_pool
-from service.store.event_store import EventStore
+from service.bootstrap import Runtime
+from service.cli.options import run_on_database, settings_from
+from service.cli.serve import add_server_options, announce_first_key, cmd_serve
+from service.config import Settings
+from service.write.commands import Idempotency
 
 # recorded_by on every fact of the demo: the name a key would have.
 DEMO_RECORDER = "demo"
@@ -62,24 +66,23 @@ def _idempotency(step: str, command: object) -> Idempotency:
     )
 
 
-async def _negotiation_by_slug(pool: asyncpg.Pool, slug: str) -> uuid.UUID | None:
-    return await pool.fetchval("SELECT negotiation_id FROM negotiation_slugs WHERE slug = $1", slug)
+async def _negotiation_by_slug(runtime: Runtime, slug: str) -> uuid.UUID | None:
+    try:
+        return await runtime.queries.resolve_negotiation(slug)
+    except errors.UnknownNegotiation:
+        return None
 
 
-async def _events_of(pool: asyncpg.Pool, negotiation_id: uuid.UUID) -> int:
-    return await pool.fetchval("SELECT count(*) FROM events WHERE negotiation_id = $1", negotiation_id)
-
-
-async def record_example(pool: asyncpg.Pool) -> DemoRecord:
+async def record_example(runtime: Runtime) -> DemoRecord:
     """Record the example report unless it is recorded already."""
     opened, commands = example()
     slug = opened.slug
-    service = CommandService(EventStore(pool))
-    negotiation_id = await _negotiation_by_slug(pool, slug)
+    service = runtime.commands
+    negotiation_id = await _negotiation_by_slug(runtime, slug)
     # Every command writes at least one event, plus the opening: fewer means a
     # first or interrupted run. Counting (rather than trusting idempotency keys
     # alone) keeps a rerun harmless after the keys' retention has passed.
-    if negotiation_id is not None and await _events_of(pool, negotiation_id) >= 1 + len(commands):
+    if negotiation_id is not None and await runtime.store.count_events(negotiation_id) >= 1 + len(commands):
         return DemoRecord(negotiation_id, slug, 0, already_recorded=True)
 
     written = 0
@@ -109,15 +112,12 @@ async def issue_demo_key(conn: asyncpg.Connection | asyncpg.Pool, name: str, rol
     return key
 
 
-async def prepare_demo(url: str) -> tuple[DemoRecord, dict[str, str]]:
-    """Record the report and issue the demo's keys (the schema is migrated already)."""
-    pool = await create_pool(url, min_size=1, max_size=2)
-    try:
-        record = await record_example(pool)
-        keys = {name: await issue_demo_key(pool, name, role) for name, role in DEMO_KEYS.items()}
+async def prepare_demo(settings: Settings) -> tuple[DemoRecord, dict[str, str]]:
+    """Record the report and issue the demo's keys."""
+    async with bootstrap.running(settings, pool_size=2) as runtime:
+        record = await record_example(runtime)
+        keys = {name: await issue_demo_key(runtime.pool, name, role) for name, role in DEMO_KEYS.items()}
         return record, keys
-    finally:
-        await pool.close()
 
 
 def describe(record: DemoRecord, keys: dict[str, str], base_url: str | None) -> str:
@@ -134,27 +134,24 @@ def describe(record: DemoRecord, keys: dict[str, str], base_url: str | None) -> 
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from service.cli import parley as cli
-
     def record_then_announce(url: str, base_url: str | None) -> None:
-        record, keys = asyncio.run(prepare_demo(url))
+        record, keys = asyncio.run(prepare_demo(settings_from(args).with_overrides(database_url=url)))
         print(describe(record, keys, base_url), file=sys.stderr, flush=True)
 
     if args.no_serve:
-        settings = cli._settings(args)
-        with cli.database_url(settings) as url:
-            first_key = asyncio.run(cli._prepare(url, settings.admin_key))
-            if first_key:
-                print(f"Created the first admin key (shown only now): {first_key}", file=sys.stderr, flush=True)
-            record_then_announce(url, None)
-        return 0
-    return cli.cmd_serve(args, before_serving=record_then_announce)
+
+        async def record_only(settings: Settings) -> None:
+            url = settings.database_url or ""
+            announce_first_key(await bootstrap.prepare_database(url, settings.admin_key, first_admin_key=True))
+            record, keys = await prepare_demo(settings)
+            print(describe(record, keys, None), file=sys.stderr, flush=True)
+
+        return run_on_database(args, record_only)
+    return cmd_serve(args, before_serving=record_then_announce)
 
 
 def add_demo_parser(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="record DESIGN's example report (once), then serve like `serve`")
-    demo.add_argument("--host")
-    demo.add_argument("--port", type=int)
-    demo.add_argument("--workers", type=int, default=1, help="API processes sharing the database")
+    add_server_options(demo)
     demo.add_argument("--no-serve", action="store_true", help="record the example and print the keys, then exit")
     demo.set_defaults(run=cmd_demo)

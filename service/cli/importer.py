@@ -1,6 +1,6 @@
 """`parley import FILE`: NDJSON of commands, or an export (`parley audit export`).
 
-Commands go through `service.write.commands.CommandService`, the rules of the API: a
+Commands go through the command service of the composition root, the rules of the API: a
 `negotiation.opened` line (the body of `POST /negotiations`, `type` optional) opens a negotiation (and makes it the current one);
 every other line is a command on the current negotiation (or on `--negotiation`).
 Each line is its own request with an Idempotency-Key derived from the file's
@@ -17,23 +17,24 @@ harmless: an event id already stored with the same content is a replay.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import msgspec
 
 from domain.commands import Command, OpenNegotiation
 from domain.errors import DomainError
+from service import bootstrap
+from service.bootstrap import Runtime
+from service.cli.options import run_on_database
+from service.config import Settings
 from service.store.canonical import body_data
-from service.write.commands import CommandService, Idempotency, SlugTaken
-from service.db import create_pool
 from service.store.envelope import ExportedEvent
-from service.store.event_store import ConcurrencyError, EventStore, PendingEvent, canonical_body
+from service.store.event_store import ConcurrencyError, PendingEvent, canonical_body
+from service.write.commands import Idempotency, SlugTaken
 
 # Idempotency keys are scoped to an API key's id (hex); the importer's own scope cannot collide.
 IMPORT_SCOPE = "parley-import"
@@ -64,18 +65,17 @@ def _idempotency(line_number: int, raw: bytes) -> Idempotency:
 
 
 async def import_file(
-    pool: asyncpg.Pool,
+    runtime: Runtime,
     path: Path,
     *,
     recorded_by: str = "import",
     negotiation: str | None = None,
     show_progress: bool = False,
 ) -> ImportReport:
-    from service.read import queries
     from tqdm import tqdm
 
-    service = CommandService(EventStore(pool))
-    current = await queries.resolve_negotiation(pool, negotiation) if negotiation else None
+    service = runtime.commands
+    current = await runtime.queries.resolve_negotiation(negotiation) if negotiation else None
     report = ImportReport()
     lines = path.read_bytes().splitlines()
     for number, raw in enumerate(tqdm(lines, unit="line", disable=not show_progress, file=sys.stderr), start=1):
@@ -85,7 +85,7 @@ async def import_file(
         try:
             kind = msgspec.json.decode(raw, type=_Kind)
             if kind.body is not None and kind.hash is not None:
-                written = await _restore(pool, msgspec.json.decode(raw, type=ExportedEvent))
+                written = await _restore(runtime, msgspec.json.decode(raw, type=ExportedEvent))
                 report.events_written += written
                 report.replayed += 0 if written else 1
                 continue
@@ -118,7 +118,7 @@ async def import_file(
     return report
 
 
-async def _restore(pool: asyncpg.Pool, line: ExportedEvent) -> int:
+async def _restore(runtime: Runtime, line: ExportedEvent) -> int:
     """Append one exported event as it was; returns 1 if written, 0 if already there."""
     body = line.body.encode()
     pending = PendingEvent(
@@ -140,9 +140,9 @@ async def _restore(pool: asyncpg.Pool, line: ExportedEvent) -> int:
     )
     if canonical_body(pending, line.version) != body:
         raise ValueError(f"event {line.id}: its fields do not reproduce its exported body")
-    async with pool.acquire() as conn, conn.transaction():
+    async with runtime.pool.acquire() as conn, conn.transaction():
         try:
-            result = await EventStore(pool).append([pending], {line.stream_id: line.version - 1}, conn=conn)
+            result = await runtime.store.append([pending], {line.stream_id: line.version - 1}, conn=conn)
         except ConcurrencyError as error:
             if error.actual >= line.version:
                 # Already restored (the id check runs first, so this is another event at
@@ -161,17 +161,15 @@ async def _restore(pool: asyncpg.Pool, line: ExportedEvent) -> int:
     return 0 if result.replayed else 1
 
 
-async def _run(url: str, args: argparse.Namespace) -> int:
-    pool = await create_pool(url, min_size=1, max_size=2)
-    try:
-        report = await import_file(
-            pool, Path(args.file), recorded_by=args.recorded_by, negotiation=args.negotiation, show_progress=True
-        )
-    except (ImportFailed, ValueError) as error:
-        print(f"parley import: {error}", file=sys.stderr)
-        return 1
-    finally:
-        await pool.close()
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    async with bootstrap.running(settings, pool_size=2) as runtime:
+        try:
+            report = await import_file(
+                runtime, Path(args.file), recorded_by=args.recorded_by, negotiation=args.negotiation, show_progress=True
+            )
+        except (ImportFailed, ValueError) as error:
+            print(f"parley import: {error}", file=sys.stderr)
+            return 1
     print(
         f"imported {report.lines} lines: {report.events_written} events written, {report.replayed} already recorded",
         file=sys.stderr,
@@ -180,12 +178,7 @@ async def _run(url: str, args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from service.cli import parley as cli
-
-    settings = cli._settings(args)
-    with cli.database_url(settings) as url:
-        asyncio.run(cli._migrate(url))
-        return asyncio.run(_run(url, args))
+    return run_on_database(args, lambda settings: _run(settings, args))
 
 
 def add_import_parser(commands: argparse._SubParsersAction) -> None:

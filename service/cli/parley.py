@@ -1,4 +1,8 @@
-"""`parley` command line. Configuration comes from the environment; flags override it."""
+"""`parley` command line. Configuration comes from the environment; flags override it.
+
+Every command that runs the service starts from the composition root
+(service.bootstrap); this module only parses arguments and prints.
+"""
 
 from __future__ import annotations
 
@@ -8,188 +12,103 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
-import asyncpg
-
+from projections import PROJECTION_NAMES
+from service import bootstrap
+from service.cli.audit import add_audit_commands
+from service.cli.demo import add_demo_parser
+from service.cli.importer import add_import_parser
+from service.cli.options import run_on_database
+from service.cli.serve import add_server_options, cmd_serve
 from service.config import Settings
-from service.db import database_url
+from service.db import connect
 from service.migrate import migrate
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env().with_overrides(
-        database_url=getattr(args, "database_url", None),
-        host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
-        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
-    )
-
-
-async def _migrate(url: str) -> list[int]:
-    conn = await asyncpg.connect(url)
-    try:
-        return await migrate(conn)
-    finally:
-        await conn.close()
-
-
 def cmd_migrate(args: argparse.Namespace) -> int:
-    with database_url(_settings(args)) as url:
-        applied = asyncio.run(_migrate(url))
-    print(f"applied migrations: {applied}" if applied else "schema is up to date", file=sys.stderr)
-    return 0
-
-
-class _Stopped(Exception):
-    """SIGINT/SIGTERM after the server has shut down gracefully."""
-
-
-def _stop_on_signal(signum: int, frame: object) -> None:
-    raise _Stopped(signum)
-
-
-async def _prepare(url: str, admin_key: str | None) -> str | None:
-    """Migrate; ensure PARLEY_ADMIN_KEY; on a first start with no key at all, create
-    an admin key and return it (to be printed once)."""
-    from service.auth import Role, any_key, create_key, ensure_key
-
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-        if admin_key:
-            await ensure_key(conn, admin_key, "admin", Role.ADMIN)
-            return None
-        if not await any_key(conn):
-            return await create_key(conn, "admin", Role.ADMIN)
-        return None
-    finally:
-        await conn.close()
-
-
-def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], None] | None = None) -> int:
-    """Serve; `before_serving(database_url, base_url)` runs once the schema is ready
-    (`parley demo` records its example there)."""
-    import uvicorn
-
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal
-    # to the handler it found at start: make that handler unwind the stack, so the
-    # embedded PostgreSQL started below is stopped cleanly before the process exits.
-    signal.signal(signal.SIGTERM, _stop_on_signal)
-    signal.signal(signal.SIGINT, _stop_on_signal)
-
-    settings = _settings(args)
-    with database_url(settings) as url:
-        # Migrate once before the workers start, so they never race on an empty database.
-        first_key = asyncio.run(_prepare(url, settings.admin_key))
-        if first_key:
-            print(f"Created the first admin key (shown only now): {first_key}", file=sys.stderr, flush=True)
-        os.environ["PARLEY_DATABASE_URL"] = url
-        if settings.admin_key:
-            os.environ["PARLEY_ADMIN_KEY"] = settings.admin_key
-        if before_serving is not None:
-            before_serving(url, f"http://{settings.host}:{settings.port}")
-        print(f"Parley serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+    async def apply(settings: Settings) -> None:
+        conn = await connect(settings.database_url or "")
         try:
-            uvicorn.run(
-                "service.http.app:create_app_from_env",
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=args.workers,
-                log_level="warning",
-                access_log=False,
-                timeout_graceful_shutdown=10,
-            )
-        except _Stopped:
-            pass
-    print("Parley stopped", file=sys.stderr, flush=True)
-    return 0
+            applied = await migrate(conn)
+        finally:
+            await conn.close()
+        print(f"applied migrations: {applied}" if applied else "schema is up to date", file=sys.stderr)
+
+    return run_on_database(args, apply)
 
 
-async def _keys(url: str, args: argparse.Namespace) -> int:
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
     from service.auth import KeyNameTaken, Role, create_key, list_keys, revoke_key
 
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
+    async with bootstrap.running(settings, pool_size=1) as runtime:
         if args.keys_command == "create":
             try:
-                print(await create_key(conn, args.name, Role(args.role)))
+                print(await create_key(runtime.pool, args.name, Role(args.role)))
             except KeyNameTaken as error:
                 print(f"parley: {error}", file=sys.stderr)
                 return 1
         elif args.keys_command == "list":
-            for row in await list_keys(conn):
+            for row in await list_keys(runtime.pool):
                 state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "active"
                 print(f"{row['name']}\t{row['role']}\tpk_{row['key_id']}_…\t{state}")
         elif args.keys_command == "revoke":
-            if not await revoke_key(conn, args.name):
+            if not await revoke_key(runtime.pool, args.name):
                 print(f"parley: no active key named {args.name!r}", file=sys.stderr)
                 return 1
             print(f"revoked {args.name}", file=sys.stderr)
         return 0
-    finally:
-        await conn.close()
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    with database_url(_settings(args)) as url:
-        return asyncio.run(_keys(url, args))
+    return run_on_database(args, lambda settings: _keys(settings, args))
 
 
-async def _project(url: str, names: list[str]) -> None:
-    from service.projection.runner import Projector
-
-    await _migrate(url)
-    projector = Projector(url, names)
-    loop = asyncio.get_running_loop()
-    stopped = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopped.set)
-    runner = projector.start()
-    print(f"projecting {', '.join(names)}; Ctrl-C stops", file=sys.stderr, flush=True)
-    await asyncio.wait([runner, asyncio.create_task(stopped.wait())], return_when=asyncio.FIRST_COMPLETED)
-    await projector.stop()
+async def _project(settings: Settings, names: list[str]) -> None:
+    async with bootstrap.running(settings, pool_size=2, projections=names) as runtime:
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopped.set)
+        print(f"projecting {', '.join(names)}; Ctrl-C stops", file=sys.stderr, flush=True)
+        await asyncio.wait(
+            [*runtime.background, asyncio.create_task(stopped.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
 
 
 def cmd_project(args: argparse.Namespace) -> int:
     """Run the projection runner alone (API processes may run theirs too: one
     holds each projection, the others stand by)."""
-    from projections import PROJECTION_NAMES
-
-    with database_url(_settings(args)) as url:
-        asyncio.run(_project(url, args.only or list(PROJECTION_NAMES)))
-    return 0
+    return run_on_database(args, lambda settings: _project(settings, args.only or list(PROJECTION_NAMES)))
 
 
-async def _rebuild(url: str, names: list[str]) -> None:
+async def _rebuild(settings: Settings, names: list[str]) -> None:
     from service.projection.runner import rebuild
 
-    await _migrate(url)
-    for name in names:
-        result = await rebuild(url, name)
-        print(
-            f"rebuilt {result.name}: {result.events} events in {result.seconds:.1f}s, swapped in at {result.checkpoint.token()}",
-            file=sys.stderr,
-            flush=True,
-        )
+    async with bootstrap.running(settings, pool_size=2) as runtime:
+        for name in names:
+            result = await rebuild(runtime.pool, name)
+            print(
+                f"rebuilt {result.name}: {result.events} events in {result.seconds:.1f}s, "
+                f"swapped in at {result.checkpoint.token()}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def cmd_projections_rebuild(args: argparse.Namespace) -> int:
-    from projections import PROJECTION_NAMES
-
     names = list(PROJECTION_NAMES) if args.name == "ALL" else [args.name]
-    with database_url(_settings(args)) as url:
-        asyncio.run(_rebuild(url, names))
-    return 0
+    return run_on_database(args, lambda settings: _rebuild(settings, names))
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from service.http.openapi import print_document
+    """The document as committed in openapi/openapi.json (no database needed)."""
+    from service.http import openapi
+    from service.http.app import create_app
 
-    return print_document()
+    # The app is only built, never started: the URL is not connected to.
+    app = create_app(Settings.from_env({}).with_overrides(database_url="postgresql://openapi.invalid/parley"))
+    sys.stdout.buffer.write(openapi.encode(openapi.document(app)))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,9 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP API (embedded PostgreSQL when no database URL)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, default=1, help="API processes sharing the database")
+    add_server_options(serve)
     serve.set_defaults(run=cmd_serve)
 
     migrate_cmd = commands.add_parser("migrate", help="apply schema migrations")
@@ -220,8 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("name")
     keys.set_defaults(run=cmd_keys)
 
-    from projections import PROJECTION_NAMES
-
     project = commands.add_parser("project", help="run the projection runner as its own worker")
     project.add_argument("--only", nargs="+", choices=PROJECTION_NAMES, help="projections to hold (default: all)")
     project.set_defaults(run=cmd_project)
@@ -234,16 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild_cmd.add_argument("name", choices=[*PROJECTION_NAMES, "ALL"])
     rebuild_cmd.set_defaults(run=cmd_projections_rebuild)
 
-    from service.cli.demo import add_demo_parser
-
     add_demo_parser(commands)
-
-    from service.cli.importer import add_import_parser
-
     add_import_parser(commands)
-
-    from service.cli.audit import add_audit_commands
-
     add_audit_commands(commands)
     return parser
 

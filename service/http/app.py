@@ -1,8 +1,12 @@
-"""The composition root: every part of the service is built and wired here, once."""
+"""The HTTP app: routes, middleware, problems and OpenAPI over the service's parts.
+
+The parts themselves are built by the composition root (service.bootstrap) in the
+app's lifespan and handed to the controllers by Litestar's dependency injection:
+`runtime`, `commands`, `queries`, `store` and `ledger`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -12,10 +16,12 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from projections import PROJECTION_NAMES
+from service import bootstrap
+from service.audit.ledger import Ledger
+from service.bootstrap import Runtime
 from service.config import Settings
 from service.dashboard import dashboard_route_handlers
-from service.db import create_pool
-from service.auth import Role, ensure_key
 from service.http.audit import AuditController
 from service.http.auth import authentication_middleware
 from service.http.docs import DOCS_ROUTES
@@ -26,14 +32,43 @@ from service.http.metrics import Metrics, get_metrics, metrics_middleware
 from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
 from service.http.problems import MAX_BODY_BYTES, handle_exception
-from service.write.idempotency import purge_periodically
-from service.audit.ledger import Sealer, ledger_key
-from service.migrate import migrate
-from service.projection.runner import ProjectionWatch, Projector
-from service.bootstrap import Runtime
+from service.read.queries import Queries
 from service.store.event_store import EventStore
+from service.write.commands import CommandService
 
 API_VERSION = "0.1.0"
+
+
+def _runtime(state: State) -> Runtime:
+    return state.runtime
+
+
+def _commands(state: State) -> CommandService:
+    return state.runtime.commands
+
+
+def _queries(state: State) -> Queries:
+    return state.runtime.queries
+
+
+def _store(state: State) -> EventStore:
+    return state.runtime.store
+
+
+def _ledger(state: State) -> Ledger:
+    return state.runtime.ledger
+
+
+DEPENDENCIES = {
+    name: Provide(provider, sync_to_thread=False)
+    for name, provider in {
+        "runtime": _runtime,
+        "commands": _commands,
+        "queries": _queries,
+        "store": _store,
+        "ledger": _ledger,
+    }.items()
+}
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -43,33 +78,15 @@ def create_app(settings: Settings) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await create_pool(settings.database_url or "")
-        async with pool.acquire() as conn:
-            await migrate(conn)
-            if settings.admin_key:
-                await ensure_key(conn, settings.admin_key, "admin", Role.ADMIN)
-        runtime = Runtime(settings=settings, pool=pool, store=EventStore(pool))
-        # The projection runner runs in every API process; where several run, one
-        # holds each projection and the others stand by (service.projection.runner).
-        runtime.projector = Projector(settings.database_url or "")
-        runtime.projection_watch = ProjectionWatch(pool, settings.database_url or "")
-        runtime.background.append(runtime.projector.start())
-        runtime.background.append(asyncio.create_task(purge_periodically(pool)))
-        # Every process runs a sealer; a round's advisory lock lets one seal at a time.
-        runtime.background.append(asyncio.create_task(Sealer(pool, ledger_key(settings)).run()))
-        app.state.runtime = runtime
-        app.state.metrics = Metrics()
-        try:
+        # Every API process runs the projection runner (where several run, one
+        # holds each projection and the others stand by), a sealer (a round's
+        # advisory lock lets one seal at a time) and the idempotency purge.
+        async with bootstrap.running(
+            settings, ensure_admin_key=True, projections=PROJECTION_NAMES, seal=True, purge=True
+        ) as runtime:
+            app.state.runtime = runtime
+            app.state.metrics = Metrics()
             yield
-        finally:
-            await runtime.projector.stop()
-            await runtime.projection_watch.close()
-            for task in runtime.background:
-                task.cancel()
-            await pool.close()
-
-    def provide_runtime(state: State) -> Runtime:
-        return state.runtime
 
     return Litestar(
         route_handlers=[
@@ -84,7 +101,7 @@ def create_app(settings: Settings) -> Litestar:
             *dashboard_route_handlers(),
         ],
         lifespan=[lifespan],
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        dependencies=DEPENDENCIES,
         middleware=[metrics_middleware, authentication_middleware()],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=MAX_BODY_BYTES,

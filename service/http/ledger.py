@@ -64,8 +64,7 @@ class LedgerController(Controller):
         summary="The latest signed checkpoint of the log, or the one of a given tree size (auditor)",
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def checkpoint(self, runtime: NamedDependency[Runtime], tree_size: TreeSize = None) -> CheckpointView:
-        ledger = Ledger(runtime.pool)
+    async def checkpoint(self, ledger: NamedDependency[Ledger], tree_size: TreeSize = None) -> CheckpointView:
         if tree_size is not None and tree_size >= 2**63:
             found = None  # beyond bigint: never published
         else:
@@ -95,12 +94,12 @@ class LedgerController(Controller):
     )
     async def inclusion(
         self,
-        runtime: NamedDependency[Runtime],
+        ledger: NamedDependency[Ledger],
         event_id: Annotated[uuid.UUID, QueryParameter(name="event_id", description="The event's id.")],
         tree_size: TreeSize = None,
     ) -> InclusionProof:
         try:
-            return await Ledger(runtime.pool).inclusion(event_id, tree_size)
+            return await ledger.inclusion(event_id, tree_size)
         except LedgerError as error:
             raise _not_available(error) from None
 
@@ -113,14 +112,14 @@ class LedgerController(Controller):
     )
     async def consistency(
         self,
-        runtime: NamedDependency[Runtime],
+        ledger: NamedDependency[Ledger],
         first: Annotated[int, QueryParameter(name="first", ge=0, description="The older tree size.")],
         second: Annotated[
             int | None, QueryParameter(name="second", required=False, ge=0, description="The newer (default: latest).")
         ] = None,
     ) -> ConsistencyProof:
         try:
-            return await Ledger(runtime.pool).consistency(first, second)
+            return await ledger.consistency(first, second)
         except LedgerError as error:
             raise _not_available(error) from None
 
@@ -132,9 +131,9 @@ class LedgerController(Controller):
         "it is checked with.",
         responses=problem_responses(401, 403),
     )
-    async def public_key(self, runtime: NamedDependency[Runtime]) -> PublicKeyView:
+    async def public_key(self, runtime: NamedDependency[Runtime], ledger: NamedDependency[Ledger]) -> PublicKeyView:
         key = ledger_key(runtime.settings)
-        latest = await Ledger(runtime.pool).latest_checkpoint()
+        latest = await ledger.latest_checkpoint()
         # The key of the latest checkpoint is the one that matters to a verifier;
         # it is this process's key unless the deployment's key was changed.
         verifier = NoteVerifier(latest.origin, latest.public_key) if latest else key.verifier

@@ -19,7 +19,6 @@ from domain.commands import CommandBatch, Command, CommonFields, OpenNegotiation
 from domain.status import IssueView
 from projections.negotiation_summary import NegotiationListItem, NegotiationSummary
 from projections.timeline import TimelinePage
-from service.read import queries
 from service.auth import Permission
 from service.write.commands import CommandResult, CommandService, Idempotency, parse_if_match
 from service.http.auth import current_key, requires
@@ -36,9 +35,7 @@ from service.http.reads import (
     json_read,
 )
 from service.write.idempotency import InvalidIdempotencyKey, check_key
-from service.read.queries import EventPage, TimeTravel
-from service.bootstrap import Runtime
-from service.store.event_store import Checkpoint
+from service.read.queries import EventPage, Queries, TimeTravel, UnknownWrite
 
 IdempotencyKey = Annotated[
     str | None,
@@ -105,22 +102,15 @@ def _idempotency(request: Request[Any, Any, Any], key: str | None, value: Any) -
     return Idempotency(current_key(request).key_id, key, request_digest(request.method, request.url.path, value))
 
 
-async def _consistent(runtime: Runtime, token: str | None) -> None:
+async def _consistent(queries: Queries, token: str | None) -> None:
     if token is None:
         return
-    checkpoint = Checkpoint.parse(token)
-    if max(checkpoint.txid, checkpoint.position) < 2**63 and await runtime.wait_for(checkpoint, 0):
-        return
-    # A token names the last event of a write; one that names no event (forged,
-    # or from another database) would only ever time out: refuse it at once.
-    if max(checkpoint.txid, checkpoint.position) >= 2**63 or not await runtime.pool.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE position = $1 AND txid = $2::text::xid8)",
-        checkpoint.position,
-        str(checkpoint.txid),
-    ):
-        raise invalid_parameter("consistency_token", "names no write recorded here (use the token a command returned)")
-    if not await runtime.wait_for(checkpoint, CONSISTENCY_WAIT):
-        raise queries.ProjectionsBehind(token, CONSISTENCY_WAIT)
+    try:
+        await queries.wait_until_reflected(token, CONSISTENCY_WAIT)
+    except UnknownWrite:
+        raise invalid_parameter(
+            "consistency_token", "names no write recorded here (use the token a command returned)"
+        ) from None
 
 
 def _commands_body(body: bytes) -> tuple[list[CommonFields], bool]:
@@ -147,10 +137,13 @@ class NegotiationController(Controller):
         opt={"request_body": OpenNegotiation},
     )
     async def open_negotiation(
-        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], idempotency_key: IdempotencyKey = None
+        self,
+        request: Request[Any, Any, Any],
+        commands: NamedDependency[CommandService],
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[CommandResult]:
         command = decode(await read_body(request), OpenNegotiation)
-        outcome = await CommandService(runtime.store).open(
+        outcome = await commands.open(
             command, recorded_by=current_key(request).name, idempotency_key=_idempotency(request, idempotency_key, command)
         )
         return command_response(request, outcome)
@@ -169,23 +162,24 @@ class NegotiationController(Controller):
     async def record_commands(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        commands: NamedDependency[CommandService],
+        queries: NamedDependency[Queries],
         ref: FromPath[str],
         idempotency_key: IdempotencyKey = None,
         if_match: IfMatch = None,
     ) -> Response[CommandResult]:
-        commands, batch = _commands_body(await read_body(request))
+        submitted, batch = _commands_body(await read_body(request))
         precondition = None
         if if_match is not None:
             try:
                 precondition = parse_if_match(if_match)
             except ValueError as error:
                 raise invalid_parameter("If-Match", str(error), "header") from None
-        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
-        value = {"commands": commands} if batch else commands[0]
-        outcome = await CommandService(runtime.store, runtime.aggregates).record(
+        negotiation_id = await queries.resolve_negotiation(ref)
+        value = {"commands": submitted} if batch else submitted[0]
+        outcome = await commands.record(
             negotiation_id,
-            commands,
+            submitted,
             recorded_by=current_key(request).name,
             batch=batch,
             if_match=precondition,
@@ -203,16 +197,16 @@ class NegotiationController(Controller):
     async def list_negotiations(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        queries: NamedDependency[Queries],
         status: NegotiationStatus = None,
         party: PartyCode = None,
         cursor: Cursor = None,
         limit: Limit = 50,
         consistency_token: ConsistencyToken = None,
     ) -> Response[NegotiationList]:
-        await _consistent(runtime, consistency_token)
+        await _consistent(queries, consistency_token)
         body, next_cursor = await queries.list_negotiations(
-            runtime.pool, cursor=cursor, limit=limit, status=status, party=party
+            cursor=cursor, limit=limit, status=status, party=party
         )
         return json_read(request, body, next_cursor)
 
@@ -226,16 +220,16 @@ class NegotiationController(Controller):
     async def get_negotiation(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        queries: NamedDependency[Queries],
         ref: FromPath[str],
         as_of: AsOf = None,
         known_at: KnownAt = None,
         consistency_token: ConsistencyToken = None,
     ) -> Response[NegotiationSummary]:
         travel = TimeTravel.parse(as_of, known_at)
-        await _consistent(runtime, consistency_token)
-        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
-        return json_read(request, await queries.negotiation(runtime.store, negotiation_id, travel))
+        await _consistent(queries, consistency_token)
+        negotiation_id = await queries.resolve_negotiation(ref)
+        return json_read(request, await queries.negotiation(negotiation_id, travel))
 
     @get(
         "/{ref:str}/timeline",
@@ -247,15 +241,15 @@ class NegotiationController(Controller):
     async def get_timeline(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        queries: NamedDependency[Queries],
         ref: FromPath[str],
         cursor: Cursor = None,
         limit: Limit = 100,
         consistency_token: ConsistencyToken = None,
     ) -> Response[TimelinePage]:
-        await _consistent(runtime, consistency_token)
-        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
-        body, next_cursor = await queries.timeline_page(runtime.pool, negotiation_id, cursor=cursor, limit=limit)
+        await _consistent(queries, consistency_token)
+        negotiation_id = await queries.resolve_negotiation(ref)
+        body, next_cursor = await queries.timeline_page(negotiation_id, cursor=cursor, limit=limit)
         return json_read(request, body, next_cursor)
 
 
@@ -273,7 +267,7 @@ class IssueController(Controller):
     async def list_issues(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        queries: NamedDependency[Queries],
         ref: FromPath[str],
         status: IssueStatus = None,
         category: IssueCategory = None,
@@ -283,10 +277,10 @@ class IssueController(Controller):
         consistency_token: ConsistencyToken = None,
     ) -> Response[IssueList]:
         travel = TimeTravel.parse(as_of, known_at)
-        await _consistent(runtime, consistency_token)
-        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
+        await _consistent(queries, consistency_token)
+        negotiation_id = await queries.resolve_negotiation(ref)
         body = await queries.issues(
-            runtime.store, negotiation_id, travel, status=status, category=category, party=party
+            negotiation_id, travel, status=status, category=category, party=party
         )
         return json_read(request, body)
 
@@ -300,7 +294,7 @@ class IssueController(Controller):
     async def get_issue(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        queries: NamedDependency[Queries],
         ref: FromPath[str],
         key: FromPath[str],
         as_of: AsOf = None,
@@ -308,9 +302,9 @@ class IssueController(Controller):
         consistency_token: ConsistencyToken = None,
     ) -> Response[IssueView]:
         travel = TimeTravel.parse(as_of, known_at)
-        await _consistent(runtime, consistency_token)
-        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
-        return json_read(request, await queries.issue(runtime.store, negotiation_id, key, travel))
+        await _consistent(queries, consistency_token)
+        negotiation_id = await queries.resolve_negotiation(ref)
+        return json_read(request, await queries.issue(negotiation_id, key, travel))
 
     @get(
         "/{key:str}/history",
@@ -322,7 +316,7 @@ class IssueController(Controller):
     async def get_issue_history(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        queries: NamedDependency[Queries],
         ref: FromPath[str],
         key: FromPath[str],
         cursor: Cursor = None,
@@ -330,9 +324,9 @@ class IssueController(Controller):
         consistency_token: ConsistencyToken = None,
     ) -> Response[EventPage]:
         # Read from the log itself: a consistency token is reached as soon as it is issued.
-        negotiation_id = await queries.resolve_negotiation(runtime.pool, ref)
+        negotiation_id = await queries.resolve_negotiation(ref)
         body, next_cursor = await queries.issue_history(
-            runtime.store, negotiation_id, key, cursor=cursor, limit=limit
+            negotiation_id, key, cursor=cursor, limit=limit
         )
         return json_read(request, body, next_cursor)
 

@@ -174,16 +174,3 @@ def _downgrade(node: Any) -> Any:
         if examples:
             node["example"] = examples[0]
     return node
-
-
-def print_document() -> int:
-    """`parley openapi`: the document as committed in openapi/openapi.json (no database needed)."""
-    import sys
-
-    from service.http.app import create_app
-    from service.config import Settings
-
-    # The app is only built, never started: the URL is not connected to.
-    app = create_app(Settings.from_env({}).with_overrides(database_url="postgresql://openapi.invalid/parley"))
-    sys.stdout.buffer.write(encode(document(app)))
-    return 0

@@ -42,7 +42,7 @@ import asyncpg
 from domain.records import Recorded
 from projections import PROJECTION_NAMES, PROJECTIONS, Projection
 from projections.records import StreamHistory, fact_from_stored, recorded_from_stored
-from service.db import create_pool
+from service.db import connect
 from service.store.event_store import START, Checkpoint, EventStore, StoredEvent
 
 log = logging.getLogger("parley.projector")
@@ -187,9 +187,7 @@ class ProjectionWorker:
             await asyncio.wait_for(self.stopping.wait(), seconds)
 
     async def _hold_and_apply(self) -> None:
-        conn = await asyncpg.connect(
-            self.database_url, server_settings={"application_name": f"parley-projector:{self.projection.name}"}
-        )
+        conn = await connect(self.database_url, f"parley-projector:{self.projection.name}")
         try:
             await ensure_checkpoints(conn, [self.projection.name])
             while not await conn.fetchval(
@@ -228,8 +226,9 @@ class ProjectionWorker:
 class Projector:
     """Every projection's worker, in this process (the API's, or `parley project`).
 
-    It has its own small pool, so the runner never competes with requests for
-    connections; each held projection also has its dedicated connection.
+    `pool` is the runner's own (service.bootstrap gives it one, so the runner never
+    competes with requests for connections); each held projection also has its
+    dedicated connection to `database_url`.
     """
 
     def __init__(
@@ -237,6 +236,7 @@ class Projector:
         database_url: str,
         names: Sequence[str] = PROJECTION_NAMES,
         *,
+        pool: asyncpg.Pool,
         batch_size: int = 1000,
         poll_interval: float = 1.0,
         lock_poll_interval: float = 1.0,
@@ -249,9 +249,12 @@ class Projector:
         self.names = tuple(names)
         self.settings = dict(batch_size=batch_size, poll_interval=poll_interval, lock_poll_interval=lock_poll_interval)
         self.projections = projections or {name: PROJECTIONS[name]() for name in self.names}
-        self.workers: list[ProjectionWorker] = []
+        store = EventStore(pool)
+        self.workers = [
+            ProjectionWorker(database_url, store, self.projections[name], **self.settings)  # type: ignore[arg-type]
+            for name in self.names
+        ]
         self._task: asyncio.Task[None] | None = None
-        self._pool: asyncpg.Pool | None = None
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name="parley-projector")
@@ -269,30 +272,9 @@ class Projector:
         return [worker.stats for worker in self.workers]
 
     async def run(self) -> None:
-        backoff = 0.2
-        while self._pool is None:
-            try:
-                self._pool = await create_pool(self.database_url, min_size=1, max_size=2 * len(self.names) + 1)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("projector: database unreachable (%s); retrying in %.1fs", error, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-        store = EventStore(self._pool)
-        self.workers = [
-            ProjectionWorker(self.database_url, store, self.projections[name], **self.settings)  # type: ignore[arg-type]
-            for name in self.names
-        ]
-        try:
-            await asyncio.gather(*(worker.run() for worker in self.workers))
-        finally:
-            pool, self._pool = self._pool, None
-            try:
-                await asyncio.wait_for(pool.close(), timeout=5)
-            except BaseException:
-                pool.terminate()
-                raise
+        """Every worker until stopped; a database that is unreachable is retried by
+        each worker with backoff, never raised."""
+        await asyncio.gather(*(worker.run() for worker in self.workers))
 
 
 # --- lag ---------------------------------------------------------------------------------
@@ -406,9 +388,7 @@ class ProjectionWatch:
     async def _listen(self) -> None:
         while True:
             try:
-                conn = await asyncpg.connect(
-                    self.database_url, server_settings={"application_name": "parley-projection-watch"}
-                )
+                conn = await connect(self.database_url, "parley-projection-watch")
                 try:
                     await conn.add_listener(PROJECTIONS_CHANNEL, self._notify)
                     while not conn.is_closed():
@@ -445,7 +425,7 @@ class RebuildResult:
 
 
 async def rebuild(
-    database_url: str,
+    pool: asyncpg.Pool,
     name: str,
     *,
     batch_size: int = 2000,
@@ -465,86 +445,83 @@ async def rebuild(
         raise ValueError(f"unknown projection {name!r}; known: {', '.join(PROJECTION_NAMES)}")
     projection = (projection_factory or PROJECTIONS[name])()
     started = time.perf_counter()
-    pool = await create_pool(database_url, min_size=2, max_size=2)
-    try:
-        store = EventStore(pool)
-        async with pool.acquire() as work, pool.acquire() as swap:
-            # One rebuild of a projection at a time (a second one waits here).
-            await work.execute("SELECT pg_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, projection.lock_id)
-            await ensure_checkpoints(work, [name])
-            live_schema = await work.fetchval(
-                """
-                SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE c.oid = to_regclass($1)
-                """,
-                quote_identifier(projection.tables[0]),
-            )
-            live = quote_identifier(live_schema)
-            fresh = quote_identifier(REBUILD_SCHEMA)
-            # Identifiers below come from the projection's fixed table list, quoted.
-            await work.execute(f"CREATE SCHEMA IF NOT EXISTS {fresh}")
-            for table in projection.tables:
-                t = quote_identifier(table)
-                await work.execute(f"DROP TABLE IF EXISTS {fresh}.{t}")
-                await work.execute(f"CREATE TABLE {fresh}.{t} (LIKE {live}.{t} INCLUDING ALL)")
-            # The projection's own SQL now writes the fresh tables; `events` is
-            # still found in the live schema.
-            await work.execute(f"SET search_path TO {fresh}, {live}")
+    store = EventStore(pool)
+    # Two connections of the caller's pool: one replays, the other swaps.
+    async with pool.acquire() as work, pool.acquire() as swap:
+        # One rebuild of a projection at a time (a second one waits here).
+        await work.execute("SELECT pg_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, projection.lock_id)
+        await ensure_checkpoints(work, [name])
+        live_schema = await work.fetchval(
+            """
+            SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = to_regclass($1)
+            """,
+            quote_identifier(projection.tables[0]),
+        )
+        live = quote_identifier(live_schema)
+        fresh = quote_identifier(REBUILD_SCHEMA)
+        # Identifiers below come from the projection's fixed table list, quoted.
+        await work.execute(f"CREATE SCHEMA IF NOT EXISTS {fresh}")
+        for table in projection.tables:
+            t = quote_identifier(table)
+            await work.execute(f"DROP TABLE IF EXISTS {fresh}.{t}")
+            await work.execute(f"CREATE TABLE {fresh}.{t} (LIKE {live}.{t} INCLUDING ALL)")
+        # The projection's own SQL now writes the fresh tables; `events` is
+        # still found in the live schema.
+        await work.execute(f"SET search_path TO {fresh}, {live}")
 
-            total = await work.fetchval(
-                "SELECT count(*) FROM events WHERE txid < pg_snapshot_xmin(pg_current_snapshot())"
-            )
-            bar = tqdm(
-                total=total, unit="event", desc=f"rebuild {name}", file=progress, disable=progress is None,
-                dynamic_ncols=True,
-            )
-            checkpoint, applied = START, 0
+        total = await work.fetchval(
+            "SELECT count(*) FROM events WHERE txid < pg_snapshot_xmin(pg_current_snapshot())"
+        )
+        bar = tqdm(
+            total=total, unit="event", desc=f"rebuild {name}", file=progress, disable=progress is None,
+            dynamic_ncols=True,
+        )
+        checkpoint, applied = START, 0
 
-            async def catch_up(until: Checkpoint | None) -> None:
-                nonlocal checkpoint, applied
-                history = stream_history(store, work)
-                while until is None or checkpoint < until:
-                    batch = await store.read_log(checkpoint, batch_size, conn=work)
-                    if not batch:
-                        return
-                    async with work.transaction():
-                        await projection.apply(work, [fact_from_stored(e) for e in batch], history)
-                    checkpoint = batch[-1].checkpoint
-                    applied += len(batch)
-                    if applied > bar.total:
-                        bar.total = applied
-                    bar.update(len(batch))
+        async def catch_up(until: Checkpoint | None) -> None:
+            nonlocal checkpoint, applied
+            history = stream_history(store, work)
+            while until is None or checkpoint < until:
+                batch = await store.read_log(checkpoint, batch_size, conn=work)
+                if not batch:
+                    return
+                async with work.transaction():
+                    await projection.apply(work, [fact_from_stored(e) for e in batch], history)
+                checkpoint = batch[-1].checkpoint
+                applied += len(batch)
+                if applied > bar.total:
+                    bar.total = applied
+                bar.update(len(batch))
 
-            try:
-                await catch_up(None)
-                async with swap.transaction():
-                    await swap.execute("SET LOCAL lock_timeout = '10s'")
-                    # Locking the checkpoint row first waits for a live batch in
-                    # flight and holds the next one back (a batch locks it first too).
-                    row = await swap.fetchrow(
-                        "SELECT txid, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name
-                    )
-                    # Never swap in something older than what is being served.
-                    await catch_up(Checkpoint(row["txid"], row["position"]))
-                    for table in projection.tables:
-                        t = quote_identifier(table)
-                        await swap.execute(f"DROP TABLE {live}.{t}")
-                        await swap.execute(f"ALTER TABLE {fresh}.{t} SET SCHEMA {live}")
-                    await swap.execute(
-                        """
-                        UPDATE projection_checkpoints
-                        SET txid = $2, position = $3, events_applied = $4, updated_at = now()
-                        WHERE name = $1
-                        """,
-                        name,
-                        checkpoint.txid,
-                        checkpoint.position,
-                        applied,
-                    )
-                    await swap.execute("SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, name)
-            finally:
-                # Releasing the connections resets their search path and advisory locks.
-                bar.close()
-    finally:
-        await pool.close()
+        try:
+            await catch_up(None)
+            async with swap.transaction():
+                await swap.execute("SET LOCAL lock_timeout = '10s'")
+                # Locking the checkpoint row first waits for a live batch in
+                # flight and holds the next one back (a batch locks it first too).
+                row = await swap.fetchrow(
+                    "SELECT txid, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name
+                )
+                # Never swap in something older than what is being served.
+                await catch_up(Checkpoint(row["txid"], row["position"]))
+                for table in projection.tables:
+                    t = quote_identifier(table)
+                    await swap.execute(f"DROP TABLE {live}.{t}")
+                    await swap.execute(f"ALTER TABLE {fresh}.{t} SET SCHEMA {live}")
+                await swap.execute(
+                    """
+                    UPDATE projection_checkpoints
+                    SET txid = $2, position = $3, events_applied = $4, updated_at = now()
+                    WHERE name = $1
+                    """,
+                    name,
+                    checkpoint.txid,
+                    checkpoint.position,
+                    applied,
+                )
+                await swap.execute("SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, name)
+        finally:
+            # Releasing the connections resets their search path and advisory locks.
+            bar.close()
     return RebuildResult(name, applied, checkpoint, time.perf_counter() - started, projection.tables)

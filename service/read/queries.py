@@ -28,7 +28,8 @@ from projections import issue_status, negotiation_summary, timeline
 from projections.negotiation_summary import IssueBrief, summarise
 from projections.records import recorded_from_stored
 from service.store.envelope import EventEnvelope, envelope
-from service.store.event_store import EventStore
+from service.projection.runner import ProjectionWatch
+from service.store.event_store import Checkpoint, EventStore
 
 _encoder = msgspec.json.Encoder()
 
@@ -40,6 +41,11 @@ class ProjectionsBehind(Exception):
         super().__init__(f"the read models have not yet reached {token} after {waited:.1f} s")
         self.token = token
         self.waited = waited
+
+
+class UnknownWrite(ValueError):
+    """A consistency token that names no event of this log (forged, or from
+    another database): waiting for it would only ever time out."""
 
 
 class InvalidTimeParameter(ValueError):
@@ -97,105 +103,6 @@ def _end_of(moment: dt.date | dt.datetime | None) -> dt.datetime | None:
     return next_day - dt.timedelta(microseconds=1)
 
 
-# -- negotiations ---------------------------------------------------------------------
-
-
-async def resolve_negotiation(pool: asyncpg.Pool, ref: str) -> uuid.UUID:
-    """The id of the negotiation named by its id or slug, from the command side's
-    tables (never behind the log), then the projection (negotiations recorded by
-    other means, e.g. an import)."""
-    try:
-        as_id = uuid.UUID(ref)
-    except ValueError:
-        as_id = None
-    if as_id is not None:
-        found = await pool.fetchval(
-            "SELECT stream_id FROM streams WHERE stream_id = $1 AND stream_type = 'negotiation'", as_id
-        )
-    else:
-        found = await pool.fetchval("SELECT negotiation_id FROM negotiation_slugs WHERE slug = $1", ref)
-    if found is None:
-        found = await negotiation_summary.resolve_ref(pool, ref)
-    if found is None:
-        raise errors.UnknownNegotiation(f"no negotiation {ref!r}")
-    return found
-
-
-async def list_negotiations(
-    pool: asyncpg.Pool, *, cursor: str | None, limit: int, status: str | None, party: str | None
-) -> tuple[bytes, str | None]:
-    page = await negotiation_summary.list_negotiations(pool, cursor, limit, status=status, party=party)
-    return _encoder.encode({"items": page.items, "next": page.next}), page.next
-
-
-async def negotiation(store: EventStore, negotiation_id: uuid.UUID, travel: TimeTravel) -> bytes:
-    if not travel.requested:
-        served = await negotiation_summary.fetch(store.pool, negotiation_id)
-        if served is not None:
-            return served
-    # In the past, or not projected yet (a read right after the write): fold the log.
-    negotiation_records, issues = await _negotiation_records(store, negotiation_id)
-    selected = select_known(negotiation_records, as_of=travel.as_of, known_at=travel.known_at)
-    if not selected or selected[0].type != "negotiation.opened":
-        raise errors.UnknownNegotiation(f"negotiation {negotiation_id} was not yet recorded at that time")
-    briefs = [
-        IssueBrief(
-            key=view.key,
-            title=view.title,
-            category=view.category,
-            status=view.status,
-            version=view.version,
-            last_activity_on=view.last_activity_on,
-        )
-        for view in _issue_views(issues, travel)
-    ]
-    summary, _ = summarise(fold_negotiation(selected), sorted(briefs, key=lambda b: b.key))
-    return _encoder.encode(summary)
-
-
-# -- issues ---------------------------------------------------------------------------
-
-
-async def issues(
-    store: EventStore,
-    negotiation_id: uuid.UUID,
-    travel: TimeTravel,
-    *,
-    status: str | None,
-    category: str | None,
-    party: str | None,
-) -> bytes:
-    if not travel.requested:
-        projected = await issue_status.fetch_for_negotiation(
-            store.pool, negotiation_id, status=status, category=category, party=party
-        )
-        if len(projected) == await _issue_count(store.pool, negotiation_id) or status or category or party:
-            return _encoder.encode({"items": projected, "next": None})
-    _, records = await _negotiation_records(store, negotiation_id)
-    views = [
-        view
-        for view in _issue_views(records, travel)
-        if (status is None or view.status == status)
-        and (category is None or view.category == category)
-        and (party is None or party in issue_status.parties_named(view))
-    ]
-    return _encoder.encode({"items": sorted(views, key=lambda v: v.key), "next": None})
-
-
-async def issue(store: EventStore, negotiation_id: uuid.UUID, key: str, travel: TimeTravel) -> bytes:
-    if not travel.requested:
-        served = await issue_status.fetch_one(store.pool, negotiation_id, key)
-        if served is not None:
-            return served
-    records = await _stream_records(store, issue_stream_id(negotiation_id, key))
-    if not records:
-        raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation")
-    selected = select_known(records, as_of=travel.as_of, known_at=travel.known_at)
-    if not selected or selected[0].type != "issue.raised":
-        raise errors.UnknownIssue(f"issue {key!r} had not been raised at that time")
-    return _encoder.encode(fold_issue(selected))
-
-
 class EventPage(msgspec.Struct):
     items: list[EventEnvelope]
     next: str | None
@@ -204,30 +111,140 @@ class EventPage(msgspec.Struct):
 _HISTORY_CURSOR = "history.v1"
 
 
-async def issue_history(
-    store: EventStore, negotiation_id: uuid.UUID, key: str, *, cursor: str | None, limit: int
-) -> tuple[bytes, str | None]:
-    """The issue's events as served envelopes, in stream (version) order."""
-    stream_id = issue_stream_id(negotiation_id, key)
-    after = 0
-    if cursor is not None:
-        (version,) = cursors.decode(_HISTORY_CURSOR, cursor, 1)
-        # Versions are int4: the page's last version must fit too.
-        after = cursors.number(version, 2**31 - 1 - (limit + 1))
-    events = await store.read_stream(stream_id, after + 1, after + limit + 1)
-    if not events and after == 0:
-        raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation")
-    more = len(events) > limit
-    events = events[:limit]
-    next_cursor = cursors.encode(_HISTORY_CURSOR, events[-1].version) if more else None
-    return _encoder.encode(EventPage(items=[envelope(e) for e in events], next=next_cursor)), next_cursor
+# -- negotiations and issues ----------------------------------------------------------
 
 
-async def timeline_page(
-    pool: asyncpg.Pool, negotiation_id: uuid.UUID, *, cursor: str | None, limit: int
-) -> tuple[bytes, str | None]:
-    page = await timeline.fetch(pool, negotiation_id, cursor, limit)
-    return _encoder.encode(page), page.next
+class Queries:
+    """Every read a client makes, over the store and the projections' tables."""
+
+    def __init__(self, store: EventStore, watch: ProjectionWatch) -> None:
+        self.store = store
+        self.pool = store.pool
+        self.watch = watch
+
+    async def wait_until_reflected(self, token: str, wait: float) -> None:
+        """Read-your-writes: return once every projection has passed the write
+        that returned `token` (a consistency token); ProjectionsBehind after
+        `wait` seconds, UnknownWrite at once for a token that names no write."""
+        checkpoint = Checkpoint.parse(token)
+        in_range = max(checkpoint.txid, checkpoint.position) < 2**63
+        if in_range and await self.watch.wait_for(checkpoint, 0):
+            return
+        # A token names the last event of a write; refuse one that names none.
+        if not in_range or not await self.store.has_event_at(checkpoint):
+            raise UnknownWrite(token)
+        if not await self.watch.wait_for(checkpoint, wait):
+            raise ProjectionsBehind(token, wait)
+
+    async def resolve_negotiation(self, ref: str) -> uuid.UUID:
+        """The id of the negotiation named by its id or slug, from the command side's
+        tables (never behind the log), then the projection (negotiations recorded by
+        other means, e.g. an import)."""
+        try:
+            as_id = uuid.UUID(ref)
+        except ValueError:
+            as_id = None
+        if as_id is not None:
+            found = await self.pool.fetchval(
+                "SELECT stream_id FROM streams WHERE stream_id = $1 AND stream_type = 'negotiation'", as_id
+            )
+        else:
+            found = await self.pool.fetchval("SELECT negotiation_id FROM negotiation_slugs WHERE slug = $1", ref)
+        if found is None:
+            found = await negotiation_summary.resolve_ref(self.pool, ref)
+        if found is None:
+            raise errors.UnknownNegotiation(f"no negotiation {ref!r}")
+        return found
+
+
+    async def list_negotiations(
+        self, *, cursor: str | None, limit: int, status: str | None, party: str | None
+    ) -> tuple[bytes, str | None]:
+        page = await negotiation_summary.list_negotiations(self.pool, cursor, limit, status=status, party=party)
+        return _encoder.encode({"items": page.items, "next": page.next}), page.next
+
+
+    async def negotiation(self, negotiation_id: uuid.UUID, travel: TimeTravel) -> bytes:
+        if not travel.requested:
+            served = await negotiation_summary.fetch(self.pool, negotiation_id)
+            if served is not None:
+                return served
+        # In the past, or not projected yet (a read right after the write): fold the log.
+        negotiation_records, issues = await _negotiation_records(self.store, negotiation_id)
+        selected = select_known(negotiation_records, as_of=travel.as_of, known_at=travel.known_at)
+        if not selected or selected[0].type != "negotiation.opened":
+            raise errors.UnknownNegotiation(f"negotiation {negotiation_id} was not yet recorded at that time")
+        briefs = [IssueBrief.of(view) for view in _issue_views(issues, travel)]
+        summary, _ = summarise(fold_negotiation(selected), sorted(briefs, key=lambda b: b.key))
+        return _encoder.encode(summary)
+
+
+    # -- issues
+
+    async def issues(
+        self,
+        negotiation_id: uuid.UUID,
+        travel: TimeTravel,
+        *,
+        status: str | None,
+        category: str | None,
+        party: str | None,
+    ) -> bytes:
+        if not travel.requested:
+            projected = await issue_status.fetch_for_negotiation(
+                self.pool, negotiation_id, status=status, category=category, party=party
+            )
+            if len(projected) == await _issue_count(self.pool, negotiation_id) or status or category or party:
+                return _encoder.encode({"items": projected, "next": None})
+        _, records = await _negotiation_records(self.store, negotiation_id)
+        views = [
+            view
+            for view in _issue_views(records, travel)
+            if (status is None or view.status == status)
+            and (category is None or view.category == category)
+            and (party is None or party in issue_status.parties_named(view))
+        ]
+        return _encoder.encode({"items": sorted(views, key=lambda v: v.key), "next": None})
+
+
+    async def issue(self, negotiation_id: uuid.UUID, key: str, travel: TimeTravel) -> bytes:
+        if not travel.requested:
+            served = await issue_status.fetch_one(self.pool, negotiation_id, key)
+            if served is not None:
+                return served
+        records = await _stream_records(self.store, issue_stream_id(negotiation_id, key))
+        if not records:
+            raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation")
+        selected = select_known(records, as_of=travel.as_of, known_at=travel.known_at)
+        if not selected or selected[0].type != "issue.raised":
+            raise errors.UnknownIssue(f"issue {key!r} had not been raised at that time")
+        return _encoder.encode(fold_issue(selected))
+
+
+    async def issue_history(
+        self, negotiation_id: uuid.UUID, key: str, *, cursor: str | None, limit: int
+    ) -> tuple[bytes, str | None]:
+        """The issue's events as served envelopes, in stream (version) order."""
+        stream_id = issue_stream_id(negotiation_id, key)
+        after = 0
+        if cursor is not None:
+            (version,) = cursors.decode(_HISTORY_CURSOR, cursor, 1)
+            # Versions are int4: the page's last version must fit too.
+            after = cursors.number(version, 2**31 - 1 - (limit + 1))
+        events = await self.store.read_stream(stream_id, after + 1, after + limit + 1)
+        if not events and after == 0:
+            raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation")
+        more = len(events) > limit
+        events = events[:limit]
+        next_cursor = cursors.encode(_HISTORY_CURSOR, events[-1].version) if more else None
+        return _encoder.encode(EventPage(items=[envelope(e) for e in events], next=next_cursor)), next_cursor
+
+
+    async def timeline_page(
+        self, negotiation_id: uuid.UUID, *, cursor: str | None, limit: int
+    ) -> tuple[bytes, str | None]:
+        page = await timeline.fetch(self.pool, negotiation_id, cursor, limit)
+        return _encoder.encode(page), page.next
 
 
 # -- the log --------------------------------------------------------------------------

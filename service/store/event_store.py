@@ -385,6 +385,21 @@ class EventStore:
         )
         return [row_to_event(r) for r in rows]
 
+    async def has_event_at(self, checkpoint: Checkpoint) -> bool:
+        """Whether an event sits at exactly this place in the log (a consistency
+        token names the last event of a write)."""
+        return await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE position = $1 AND txid = $2::text::xid8)",
+            checkpoint.position,
+            str(checkpoint.txid),
+        )
+
+    async def count_events(self, negotiation_id: uuid.UUID | None = None) -> int:
+        """Events in the log (of one negotiation's streams, when given)."""
+        return await self.pool.fetchval(
+            "SELECT count(*) FROM events WHERE ($1::uuid IS NULL OR negotiation_id = $1)", negotiation_id
+        )
+
     async def get_event(self, event_id: uuid.UUID) -> StoredEvent | None:
         row = await self.pool.fetchrow(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = $1", event_id)
         return row_to_event(row) if row is not None else None

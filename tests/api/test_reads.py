@@ -136,14 +136,14 @@ async def test_read_refusals(api, client, keys):
 
 
 async def test_a_token_the_read_models_cannot_reach_is_a_503(api, client, keys, monkeypatch):
-    from service.bootstrap import Runtime
+    from service.projection.runner import ProjectionWatch
 
     token = (await api.open())["consistency_token"]
 
     async def never(self, checkpoint, timeout=5.0):
         return False
 
-    monkeypatch.setattr(Runtime, "wait_for", never)
+    monkeypatch.setattr(ProjectionWatch, "wait_for", never)
     response = await client.get("/negotiations/russia-ukraine-2022", params={"consistency_token": token},
                                 headers=keys.headers("reader"))
     assert response.status_code == 503

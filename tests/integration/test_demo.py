@@ -26,13 +26,13 @@ async def count_events(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("SELECT count(*) FROM events")
 
 
-async def test_the_example_is_recorded_once_however_often_the_demo_runs(pool: asyncpg.Pool) -> None:
-    first = await record_example(pool)
+async def test_the_example_is_recorded_once_however_often_the_demo_runs(pool: asyncpg.Pool, runtime) -> None:
+    first = await record_example(runtime)
     assert not first.already_recorded
     assert first.slug == "russia-ukraine-2022"
     assert first.events_written == await count_events(pool) > len(example()[1])
 
-    again = await record_example(pool)
+    again = await record_example(runtime)
     assert again.already_recorded and again.events_written == 0
     assert again.negotiation_id == first.negotiation_id
     assert await count_events(pool) == first.events_written
@@ -40,13 +40,15 @@ async def test_the_example_is_recorded_once_however_often_the_demo_runs(pool: as
     assert [row["recorded_by"] for row in recorders] == [DEMO_RECORDER]
 
 
-async def test_an_interrupted_demo_resumes_without_repeating_a_fact(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_an_interrupted_demo_resumes_without_repeating_a_fact(
+    pool: asyncpg.Pool, database_url: str, runtime
+) -> None:
     # The first run died right after opening the negotiation.
     opened, _ = example()
     await CommandService(EventStore(pool)).open(
         opened, recorded_by=DEMO_RECORDER, idempotency_key=_idempotency("open", opened)
     )
-    resumed = await record_example(pool)
+    resumed = await record_example(runtime)
     assert not resumed.already_recorded
     types = await pool.fetch("SELECT type FROM events WHERE type = 'negotiation.opened'")
     assert len(types) == 1

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from projections import PROJECTION_NAMES, PROJECTIONS
+from service.db import create_pool
 from service.projection.runner import rebuild
 from tests.reliability.conftest import (
     PARTIES,
@@ -304,8 +305,12 @@ async def test_runner_killed_mid_batch_is_replaced_with_no_gap_and_no_double_cou
         await conn.close()
     live = await projection_rows(database_url)
     kill_group(standby, signal.SIGTERM)
-    for name in PROJECTION_NAMES:
-        await rebuild(database_url, name, progress=None)
+    rebuilding = await create_pool(database_url, min_size=2, max_size=2)
+    try:
+        for name in PROJECTION_NAMES:
+            await rebuild(rebuilding, name, progress=None)
+    finally:
+        await rebuilding.close()
     rebuilt = await projection_rows(database_url)
     for table in live:
         assert rebuilt[table] == live[table], f"{table} differs from a rebuild"

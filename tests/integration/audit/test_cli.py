@@ -97,9 +97,9 @@ async def test_an_export_that_drops_an_event_fails_the_checkpoint(
 
 
 async def test_export_from_a_server_and_replay_against_it(
-    pool: asyncpg.Pool, base_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    pool: asyncpg.Pool, base_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], runtime
 ) -> None:
-    record = await record_example(pool)
+    record = await record_example(runtime)
     auditor = await create_key(pool, "cli-auditor", Role.AUDITOR)
     recorder = await create_key(pool, "cli-recorder", Role.RECORDER)
     async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {recorder}"}) as client:

@@ -28,7 +28,7 @@ async def out_of_stream_order(pool) -> int:
 async def test_concurrent_writers_still_produce_correct_counts(database_url, pool, store, recorder):
     parties = [{"code": "A", "name": "Aland"}, {"code": "B", "name": "Bland"}]
     negotiation_id = await recorder.open({"title": "Busy talks", "parties": parties, "occurred_on": "2022-01-01"})
-    projector = Projector(database_url, batch_size=3, poll_interval=0.1, lock_poll_interval=0.1)
+    projector = Projector(database_url, pool=pool, batch_size=3, poll_interval=0.1, lock_poll_interval=0.1)
     projector.start()
     watch = ProjectionWatch(pool, database_url)
     try:

@@ -38,7 +38,7 @@ async def test_a_rebuild_serves_exactly_the_same_json_as_the_live_projection(dat
     shape_before = [tuple(r) for r in await pool.fetch(TABLE_SHAPE, tables)]
 
     # The live projection follows the workload as it is recorded, in small batches.
-    projector = Projector(database_url, batch_size=7, poll_interval=0.05, lock_poll_interval=0.1)
+    projector = Projector(database_url, pool=pool, batch_size=7, poll_interval=0.05, lock_poll_interval=0.1)
     projector.start()
     watch = ProjectionWatch(pool, database_url)
     try:
@@ -51,7 +51,7 @@ async def test_a_rebuild_serves_exactly_the_same_json_as_the_live_projection(dat
 
         stop_reading = asyncio.Event()
         reader = asyncio.create_task(keep_reading(pool, list(workload.negotiations), stop_reading))
-        results = [await rebuild(database_url, name, batch_size=50, progress=None) for name in PROJECTION_NAMES]
+        results = [await rebuild(pool, name, batch_size=50, progress=None) for name in PROJECTION_NAMES]
         stop_reading.set()
         assert await reader > 0
 
@@ -84,7 +84,7 @@ async def test_a_rebuild_catches_up_with_a_live_runner_that_is_ahead(database_ur
     flight and never moves the checkpoint back."""
     workload = RandomWorkload(recorder, seed=99)
     await workload.run(negotiations=2, commands=60)
-    projector = Projector(database_url, batch_size=5, poll_interval=0.05, lock_poll_interval=0.1)
+    projector = Projector(database_url, pool=pool, batch_size=5, poll_interval=0.05, lock_poll_interval=0.1)
     projector.start()
     watch = ProjectionWatch(pool, database_url)
     try:
@@ -95,13 +95,13 @@ async def test_a_rebuild_catches_up_with_a_live_runner_that_is_ahead(database_ur
         writing = asyncio.create_task(keep_writing())
         before = Checkpoint(0, 0)
         while not writing.done():
-            result = await rebuild(database_url, "negotiation_summary", batch_size=20, progress=None)
+            result = await rebuild(pool, "negotiation_summary", batch_size=20, progress=None)
             assert result.checkpoint >= before
             before = result.checkpoint
         await writing
         assert await watch.wait_for(await last_written(pool), timeout=20)
         live = await served(pool)
-        await rebuild(database_url, "negotiation_summary", progress=None)
+        await rebuild(pool, "negotiation_summary", progress=None)
         assert await served(pool) == live
     finally:
         await watch.close()

@@ -178,7 +178,7 @@ async def test_two_runners_never_both_apply_and_the_standby_takes_over(database_
 
 
 async def test_the_projector_follows_the_log_and_wait_for_reflects_a_write(database_url, pool, store, recorder):
-    projector = Projector(database_url, poll_interval=0.5, lock_poll_interval=0.2)
+    projector = Projector(database_url, pool=pool, poll_interval=0.5, lock_poll_interval=0.2)
     projector.start()
     watch = ProjectionWatch(pool, database_url, poll_interval=1.0)
     try:

@@ -1,0 +1,71 @@
+"""`parley serve`: the HTTP API under uvicorn, on the configured or embedded database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+from service import bootstrap
+from service.cli.options import settings_from
+from service.db import database_url
+
+
+class _Stopped(Exception):
+    """SIGINT/SIGTERM after the server has shut down gracefully."""
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def announce_first_key(key: str | None) -> None:
+    if key:
+        print(f"Created the first admin key (shown only now): {key}", file=sys.stderr, flush=True)
+
+
+def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], None] | None = None) -> int:
+    """Serve; `before_serving(database_url, base_url)` runs once the schema is ready
+    (`parley demo` records its example there)."""
+    import uvicorn
+
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal
+    # to the handler it found at start: make that handler unwind the stack, so the
+    # embedded PostgreSQL started below is stopped cleanly before the process exits.
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
+
+    settings = settings_from(args)
+    with database_url(settings) as url:
+        # Migrate once before the workers start, so they never race on an empty database.
+        announce_first_key(asyncio.run(bootstrap.prepare_database(url, settings.admin_key, first_admin_key=True)))
+        os.environ["PARLEY_DATABASE_URL"] = url
+        if settings.admin_key:
+            os.environ["PARLEY_ADMIN_KEY"] = settings.admin_key
+        if before_serving is not None:
+            before_serving(url, f"http://{settings.host}:{settings.port}")
+        print(f"Parley serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+        try:
+            uvicorn.run(
+                "service.http.app:create_app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=args.workers,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=10,
+            )
+        except _Stopped:
+            pass
+    print("Parley stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--workers", type=int, default=1, help="API processes sharing the database")
