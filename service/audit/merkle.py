@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Protocol
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -42,58 +43,114 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def _subtree_root(leaves: Sequence[bytes], start: int, end: int) -> bytes:
-    n = end - start
-    if n == 1:
-        return leaves[start]
-    k = _split(n)
-    return node_hash(_subtree_root(leaves, start, start + k), _subtree_root(leaves, start + k, end))
+class NodeSource(Protocol):
+    """Where proofs take their hashes from: the root of the perfect subtree of
+    height `height` (2**height leaves) that is the `index`-th at that height, i.e.
+    over leaves [index * 2**height, (index + 1) * 2**height). The sealer's stored
+    tiles are one (service.tiles); a list of leaf hashes is another."""
+
+    def node(self, height: int, index: int) -> bytes: ...
+
+
+class LeafList:
+    """A NodeSource over leaf hashes in memory: O(2**height) per node (tests, small trees)."""
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.leaves = leaves
+
+    def node(self, height: int, index: int) -> bytes:
+        return perfect_root(self.leaves[index << height : (index + 1) << height])
+
+
+def perfect_root(hashes: Sequence[bytes]) -> bytes:
+    """The root over a power-of-two number of hashes, pairwise level by level."""
+    level = list(hashes)
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def subtree_root(source: NodeSource, start: int, end: int) -> bytes:
+    """MTH(D[start:end]) for a range RFC 9162's recursion produces (start is a
+    multiple of the largest power of two not above end - start): a right-folded
+    chain of at most log2(n) perfect subtrees, each one node of `source`."""
+    if end - start < 1:
+        raise ProofError("an empty range has no subtree root")
+    pieces = []
+    while end - start > 0:
+        width = end - start
+        k = width if width & (width - 1) == 0 else _split(width)
+        height = k.bit_length() - 1
+        pieces.append(source.node(height, start >> height))
+        start += k
+    node = pieces[-1]
+    for piece in reversed(pieces[:-1]):
+        node = node_hash(piece, node)
+    return node
+
+
+def tree_root(source: NodeSource, size: int) -> bytes:
+    return subtree_root(source, 0, size) if size else EMPTY_ROOT
 
 
 def root(leaves: Sequence[bytes]) -> bytes:
     """MTH(D[n]) of RFC 9162 §2.1.1, from leaf hashes."""
-    return _subtree_root(leaves, 0, len(leaves)) if leaves else EMPTY_ROOT
+    return tree_root(LeafList(leaves), len(leaves))
 
 
-def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
-    """PATH(m, D[n]) of RFC 9162 §2.1.3.1: the audit path of leaf `index`."""
-    if not 0 <= index < len(leaves):
-        raise ProofError(f"leaf {index} is not in a tree of size {len(leaves)}")
+def inclusion_path(source: NodeSource, index: int, size: int) -> list[bytes]:
+    """PATH(m, D[n]) of RFC 9162 §2.1.3.1, with O(log n) nodes of `source`."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf {index} is not in a tree of size {size}")
     path: list[bytes] = []
-    start, end = 0, len(leaves)
+    start, end = 0, size
     # Walk down from the root, collecting the sibling of every subtree on the way;
     # the RFC lists them leaf-first, so the list is reversed at the end.
     while end - start > 1:
         k = _split(end - start)
         if index < start + k:
-            path.append(_subtree_root(leaves, start + k, end))
+            path.append(subtree_root(source, start + k, end))
             end = start + k
         else:
-            path.append(_subtree_root(leaves, start, start + k))
+            path.append(subtree_root(source, start, start + k))
             start = start + k
     path.reverse()
     return path
 
 
-def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
-    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1: that the first `old_size` leaves are a
-    prefix of the tree of all `leaves`. Empty when old_size is 0 or the full size."""
-    new_size = len(leaves)
+def consistency_path(source: NodeSource, old_size: int, new_size: int) -> list[bytes]:
+    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1, with O(log n) nodes of `source`.
+    Empty when old_size is 0 or new_size."""
     if not 0 <= old_size <= new_size:
         raise ProofError(f"cannot prove size {old_size} against size {new_size}")
     if old_size in (0, new_size):
         return []
-    return _subproof(leaves, old_size, 0, new_size, True)
+    proof: list[bytes] = []
+    m, start, end, complete = old_size, 0, new_size, True
+    # The RFC's SUBPROOF recursion, unrolled: each step appends one sibling.
+    while m != end - start:
+        k = _split(end - start)
+        if m <= k:
+            proof.append(subtree_root(source, start + k, end))
+            end = start + k
+        else:
+            proof.append(subtree_root(source, start, start + k))
+            m, start, complete = m - k, start + k, False
+    if not complete:
+        proof.append(subtree_root(source, start, end))
+    proof.reverse()
+    return proof
 
 
-def _subproof(leaves: Sequence[bytes], m: int, start: int, end: int, complete: bool) -> list[bytes]:
-    n = end - start
-    if m == n:
-        return [] if complete else [_subtree_root(leaves, start, end)]
-    k = _split(n)
-    if m <= k:
-        return _subproof(leaves, m, start, start + k, complete) + [_subtree_root(leaves, start + k, end)]
-    return _subproof(leaves, m - k, start + k, end, False) + [_subtree_root(leaves, start, start + k)]
+def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """PATH(m, D[n]) over leaf hashes in memory."""
+    return inclusion_path(LeafList(leaves), index, len(leaves))
+
+
+def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
+    """PROOF(m, D[n]) over leaf hashes in memory: the first `old_size` leaves are a
+    prefix of the tree of all `leaves`."""
+    return consistency_path(LeafList(leaves), old_size, len(leaves))
 
 
 def verify_inclusion(leaf: bytes, index: int, tree_size: int, proof: Sequence[bytes], expected_root: bytes) -> None:

@@ -152,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(commands)
     add_import_parser(commands)
     add_audit_commands(commands)
+
+    from service.cli.witness import add_witness_parser
+
+    add_witness_parser(commands)
     return parser
 
 
