@@ -11,6 +11,7 @@ for the same commands, recorded many times over, in a fraction of the time.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 
 import asyncpg
@@ -108,7 +109,11 @@ _COLUMNS = (
 )  # fmt: skip
 
 
-def _clone_rows(template_id: uuid.UUID, template: list[StoredEvent], copy: int) -> tuple[list[tuple], list[tuple]]:
+def _clone_rows(
+    template_id: uuid.UUID, template: list[StoredEvent], copy: int, recorded_at: dt.datetime
+) -> tuple[list[tuple], list[tuple]]:
+    """The template's events as new rows, recorded at `recorded_at` (the inserting
+    transaction's now(): the events_recorded_at_is_postgres_time trigger refuses any other)."""
     negotiation_id = uuid.uuid4()
     streams = {template_id: negotiation_id}
     for key in ISSUE_KEYS + ["ceasefire", "humanitarian-corridors"]:
@@ -122,7 +127,7 @@ def _clone_rows(template_id: uuid.UUID, template: list[StoredEvent], copy: int) 
         pending = PendingEvent(
             id=uuid.uuid4(), stream_id=stream_id, stream_type=event.stream_type, type=event.type,
             schema_version=event.schema_version, data=data, occurred_on=event.occurred_on,
-            recorded_by=event.recorded_by, recorded_at=event.recorded_at, negotiation_id=negotiation_id,
+            recorded_by=event.recorded_by, recorded_at=recorded_at, negotiation_id=negotiation_id,
             claimed_by=event.claimed_by, source=event.source, note=event.note,
         )  # fmt: skip
         version, previous, _ = heads.get(stream_id, (0, ZERO_HASH, event.stream_type))
@@ -132,7 +137,7 @@ def _clone_rows(template_id: uuid.UUID, template: list[StoredEvent], copy: int) 
         rows.append(
             (
                 pending.id, stream_id, event.stream_type, negotiation_id, event.version, event.type,
-                event.schema_version, body, data.decode(), event.occurred_on, event.recorded_at,
+                event.schema_version, body, data.decode(), event.occurred_on, recorded_at,
                 event.recorded_by, list(event.claimed_by),
                 msgspec.json.encode(event.source).decode() if event.source is not None else None,
                 event.note, None, None, content_digest(pending), digest,
@@ -151,12 +156,13 @@ async def clone(url: str, template_id: uuid.UUID, template: list[StoredEvent], c
         for start in range(0, copies, chunk):
             events: list[tuple] = []
             streams: list[tuple] = []
-            for copy in range(start, min(start + chunk, copies)):
-                rows, stream_rows = _clone_rows(template_id, template, copy)
-                events += rows
-                streams += stream_rows
             # One transaction per chunk: one txid, positions in order, like a big append.
             async with conn.transaction():
+                now = await conn.fetchval("SELECT now()")
+                for copy in range(start, min(start + chunk, copies)):
+                    rows, stream_rows = _clone_rows(template_id, template, copy, now)
+                    events += rows
+                    streams += stream_rows
                 await conn.copy_records_to_table("events", records=events, columns=_COLUMNS)
                 await conn.copy_records_to_table(
                     "streams", records=streams, columns=("stream_id", "stream_type", "negotiation_id", "version", "head_hash")
@@ -183,13 +189,14 @@ async def extend_stream(url: str, like: StoredEvent, count: int, dates: list[str
                 "SELECT version, head_hash FROM streams WHERE stream_id = $1 FOR UPDATE", like.stream_id
             )
             version, previous = head["version"], head["head_hash"]
+            now = await conn.fetchval("SELECT now()")
             rows = []
             for n in range(count):
                 version += 1
                 pending = PendingEvent(
                     id=uuid.uuid4(), stream_id=like.stream_id, stream_type=like.stream_type, type=like.type,
                     schema_version=like.schema_version, data=like.data, occurred_on=dates[n % len(dates)],
-                    recorded_by=like.recorded_by, recorded_at=like.recorded_at, negotiation_id=like.negotiation_id,
+                    recorded_by=like.recorded_by, recorded_at=now, negotiation_id=like.negotiation_id,
                     claimed_by=like.claimed_by, source=like.source, note=like.note,
                 )  # fmt: skip
                 body = canonical_body(pending, version)
@@ -197,7 +204,7 @@ async def extend_stream(url: str, like: StoredEvent, count: int, dates: list[str
                 rows.append(
                     (
                         pending.id, like.stream_id, like.stream_type, like.negotiation_id, version, like.type,
-                        like.schema_version, body, like.data.decode(), pending.occurred_on, like.recorded_at,
+                        like.schema_version, body, like.data.decode(), pending.occurred_on, now,
                         like.recorded_by, list(like.claimed_by),
                         msgspec.json.encode(like.source).decode() if like.source is not None else None,
                         like.note, None, None, content_digest(pending), previous,

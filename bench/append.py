@@ -83,7 +83,6 @@ class Workload:
             data=FACT,
             occurred_on="2022-03-16",
             recorded_by="bench",
-            recorded_at=dt.datetime.now(dt.timezone.utc),
             negotiation_id=self.negotiation_of[stream],
             claimed_by=("RU",),
             source=SOURCE,
@@ -91,7 +90,7 @@ class Workload:
 
     def sample_body(self) -> bytes:
         """What one stored event weighs: the peer and the limit write this many bytes."""
-        return canonical_body(self.pending(self.streams[0]), 1)
+        return canonical_body(self.pending(self.streams[0]), 1, dt.datetime.now(dt.timezone.utc))
 
 
 # -- parley ----------------------------------------------------------------------------

@@ -9,6 +9,9 @@ import msgspec
 
 from service.store.event_store import PendingEvent
 
+# A time for tests that name one without inserting it (an idempotent retry): an
+# insert with any time but PostgreSQL's own is refused (recorded_at=None lets the
+# store take it).
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
 
 
@@ -18,7 +21,7 @@ def pending(
     *,
     type: str = "issue.discussed",
     negotiation_id: uuid.UUID | None = None,
-    recorded_at: dt.datetime = NOW,
+    recorded_at: dt.datetime | None = None,
     **data: object,
 ) -> PendingEvent:
     return PendingEvent(

@@ -64,7 +64,11 @@ class PendingEvent(msgspec.Struct, frozen=True, kw_only=True):
     data: bytes  # canonical JSON of the fact's own fields
     occurred_on: str
     recorded_by: str
-    recorded_at: dt.datetime
+    # Record time is PostgreSQL's clock: None lets the store take now() of the
+    # inserting transaction; a writer that decides with the time first (the command
+    # service) passes that same now() (EventStore.clock). Any other time is refused
+    # by the events_recorded_at_is_postgres_time trigger.
+    recorded_at: dt.datetime | None = None
     negotiation_id: uuid.UUID | None = None
     claimed_by: tuple[str, ...] = ()
     source: dict[str, Any] | None = None
@@ -123,8 +127,11 @@ def _canonical(event: PendingEvent, version: int, recorded_at: str) -> bytes:
     )
 
 
-def canonical_body(event: PendingEvent, version: int) -> bytes:
-    return _canonical(event, version, timestamp_text(event.recorded_at))
+def canonical_body(event: PendingEvent, version: int, recorded_at: dt.datetime | None = None) -> bytes:
+    moment = event.recorded_at or recorded_at
+    if moment is None:
+        raise ValueError("an event's body needs its record time")
+    return _canonical(event, version, timestamp_text(moment))
 
 
 def content_digest(event: PendingEvent) -> bytes:
@@ -292,6 +299,7 @@ class EventStore:
         heads: dict[uuid.UUID, tuple[int, bytes]] = {
             r["stream_id"]: (r["version"], r["head_hash"]) for r in found if r["stream_id"] is not None
         }
+        clock = next(r["clock"] for r in found if r["clock"] is not None)
         for stream_id in ordered:
             want = expected.get(stream_id)
             if want is not None and want != heads[stream_id][0]:
@@ -304,7 +312,8 @@ class EventStore:
         for event in events:
             version, previous = heads[event.stream_id]
             version += 1
-            body = canonical_body(event, version)
+            recorded_at = event.recorded_at or clock
+            body = canonical_body(event, version, recorded_at)
             digest = chain_hash(previous, body)
             heads[event.stream_id] = (version, digest)
             rows.append(
@@ -319,7 +328,7 @@ class EventStore:
                     body,
                     event.data.decode(),
                     event.occurred_on,
-                    event.recorded_at,
+                    recorded_at,
                     event.recorded_by,
                     list(event.claimed_by),
                     msgspec.json.encode(event.source).decode() if event.source is not None else None,
@@ -356,6 +365,11 @@ class EventStore:
         )
         stored = [row_to_event(r) for r in rows]
         return AppendResult(events=stored, checkpoint=max(e.checkpoint for e in stored), replayed=True)
+
+    @staticmethod
+    async def clock(conn: asyncpg.Connection) -> dt.datetime:
+        """The record time of what `conn`'s transaction appends: PostgreSQL's now()."""
+        return await conn.fetchval("SELECT now()")
 
     # -- reading -----------------------------------------------------------------
 
@@ -521,9 +535,11 @@ _LOCK_HEADS_SQL = """
         ON CONFLICT (stream_id) DO UPDATE SET stream_id = EXCLUDED.stream_id
         RETURNING stream_id, version, head_hash
     )
-    SELECT stream_id, version, head_hash, NULL::uuid AS id, NULL::bytea AS content_digest FROM heads
+    -- now(): the record time of every event of this transaction (PostgreSQL's clock).
+    SELECT stream_id, version, head_hash, NULL::uuid AS id, NULL::bytea AS content_digest, now() AS clock
+    FROM heads
     UNION ALL
-    SELECT NULL, NULL, NULL, id, content_digest FROM events WHERE id = ANY($4::uuid[])
+    SELECT NULL, NULL, NULL, id, content_digest, NULL FROM events WHERE id = ANY($4::uuid[])
 """
 
 _INSERT_AND_MOVE_HEADS = f"""

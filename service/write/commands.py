@@ -19,7 +19,6 @@ One request is one PostgreSQL transaction:
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import secrets
@@ -204,7 +203,9 @@ class CommandService:
                 if replay is not None:
                     return replay
             negotiation_id = uuid.uuid4()
-            meta = CommandMeta(recorded_by=recorded_by, recorded_at=_now(), item_id=_item_id(command))
+            meta = CommandMeta(
+                recorded_by=recorded_by, recorded_at=await self.store.clock(conn), item_id=_item_id(command)
+            )
             [opened] = open_negotiation(command, meta)
             slug = opened.data.slug  # type: ignore[attr-defined]
             reserved = await conn.fetchval(
@@ -346,7 +347,8 @@ class CommandService:
         this try writes (the caller locks them if the try loses a race)."""
         written.clear()
         working = await self._load(conn, negotiation_id, cache)
-        recorded_at = _now()
+        # PostgreSQL's clock, the same for the whole transaction (and every attempt).
+        recorded_at = await self.store.clock(conn)
         pending: list[PendingEvent] = []
         for index, command in enumerate(commands):
             try:
@@ -552,10 +554,6 @@ class CommandService:
             key.request_digest,
             idempotency.StoredResponse(outcome.status_code, outcome.body, outcome.headers),
         )
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 __all__: list[Any] = [

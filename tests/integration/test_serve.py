@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import signal
 import socket
@@ -85,7 +84,6 @@ async def write_and_count(url: str, write: bool) -> int:
                         data=msgspec.json.encode({"title": "kept across restarts"}),
                         occurred_on="2022-03-16",
                         recorded_by="test",
-                        recorded_at=dt.datetime.now(dt.timezone.utc),
                     )
                 ]
             )

@@ -28,10 +28,9 @@ from service.store.event_store import AppendResult, ConcurrencyError, EventStore
 _ids = itertools.count(1)
 
 
-def _meta() -> CommandMeta:
-    return CommandMeta(
-        recorded_by="test", recorded_at=dt.datetime.now(dt.timezone.utc), item_id=f"item-{next(_ids)}"
-    )
+def _meta(recorded_at: dt.datetime) -> CommandMeta:
+    """As the API decides: with the record time PostgreSQL gives the transaction."""
+    return CommandMeta(recorded_by="test", recorded_at=recorded_at, item_id=f"item-{next(_ids)}")
 
 
 class Recorder:
@@ -41,12 +40,13 @@ class Recorder:
     async def open(self, body: dict[str, Any]) -> uuid.UUID:
         command = msgspec.convert(body, OpenNegotiation)
         negotiation_id = uuid.uuid4()
-        meta = _meta()
-        [opened] = open_negotiation(command, meta)
-        opening = pending_event(
-            opened, event_id=uuid.uuid4(), stream_id=negotiation_id, negotiation_id=negotiation_id, meta=meta
-        )
-        await self.store.append([opening], {negotiation_id: 0})
+        async with self.store.pool.acquire() as conn, conn.transaction():
+            meta = _meta(await self.store.clock(conn))
+            [opened] = open_negotiation(command, meta)
+            opening = pending_event(
+                opened, event_id=uuid.uuid4(), stream_id=negotiation_id, negotiation_id=negotiation_id, meta=meta
+            )
+            await self.store.append([opening], {negotiation_id: 0}, conn=conn)
         return negotiation_id
 
     async def record(
@@ -100,7 +100,7 @@ class Recorder:
                     issue_id = row["stream_id"]
             issue_records = await self._records(conn, issue_id) if issue_id is not None else []
             issue = Issue.from_events(issue_records) if issue_records else None
-            decided = decide(command, negotiation=negotiation, issue=issue, known_issues=frozenset(keys), meta=(meta := _meta()))
+            decided = decide(command, negotiation=negotiation, issue=issue, known_issues=frozenset(keys), meta=(meta := _meta(await self.store.clock(conn))))
             versions = {negotiation_id: negotiation_records[-1].version}
             pending = []
             for event in decided:
