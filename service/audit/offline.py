@@ -23,7 +23,7 @@ import msgspec
 
 from service.audit import merkle
 from service.store.canonical import ZERO_HASH, CanonicalEvent, canonical_decoder, chain_hash, timestamp_text
-from service.store.envelope import ExportedEvent
+from service.store.envelope import EventEnvelope, ExportedEvent
 from service.audit.signed_note import NoteError, NoteVerifier, TreeHead, open_checkpoint, split_note
 
 
@@ -62,7 +62,8 @@ MAX_LISTED = 100
 _exported = msgspec.json.Decoder(ExportedEvent)
 
 
-def _body_disagreements(event: ExportedEvent, hashed: CanonicalEvent) -> list[str]:
+def disagreements(event: EventEnvelope, hashed: CanonicalEvent) -> list[str]:
+    """The served facts of `event` that are not what its body hashed (docs/audit-format.md §2)."""
     pairs = {
         "id": (event.id, hashed.id),
         "stream_id": (event.stream_id, hashed.stream_id),
@@ -73,15 +74,24 @@ def _body_disagreements(event: ExportedEvent, hashed: CanonicalEvent) -> list[st
         "occurred_on": (event.occurred_on, hashed.occurred_on),
         "recorded_at": (timestamp_text(event.recorded_at), hashed.recorded_at),
         "recorded_by": (event.recorded_by, hashed.recorded_by),
-        "data": (bytes(event.data), bytes(hashed.data)),
+        # As JSON values: an export re-serialised by another tool keeps its meaning.
+        "data": (_json_value(event.data), _json_value(hashed.data)),
         "claimed_by": (tuple(event.claimed_by), hashed.claimed_by),
         "source": (event.source, hashed.source),
         "note": (event.note, hashed.note),
         "negotiation_id": (event.negotiation_id, hashed.negotiation_id),
         "correlation_id": (event.correlation_id, hashed.correlation_id),
         "causation_id": (event.causation_id, hashed.causation_id),
+        "import_claim": (event.import_claim, hashed.import_claim),
     }
     return [name for name, (served, signed) in pairs.items() if served != signed]
+
+
+def _json_value(raw: msgspec.Raw) -> Any:
+    try:
+        return msgspec.json.decode(bytes(raw))
+    except msgspec.DecodeError:
+        return raw  # unreadable: compared as bytes, and the body check names it
 
 
 def _checkpoint_order(token: str) -> tuple[int, int] | None:
@@ -199,7 +209,7 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
             chain.waiting[event.version] = _Link(number, event.id, body, stored)
             chain.drain(event.stream_id, found)
         try:
-            disagreeing = _body_disagreements(event, canonical_decoder.decode(body))
+            disagreeing = disagreements(event, canonical_decoder.decode(body))
         except msgspec.DecodeError:
             disagreeing = ["body"]
         if disagreeing:

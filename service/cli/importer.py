@@ -7,11 +7,12 @@ Each line is its own request with an Idempotency-Key derived from the file's
 line, so re-running an interrupted import records only what is missing (within
 the keys' retention).
 
-Export lines (they carry `body` and `hash`) restore events as they were: same ids,
-streams, versions, record times and authors. Each line's canonical body is
-recomputed and must equal the exported bytes, and the stored hash must equal the
-exported hash, so a restore cannot silently alter the record. Re-importing is
-harmless: an event id already stored with the same content is a replay.
+Export lines (they carry `body` and `hash`) are re-recorded through the domain's
+rules (service.write.restoring): each must be what its command decides here, or
+the import stops at it. They keep their ids, streams and versions; their record
+time is this database's, and the source's hash, record time and recorder are kept
+as a claim (`import_claim`). Re-importing is harmless: a line already imported is
+counted as already recorded.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from service import bootstrap
 from service.bootstrap import Runtime
 from service.cli.options import run_on_database
 from service.config import Settings
-from service.store.canonical import body_data
+from domain.events import UnknownEventType
+from service.audit.offline import disagreements
+from service.store.canonical import ZERO_HASH, canonical_decoder, chain_hash
 from service.store.envelope import ExportedEvent
-from service.store.event_store import ConcurrencyError, PendingEvent, canonical_body
 from service.write.commands import Idempotency, SlugTaken
+from service.write.restoring import RestoreRefused, Restoring, command_for
 
 # Idempotency keys are scoped to an API key's id (hex); the importer's own scope cannot collide.
 IMPORT_SCOPE = "parley-import"
@@ -77,6 +80,7 @@ async def import_file(
     service = runtime.commands
     current = await runtime.queries.resolve_negotiation(negotiation) if negotiation else None
     report = ImportReport()
+    restorer = _Restorer(runtime, recorded_by)
     lines = path.read_bytes().splitlines()
     for number, raw in enumerate(tqdm(lines, unit="line", disable=not show_progress, file=sys.stderr), start=1):
         if not raw.strip():
@@ -85,9 +89,7 @@ async def import_file(
         try:
             kind = msgspec.json.decode(raw, type=_Kind)
             if kind.body is not None and kind.hash is not None:
-                written = await _restore(runtime, msgspec.json.decode(raw, type=ExportedEvent))
-                report.events_written += written
-                report.replayed += 0 if written else 1
+                await restorer.line(number, msgspec.json.decode(raw, type=ExportedEvent))
                 continue
             # The body of POST /negotiations: its type may be given or left out.
             if kind.type in ("negotiation.opened", None):
@@ -115,50 +117,85 @@ async def import_file(
             raise ImportFailed(number, f"{error.code}: {error.detail} (at {error.pointer or '/'})") from None
         except SlugTaken as error:
             raise ImportFailed(number, str(error)) from None
+    restorer.finish()
+    report.events_written += restorer.report_written
+    report.replayed += restorer.report_replayed
     return report
 
 
-async def _restore(runtime: Runtime, line: ExportedEvent) -> int:
-    """Append one exported event as it was; returns 1 if written, 0 if already there."""
-    body = line.body.encode()
-    pending = PendingEvent(
-        id=line.id,
-        stream_id=line.stream_id,
-        stream_type=line.stream_type,
-        type=line.type,
-        schema_version=line.schema_version,
-        data=body_data(body),
-        occurred_on=line.occurred_on,
-        recorded_by=line.recorded_by,
-        recorded_at=line.recorded_at,
-        negotiation_id=line.negotiation_id,
-        claimed_by=tuple(line.claimed_by),
-        source=line.source,
-        note=line.note,
-        correlation_id=line.correlation_id,
-        causation_id=line.causation_id,
-    )
-    if canonical_body(pending, line.version) != body:
-        raise ValueError(f"event {line.id}: its fields do not reproduce its exported body")
-    async with runtime.pool.acquire() as conn, conn.transaction():
+class _Restorer:
+    """Export lines re-recorded one by one through the domain's rules
+    (service.write.restoring). Each line is checked first on its own terms: its
+    served fields equal its hashed body, and its hash chains from the previous
+    event of its stream (in the file, or already imported here). A stream's lines
+    are taken in version order (an export is in leaf order, which can put a
+    version before its predecessor); a line waits until its predecessor is in."""
+
+    def __init__(self, runtime: Runtime, recorded_by: str) -> None:
+        self.runtime = runtime
+        self.recorded_by = recorded_by
+        self.waiting: dict[tuple[uuid.UUID, int], tuple[int, ExportedEvent]] = {}
+        self.report_written = 0
+        self.report_replayed = 0
+
+    async def line(self, number: int, line: ExportedEvent) -> None:
+        existing = await self.runtime.store.get_event(line.id)
+        if existing is not None:  # imported before (an interrupted or repeated import)
+            if existing.import_claim is None or existing.import_claim.hash != line.hash:
+                raise ImportFailed(number, f"event {line.id} is already recorded here with other content")
+            self.report_replayed += 1
+            return
+        self.waiting[(line.stream_id, line.version)] = (number, line)
+        await self._drain(line.stream_id)
+
+    async def _drain(self, stream_id: uuid.UUID) -> None:
+        while True:
+            version = await self.runtime.store.stream_version(stream_id) + 1
+            ready = self.waiting.pop((stream_id, version), None)
+            if ready is None:
+                return
+            await self._restore(*ready)
+
+    def finish(self) -> None:
+        if self.waiting:
+            number, line = min(self.waiting.values(), key=lambda pair: pair[0])
+            raise ImportFailed(number, f"event {line.id} follows a version of its stream that is not in the file")
+
+    async def _restore(self, number: int, line: ExportedEvent) -> None:
+        body = line.body.encode()
         try:
-            result = await runtime.store.append([pending], {line.stream_id: line.version - 1}, conn=conn)
-        except ConcurrencyError as error:
-            if error.actual >= line.version:
-                # Already restored (the id check runs first, so this is another event at
-                # that version: the target database holds a different history).
-                raise ValueError(f"event {line.id}: stream {line.stream_id} already has version {line.version}")
-            raise ValueError(f"event {line.id}: stream {line.stream_id} is at {error.actual}, the export skips") from None
-        if result.events[0].hash.hex() != line.hash:
-            raise ValueError(f"event {line.id}: the restored hash differs from the exported one")
-        if line.type == "negotiation.opened" and not result.replayed:
-            slug = msgspec.json.decode(pending.data)["slug"]
-            await conn.execute(
-                "INSERT INTO negotiation_slugs (slug, negotiation_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                slug,
-                line.stream_id,
-            )
-    return 0 if result.replayed else 1
+            hashed = canonical_decoder.decode(body)
+        except msgspec.DecodeError as error:
+            raise ImportFailed(number, f"the body is not an event: {error}") from None
+        wrong = disagreements(line, hashed)
+        if wrong:
+            raise ImportFailed(number, f"the served fields disagree with the hashed body: {', '.join(wrong)}")
+        previous = ZERO_HASH
+        if line.version > 1:
+            [before] = await self.runtime.store.read_stream(line.stream_id, line.version - 1, line.version - 1)
+            if before.import_claim is None:
+                raise ImportFailed(number, f"stream {line.stream_id} holds events of this log, not of the export")
+            previous = bytes.fromhex(before.import_claim.hash)
+        if chain_hash(previous, body).hex() != line.hash:
+            raise ImportFailed(number, "the hash is not sha256(previous hash || body): the line was altered")
+        try:
+            command = command_for(hashed)
+            restoring = Restoring.of(hashed, line.hash)
+            commands = self.runtime.commands
+            if isinstance(command, OpenNegotiation):
+                outcome = await commands.open(command, recorded_by=self.recorded_by, restoring=restoring)
+            else:
+                outcome = await commands.record(
+                    line.negotiation_id or line.stream_id, [command], recorded_by=self.recorded_by, batch=False,
+                    restoring=restoring,
+                )  # fmt: skip
+        except (msgspec.ValidationError, UnknownEventType) as error:
+            raise ImportFailed(number, f"event {line.id} states no command the rules accept: {error}") from None
+        except DomainError as error:
+            raise ImportFailed(number, f"event {line.id} is refused by the rules: {error.code}: {error.detail}") from None
+        except (RestoreRefused, SlugTaken) as error:
+            raise ImportFailed(number, str(error)) from None
+        self.report_written += outcome.events_written
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:

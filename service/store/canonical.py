@@ -18,6 +18,15 @@ import msgspec
 ZERO_HASH = bytes(32)
 
 
+class ImportClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """What another log said about an event that `parley import` re-recorded here:
+    kept as a claim beside this log's own record time and chain (docs/audit-format.md §8)."""
+
+    hash: str  # hex: the event's hash in the source log
+    recorded_at: str  # timestamp text, as the source log recorded it
+    recorded_by: str
+
+
 class CanonicalEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The hashed form of an event. Field order is irrelevant: keys are sorted.
 
@@ -40,6 +49,7 @@ class CanonicalEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     negotiation_id: uuid.UUID | None = None
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
+    import_claim: ImportClaim | None = None
 
 
 canonical_encoder = msgspec.json.Encoder(order="sorted")
@@ -55,14 +65,23 @@ def chain_hash(previous: bytes, body: bytes) -> bytes:
     return hashlib.sha256(previous + body).digest()
 
 
-class _BodyData(msgspec.Struct):
+class BodyFacts(msgspec.Struct):
+    """What readers take from a body besides the columns: the fact's own fields
+    exactly as hashed, and the import claim."""
+
     data: msgspec.Raw
+    import_claim: ImportClaim | None = None
 
 
-_body_data = msgspec.json.Decoder(_BodyData)
+_body_facts = msgspec.json.Decoder(BodyFacts)
+
+
+def body_facts(body: bytes) -> BodyFacts:
+    """(raises msgspec.DecodeError if the body does not parse)"""
+    return _body_facts.decode(body)
 
 
 def body_data(body: bytes) -> bytes:
     """The fact's own fields exactly as hashed in `body` (raises msgspec.DecodeError
     if the body does not parse)."""
-    return bytes(_body_data.decode(body).data)
+    return bytes(_body_facts.decode(body).data)

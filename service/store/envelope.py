@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from service.store.canonical import ImportClaim
 from service.store.event_store import StoredEvent
 
 
@@ -35,6 +36,8 @@ class EventEnvelope(msgspec.Struct, kw_only=True):
     hash: str
     # The commit-order checkpoint of this event ("txid.position"): resume after it.
     checkpoint: str
+    # Set by `parley import`: what the source log said (its hash, time, recorder), a claim only.
+    import_claim: ImportClaim | None = None
 
 
 class ExportedEvent(EventEnvelope, kw_only=True):
@@ -42,6 +45,8 @@ class ExportedEvent(EventEnvelope, kw_only=True):
     chain can be verified offline without trusting any re-serialisation."""
 
     body: str  # the canonical JSON body, as UTF-8 text
+    # The event's leaf in the ledger's tree (lines come in leaf order); None: not sealed yet.
+    leaf_index: int | None = None
 
 
 def envelope(event: StoredEvent) -> EventEnvelope:
@@ -65,6 +70,7 @@ def envelope(event: StoredEvent) -> EventEnvelope:
         causation_id=event.causation_id,
         hash=event.hash.hex(),
         checkpoint=event.checkpoint.token(),
+        import_claim=event.import_claim,
     )
 
 

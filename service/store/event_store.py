@@ -25,7 +25,14 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from service.store.canonical import CanonicalEvent, body_data, canonical_encoder, chain_hash, timestamp_text
+from service.store.canonical import (
+    CanonicalEvent,
+    ImportClaim,
+    body_facts,
+    canonical_encoder,
+    chain_hash,
+    timestamp_text,
+)
 from service.store.canonical import ZERO_HASH as ZERO_HASH  # re-exported: callers speak of the chain as the store's
 
 log = logging.getLogger("parley.store")
@@ -75,6 +82,7 @@ class PendingEvent(msgspec.Struct, frozen=True, kw_only=True):
     note: str | None = None
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
+    import_claim: ImportClaim | None = None
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,6 +106,7 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
     correlation_id: uuid.UUID | None
     causation_id: uuid.UUID | None
     hash: bytes
+    import_claim: ImportClaim | None = None
 
     @property
     def checkpoint(self) -> Checkpoint:
@@ -123,6 +132,7 @@ def _canonical(event: PendingEvent, version: int, recorded_at: str) -> bytes:
             negotiation_id=event.negotiation_id,
             correlation_id=event.correlation_id,
             causation_id=event.causation_id,
+            import_claim=event.import_claim,
         )
     )
 
@@ -183,6 +193,7 @@ def row_to_event(row: asyncpg.Record, data: bytes | None = None) -> StoredEvent:
     passes its own."""
     source = row["source"]
     body = row["body"]
+    facts = body_facts(body) if data is None else None
     return StoredEvent(
         position=row["position"],
         txid=row["txid"],
@@ -195,7 +206,7 @@ def row_to_event(row: asyncpg.Record, data: bytes | None = None) -> StoredEvent:
         schema_version=row["schema_version"],
         body=body,
         # The fact's fields exactly as hashed (the jsonb copy is normalised by PostgreSQL).
-        data=body_data(body) if data is None else data,
+        data=bytes(facts.data) if facts is not None else data,
         occurred_on=row["occurred_on"],
         recorded_at=row["recorded_at"],
         recorded_by=row["recorded_by"],
@@ -205,6 +216,7 @@ def row_to_event(row: asyncpg.Record, data: bytes | None = None) -> StoredEvent:
         correlation_id=row["correlation_id"],
         causation_id=row["causation_id"],
         hash=row["hash"],
+        import_claim=facts.import_claim if facts is not None else None,
     )
 
 

@@ -39,6 +39,7 @@ from domain.negotiation import Negotiation
 from domain.records import Recorded
 from projections.records import recorded_from_stored
 from service.write import idempotency
+from service.write.restoring import Restoring
 from service.write.aggregate_cache import AggregateCache
 from service.store.envelope import EventEnvelope, envelope
 from service.store.event_store import AppendResult, ConcurrencyError, EventStore, PendingEvent
@@ -136,9 +137,16 @@ def _item_id(command: CommonFields | OpenNegotiation) -> str:
 
 
 def pending_event(
-    event: NewEvent, *, event_id: uuid.UUID, stream_id: uuid.UUID, negotiation_id: uuid.UUID, meta: CommandMeta
+    event: NewEvent,
+    *,
+    event_id: uuid.UUID,
+    stream_id: uuid.UUID,
+    negotiation_id: uuid.UUID,
+    meta: CommandMeta,
+    restoring: Restoring | None = None,
 ) -> PendingEvent:
-    """A decided event as the store records it (every event carries its negotiation)."""
+    """A decided event as the store records it (every event carries its negotiation;
+    a re-recorded one its import claim)."""
     return PendingEvent(
         id=event_id,
         stream_id=stream_id,
@@ -153,6 +161,7 @@ def pending_event(
         claimed_by=tuple(event.claimed_by),
         source=msgspec.to_builtins(event.source) if event.source is not None else None,
         note=event.note,
+        import_claim=restoring.claim if restoring is not None else None,
     )
 
 
@@ -188,25 +197,41 @@ class CommandService:
     # -- opening a negotiation ------------------------------------------------------
 
     async def open(
-        self, command: OpenNegotiation, *, recorded_by: str, idempotency_key: Idempotency | None = None
+        self,
+        command: OpenNegotiation,
+        *,
+        recorded_by: str,
+        idempotency_key: Idempotency | None = None,
+        restoring: Restoring | None = None,
     ) -> Outcome:
-        outcome = await self._open(command, recorded_by=recorded_by, idempotency_key=idempotency_key)
+        """`restoring`: the exported event this re-records (service.write.restoring)."""
+        outcome = await self._open(
+            command, recorded_by=recorded_by, idempotency_key=idempotency_key, restoring=restoring
+        )
         await self._wake_readers(outcome)
         return outcome
 
     async def _open(
-        self, command: OpenNegotiation, *, recorded_by: str, idempotency_key: Idempotency | None
+        self,
+        command: OpenNegotiation,
+        *,
+        recorded_by: str,
+        idempotency_key: Idempotency | None,
+        restoring: Restoring | None,
     ) -> Outcome:
         async with self.pool.acquire() as conn, conn.transaction():
             if idempotency_key is not None:
                 replay = await self._replay(conn, idempotency_key)
                 if replay is not None:
                     return replay
-            negotiation_id = uuid.uuid4()
+            negotiation_id = restoring.hashed.stream_id if restoring else uuid.uuid4()
             meta = CommandMeta(
                 recorded_by=recorded_by, recorded_at=await self.store.clock(conn), item_id=_item_id(command)
             )
-            [opened] = open_negotiation(command, meta)
+            decided = open_negotiation(command, meta)
+            if restoring is not None:
+                restoring.check(decided, negotiation_id, 1)
+            [opened] = decided
             slug = opened.data.slug  # type: ignore[attr-defined]
             reserved = await conn.fetchval(
                 """
@@ -219,7 +244,12 @@ class CommandService:
             if reserved is None:
                 raise SlugTaken(slug)
             pending = pending_event(
-                opened, event_id=uuid.uuid4(), stream_id=negotiation_id, negotiation_id=negotiation_id, meta=meta
+                opened,
+                event_id=restoring.event_id if restoring else uuid.uuid4(),
+                stream_id=negotiation_id,
+                negotiation_id=negotiation_id,
+                meta=meta,
+                restoring=restoring,
             )
             result = await self.store.append([pending], {negotiation_id: 0}, conn=conn, wake_readers=False)
             outcome = self._outcome(
@@ -240,14 +270,16 @@ class CommandService:
         batch: bool,
         if_match: IfMatch | None = None,
         idempotency_key: Idempotency | None = None,
+        restoring: Restoring | None = None,
     ) -> Outcome:
         """Record `commands` atomically on one negotiation (all or nothing).
 
         `batch` says whether they came as {"commands": [...]}: errors then point
-        into the list (`/commands/3/party`)."""
+        into the list (`/commands/3/party`). `restoring`: the exported event the one
+        command re-records (service.write.restoring)."""
         outcome = await self._record(
             negotiation_id, commands, recorded_by=recorded_by, batch=batch, if_match=if_match,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key, restoring=restoring,
         )  # fmt: skip
         await self._wake_readers(outcome)
         return outcome
@@ -268,10 +300,11 @@ class CommandService:
         batch: bool,
         if_match: IfMatch | None,
         idempotency_key: Idempotency | None,
+        restoring: Restoring | None = None,
     ) -> Outcome:
         done: list[tuple[_Working, AppendResult]] = []
         outcome = await self._record_committed(
-            negotiation_id, commands, recorded_by, batch, if_match, idempotency_key, done
+            negotiation_id, commands, recorded_by, batch, if_match, idempotency_key, done, restoring
         )
         if done:  # committed: the evolved states are folds of the committed streams
             self._keep(*done[0])
@@ -286,6 +319,7 @@ class CommandService:
         if_match: IfMatch | None,
         idempotency_key: Idempotency | None,
         done: list[tuple[_Working, AppendResult]],
+        restoring: Restoring | None = None,
     ) -> Outcome:
         async with self.pool.acquire() as conn, conn.transaction():
             if idempotency_key is not None:
@@ -301,7 +335,7 @@ class CommandService:
                         # reads whole streams (what it took from the cache is dropped).
                         cache = self.cache if attempt == 1 else None
                         result, working = await self._attempt(
-                            conn, negotiation_id, commands, recorded_by, batch, if_match, written, cache
+                            conn, negotiation_id, commands, recorded_by, batch, if_match, written, cache, restoring
                         )
                     break
                 except (ConcurrencyError, asyncpg.DeadlockDetectedError) as error:
@@ -342,6 +376,7 @@ class CommandService:
         if_match: IfMatch | None,
         written: set[uuid.UUID],
         cache: AggregateCache | None = None,
+        restoring: Restoring | None = None,
     ) -> tuple[AppendResult, _Working]:
         """One try at deciding and appending; `written` is refilled with the streams
         this try writes (the caller locks them if the try loses a race)."""
@@ -375,8 +410,10 @@ class CommandService:
                 stream_id = negotiation_id if event.stream == "negotiation" else issue_stream_id(
                     negotiation_id, event.issue_key or ""
                 )
-                event_id = uuid.uuid4()
+                event_id = restoring.event_id if restoring else uuid.uuid4()
                 version = working.versions.get(stream_id, 0) + 1
+                if restoring is not None:
+                    restoring.check(decided, stream_id, version)
                 working.versions[stream_id] = version
                 working.read_versions.setdefault(stream_id, version - 1)
                 record = recorded(event, id=event_id, stream_id=stream_id, version=version, meta=meta)
@@ -384,7 +421,10 @@ class CommandService:
                 working.decided.append(record)
                 working.decided_streams[event_id] = (stream_id, event.stream)
                 pending.append(
-                    pending_event(event, event_id=event_id, stream_id=stream_id, negotiation_id=negotiation_id, meta=meta)
+                    pending_event(
+                        event, event_id=event_id, stream_id=stream_id, negotiation_id=negotiation_id, meta=meta,
+                        restoring=restoring,
+                    )
                 )
                 written.add(stream_id)
         if if_match is not None and len(written) > 1:

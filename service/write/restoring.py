@@ -1,0 +1,94 @@
+"""Re-recording an event of another Parley log (`parley import` of an export).
+
+An imported event is not copied in: it is turned back into the command that
+states it (`command_for`), decided by the domain against this log's state like any
+command, and kept only if the decision gives exactly that event
+(`Restoring.check`). It is then a new event of this log: its id, stream and version
+as exported (corrections still name it), this log's own `recorded_at` and chain,
+and what the source log said about it (hash, record time, recorder) as an
+`import_claim` in the hashed body. A line the rules refuse, or whose decision
+differs in any field, is refused: nothing the API would refuse gets in this way,
+so nothing imported can stall a projection.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from domain.commands import Command, CommonFields, OpenNegotiation
+from domain.decide import NewEvent
+from domain.events import decode_data, encode_data
+from service.store.canonical import CanonicalEvent, ImportClaim
+
+
+class RestoreRefused(Exception):
+    """The decision does not give the exported event (or gives more than it)."""
+
+
+def command_for(hashed: CanonicalEvent) -> CommonFields | OpenNegotiation:
+    """The command that states `hashed` (raises msgspec.ValidationError when its
+    data is nothing a client could have sent, e.g. a field no command has)."""
+    payload = decode_data(hashed.type, hashed.schema_version, bytes(hashed.data))
+    fields: dict[str, Any] = msgspec.to_builtins(payload)
+    fields["occurred_on"] = hashed.occurred_on
+    if hashed.claimed_by:
+        fields["claimed_by"] = list(hashed.claimed_by)
+    if hashed.source is not None:
+        fields["source"] = hashed.source
+    if hashed.note is not None:
+        fields["note"] = hashed.note
+    if hashed.type == "negotiation.opened":
+        return msgspec.convert(fields, OpenNegotiation)
+    return msgspec.convert({"type": hashed.type, **fields}, Command)
+
+
+@dataclass(frozen=True)
+class Restoring:
+    """The exported event a command is decided for, and the claim it keeps."""
+
+    hashed: CanonicalEvent
+    claim: ImportClaim
+
+    @classmethod
+    def of(cls, hashed: CanonicalEvent, exported_hash: str) -> "Restoring":
+        return cls(hashed, ImportClaim(hash=exported_hash, recorded_at=hashed.recorded_at, recorded_by=hashed.recorded_by))
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return self.hashed.id
+
+    def check(self, decided: list[NewEvent], stream_id: uuid.UUID, version: int) -> None:
+        """Raises RestoreRefused unless `decided` is exactly the exported event,
+        written at its stream and version."""
+        hashed = self.hashed
+        if len(decided) != 1:
+            types = ", ".join(e.type for e in decided)
+            raise RestoreRefused(f"event {hashed.id}: the rules decide [{types}] for it, not one {hashed.type}")
+        [event] = decided
+        # An event stored under an older schema is compared upcast, as the rules read it.
+        exported_data = bytes(hashed.data)
+        if event.schema_version != hashed.schema_version:
+            exported_data = encode_data(decode_data(hashed.type, hashed.schema_version, exported_data))
+        differing = [
+            name
+            for name, mine, theirs in (
+                ("type", event.type, hashed.type),
+                ("stream_type", event.stream, hashed.stream_type),
+                ("stream_id", stream_id, hashed.stream_id),
+                ("version", version, hashed.version),
+                ("data", encode_data(event.data), exported_data),
+                ("occurred_on", event.occurred_on, hashed.occurred_on),
+                ("claimed_by", tuple(event.claimed_by), tuple(hashed.claimed_by)),
+                ("source", msgspec.to_builtins(event.source) if event.source is not None else None, hashed.source),
+                ("note", event.note, hashed.note),
+            )
+            if mine != theirs
+        ]
+        if differing:
+            raise RestoreRefused(
+                f"event {hashed.id}: the rules decide its command differently ({', '.join(differing)})"
+            )
