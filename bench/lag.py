@@ -40,6 +40,7 @@ from bench._harness import (
 from bench._negotiations import command_bodies, seed, wait_until_projected
 from bench._servers import parley_server
 from projections.issue_status import fetch_one
+from service.store.event_store import EventStore
 
 PROBE_EVERY = 0.05
 POLL_EVERY = 0.001
@@ -50,13 +51,6 @@ class _Version(msgspec.Struct):
 
 
 _view = msgspec.json.Decoder(_Version)
-
-# What a gap-free log reader (EventStore.read_log) may return: the event's
-# transaction is below the oldest one still running.
-_READABLE = """
-    SELECT EXISTS (SELECT 1 FROM events WHERE id = $1 AND txid < pg_snapshot_xmin(pg_current_snapshot()))
-"""
-
 
 async def max_command_rate(base_url: str, key: str, refs, seconds: float) -> float:
     posts = [_wrk.Prepared("POST", path, body) for path, body in command_bodies(refs, 4000, seed=3)]
@@ -92,7 +86,7 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
             event_id = uuid.UUID(event["id"])
             readable_at = None
             while True:
-                if readable_at is None and await poller.fetchval(_READABLE, event_id):
+                if readable_at is None and await EventStore(poller).readable(event_id):
                     readable_at = now()
                     readable.record(readable_at - committed)
                 view = await fetch_one(poller, negotiation_id, issue_key)

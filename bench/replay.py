@@ -37,6 +37,7 @@ from bench._harness import (
     use_uvloop,
 )
 from service.db import create_pool
+from service.store.event_store import EventStore
 
 
 async def sequential_read(url: str) -> tuple[int, float]:
@@ -78,7 +79,7 @@ async def export(url: str, path: str) -> tuple[int, float]:
         started = now()
         lines = 0
         with open(path, "wb") as out:
-            async for chunk in export_lines(pool, page_size=5000):
+            async for chunk in export_lines(EventStore(pool), page_size=5000):
                 out.write(chunk)
                 lines += chunk.count(b"\n")
         return lines, now() - started

@@ -41,6 +41,7 @@ from service.audit.signed_note import (
     checkpoint_body,
     raw_public_key,
 )
+from service.store.event_store import START, Checkpoint, EventStore
 
 log = logging.getLogger("parley.ledger")
 
@@ -256,6 +257,7 @@ class Sealer:
 
     def __init__(self, pool: asyncpg.Pool, key: LedgerKey, *, interval: float = 1.0, batch_size: int = 5000) -> None:
         self.pool = pool
+        self.store = EventStore(pool)
         self.key = key
         self.interval = interval
         self.batch_size = batch_size
@@ -295,24 +297,26 @@ class Sealer:
                 tree = self._tree
                 if tree is None or tree.size != size:
                     tree = await _rebuild(conn, _checkpoint(latest) if latest else None)
-                after_txid, after_position = (last["txid"], last["position"]) if last else (0, 0)
+                after = Checkpoint(last["txid"], last["position"]) if last else START
                 grown = tree.copy()  # kept only if the round commits
                 while True:
-                    rows = await conn.fetch(_UNSEALED_SQL, str(after_txid), after_position, self.batch_size)
-                    if not rows:
+                    # The store's gap-free reader: a leaf is never appended ahead of an
+                    # event that could still commit with an earlier place in the log.
+                    events = await self.store.read_log(after, self.batch_size, conn=conn)
+                    if not events:
                         break
-                    leaves = [merkle.leaf_hash(r["hash"]) for r in rows]
+                    leaves = [merkle.leaf_hash(e.hash) for e in events]
                     await conn.execute(
                         _INSERT_LEAVES_SQL,
-                        list(range(grown.size, grown.size + len(rows))),
-                        [r["id"] for r in rows],
-                        [r["position"] for r in rows],
-                        [str(r["txid"]) for r in rows],
+                        list(range(grown.size, grown.size + len(events))),
+                        [e.id for e in events],
+                        [e.position for e in events],
+                        [str(e.txid) for e in events],
                         leaves,
                     )
                     for leaf in leaves:
                         grown.append(leaf)
-                    after_txid, after_position = rows[-1]["txid"], rows[-1]["position"]
+                    after = events[-1].checkpoint
                 published = None
                 if latest is None or grown.size > latest["tree_size"]:
                     head = TreeHead(origin=self.key.origin, tree_size=grown.size, root=grown.root())
@@ -354,18 +358,6 @@ async def _rebuild(conn: asyncpg.Connection, latest: SignedCheckpoint | None) ->
         raise LedgerTampered(f"the ledger has {tree.size} leaves, fewer than checkpoint {latest.tree_size}")
     return tree
 
-
-# Unsealed events in commit order, only below the oldest running transaction, as
-# the store's gap-free reader does: a leaf is never appended ahead of an event
-# that could still commit with an earlier place in the log.
-_UNSEALED_SQL = """
-    SELECT txid::text::bigint AS txid, position, id, hash FROM events
-    WHERE (txid, position) > ($1::text::xid8, $2)
-      AND txid < pg_snapshot_xmin(pg_current_snapshot())
-    -- events.txid, not the bigint txid output column: that would sort the whole log
-    ORDER BY events.txid, events.position
-    LIMIT $3
-"""
 
 _INSERT_LEAVES_SQL = """
     INSERT INTO ledger_leaves ("index", event_id, position, txid, leaf_hash)

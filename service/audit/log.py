@@ -1,100 +1,22 @@
-"""What auditors ask of the database: the filtered global log, the NDJSON export,
-and a full recomputation of every hash chain and of the ledger's leaves.
+"""What auditors ask of the database: the NDJSON export of the log, and a full
+recomputation of every hash chain and of the ledger's leaves.
 
-Rows are read here with the auditor's own queries, and a row whose body no
-longer parses is still served (the store's row converter given the queryable
-copy of the data): an audit must be able to show a damaged record, not fail on it.
+Every row comes through the event store (the global log through its gap-free
+reader); a row whose body no longer parses is still served, with the queryable
+copy of its data: an audit must be able to show a damaged record, not fail on it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import msgspec
 
-from service.store.canonical import ZERO_HASH, body_data, chain_hash
-from service.store.envelope import exported
 from service.audit.merkle import leaf_hash
-from service.store.event_store import START, Checkpoint, StoredEvent, row_to_event
-
-# -- the global log --------------------------------------------------------------
-
-
-class LogFilter(msgspec.Struct, frozen=True, kw_only=True):
-    negotiation_id: uuid.UUID | None = None
-    stream_id: uuid.UUID | None = None
-    types: tuple[str, ...] = ()
-    recorded_after: dt.datetime | None = None  # inclusive
-    recorded_before: dt.datetime | None = None  # exclusive
-
-
-_LOG_SQL = """
-    SELECT position, txid::text::bigint AS txid, id, stream_id, stream_type, negotiation_id,
-        version, type, schema_version, body, data::text AS data_text, occurred_on, recorded_at,
-        recorded_by, claimed_by, source::text AS source, note, correlation_id, causation_id, hash
-    FROM events
-    WHERE (txid, position) > ($1::text::xid8, $2)
-      AND txid < pg_snapshot_xmin(pg_current_snapshot())
-      AND ($4::text IS NULL OR (txid, position) <= ($4::text::xid8, $5))
-      AND ($6::uuid IS NULL OR negotiation_id = $6)
-      AND ($7::uuid IS NULL OR stream_id = $7)
-      AND ($8::text[] IS NULL OR type = ANY($8))
-      AND ($9::timestamptz IS NULL OR recorded_at >= $9)
-      AND ($10::timestamptz IS NULL OR recorded_at < $10)
-    -- events.txid, not the bigint txid output column: that would sort the whole log
-    ORDER BY events.txid, events.position
-    LIMIT $3
-"""
-
-
-def _event(row: asyncpg.Record) -> StoredEvent:
-    try:
-        # The fact's fields exactly as hashed, as the store serves them.
-        data = body_data(row["body"])
-    except msgspec.DecodeError:
-        data = row["data_text"].encode()  # a damaged body: show the queryable copy instead
-    return row_to_event(row, data)
-
-
-async def read_log(
-    pool: asyncpg.Pool,
-    after: Checkpoint = START,
-    limit: int = 100,
-    where: LogFilter = LogFilter(),
-    *,
-    until: Checkpoint | None = None,
-) -> list[StoredEvent]:
-    """A page of the gap-free global log in commit order (see service.store.event_store), with
-    the auditor's filters; `until` bounds it to a checkpoint (inclusive)."""
-    rows = await pool.fetch(
-        _LOG_SQL,
-        str(after.txid),
-        after.position,
-        limit,
-        str(until.txid) if until is not None else None,
-        until.position if until is not None else 0,
-        where.negotiation_id,
-        where.stream_id,
-        list(where.types) if where.types else None,
-        where.recorded_after,
-        where.recorded_before,
-    )
-    return [_event(r) for r in rows]
-
-
-async def log_head(pool: asyncpg.Pool) -> Checkpoint:
-    row = await pool.fetchrow(
-        """
-        SELECT txid::text::bigint AS txid, position FROM events
-        WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY events.txid DESC, events.position DESC LIMIT 1
-        """
-    )
-    return Checkpoint(row["txid"], row["position"]) if row else START
-
+from service.store.canonical import ZERO_HASH, chain_hash
+from service.store.envelope import exported
+from service.store.event_store import EVERYTHING, START, ChainLink, EventStore, LogFilter
 
 # -- export ----------------------------------------------------------------------
 
@@ -102,15 +24,15 @@ _line_encoder = msgspec.json.Encoder()
 
 
 async def export_lines(
-    pool: asyncpg.Pool, where: LogFilter = LogFilter(), *, page_size: int = 500
+    store: EventStore, where: LogFilter = EVERYTHING, *, page_size: int = 500
 ) -> AsyncIterator[bytes]:
     """NDJSON lines (one `ExportedEvent` each) in commit order, a page at a time, so
     memory stays constant whatever the size of the log. The export stops at the
     head of the log as it was when it began: a finite, verifiable prefix."""
-    until = await log_head(pool)
+    until = await store.head()
     after = START
     while until != START:
-        page = await read_log(pool, after, page_size, where, until=until)
+        page = await store.read_filtered(after, page_size, where, until=until, serve_damaged=True)
         if not page:
             return
         chunk = bytearray()
@@ -121,12 +43,6 @@ async def export_lines(
         after = page[-1].checkpoint
         if len(page) < page_size:
             return
-
-
-async def count_events(pool: asyncpg.Pool, where: LogFilter = LogFilter()) -> int:
-    return await pool.fetchval(
-        "SELECT count(*) FROM events WHERE ($1::uuid IS NULL OR negotiation_id = $1)", where.negotiation_id
-    )
 
 
 # -- verification ----------------------------------------------------------------
@@ -180,29 +96,13 @@ class _BodyKeys(msgspec.Struct):
 
 _body_keys = msgspec.json.Decoder(_BodyKeys)
 
-# Chains are walked stream by stream in version order. Not in the log's
-# (txid, position) order: a transaction's txid is taken at its first write, before
-# it waits for a stream's head, so a stream's version 6 can carry a lower txid
-# than its version 5 when writers queue on one stream.
-_VERIFY_SQL = """
-    SELECT position, txid::text::bigint AS txid, id, stream_id, version, type, body, hash
-    FROM events
-    WHERE (stream_id, version) > ($1::uuid, $2)
-    ORDER BY stream_id, version
-    LIMIT $3
-"""
-
+# Leaves are checked a page at a time against the events they seal.
 _LEAVES_SQL = """
-    SELECT l."index", l.event_id, l.leaf_hash, e.hash, e.txid::text::bigint AS txid, e.position,
-        e.stream_id, e.version
-    FROM ledger_leaves l LEFT JOIN events e ON e.id = l.event_id
-    WHERE l."index" >= $1
-    ORDER BY l."index"
-    LIMIT $2
+    SELECT "index", event_id, leaf_hash FROM ledger_leaves WHERE "index" >= $1 ORDER BY "index" LIMIT $2
 """
 
 
-async def verify_store(pool: asyncpg.Pool, *, page_size: int = 2000) -> VerifyReport:
+async def verify_store(store: EventStore, *, page_size: int = 2000) -> VerifyReport:
     """Recompute every stream's chain from the stored bytes, in version order.
 
     Each link is checked on its own (an event's hash against its predecessor's
@@ -214,33 +114,32 @@ async def verify_store(pool: asyncpg.Pool, *, page_size: int = 2000) -> VerifyRe
     events = 0
     after: tuple[uuid.UUID, int] = (uuid.UUID(int=0), 0)
     while True:
-        rows = await pool.fetch(_VERIFY_SQL, after[0], after[1], page_size)
-        if not rows:
+        links = await store.chain_links(after, page_size)
+        if not links:
             break
-        for row in rows:
+        for link in links:
             events += 1
-            _check_link(row, heads, findings)
-        after = (rows[-1]["stream_id"], rows[-1]["version"])
+            _check_link(link, heads, findings)
+        after = (links[-1].stream_id, links[-1].version)
 
-    async with pool.acquire() as conn, conn.transaction():
-        async for stream in conn.cursor("SELECT stream_id, version, head_hash FROM streams", prefetch=5000):
-            seen_version, seen_hash = heads.get(stream["stream_id"], (0, ZERO_HASH))
-            if (stream["version"], stream["head_hash"]) != (seen_version, seen_hash):
-                findings.add(
-                    Mismatch(
-                        kind="head_mismatch",
-                        detail=(
-                            f"the stream's head is version {stream['version']} but its events end at "
-                            f"version {seen_version}: an event is missing or was altered at the end"
-                        ),
-                        stream_id=stream["stream_id"],
-                        version=stream["version"],
-                        expected_hash=stream["head_hash"].hex(),
-                        stored_hash=seen_hash.hex(),
-                    )
+    async for stream in store.stream_heads():
+        seen_version, seen_hash = heads.get(stream.stream_id, (0, ZERO_HASH))
+        if (stream.version, stream.head_hash) != (seen_version, seen_hash):
+            findings.add(
+                Mismatch(
+                    kind="head_mismatch",
+                    detail=(
+                        f"the stream's head is version {stream.version} but its events end at "
+                        f"version {seen_version}: an event is missing or was altered at the end"
+                    ),
+                    stream_id=stream.stream_id,
+                    version=stream.version,
+                    expected_hash=stream.head_hash.hex(),
+                    stored_hash=seen_hash.hex(),
                 )
+            )
 
-    sealed = await _verify_leaves(pool, findings, page_size)
+    sealed = await _verify_leaves(store, findings, page_size)
     return VerifyReport(
         ok=findings.count == 0,
         streams=len(heads),
@@ -252,10 +151,10 @@ async def verify_store(pool: asyncpg.Pool, *, page_size: int = 2000) -> VerifyRe
     )
 
 
-def _check_link(row: asyncpg.Record, heads: dict[uuid.UUID, tuple[int, bytes]], findings: _Findings) -> None:
-    stream_id, version, stored = row["stream_id"], row["version"], row["hash"]
+def _check_link(link: ChainLink, heads: dict[uuid.UUID, tuple[int, bytes]], findings: _Findings) -> None:
+    stream_id, version, stored = link.stream_id, link.version, link.hash
     last_version, previous = heads.get(stream_id, (0, ZERO_HASH))
-    where = dict(event_id=row["id"], stream_id=stream_id, version=version, position=row["position"])
+    where = dict(event_id=link.id, stream_id=stream_id, version=version, position=link.position)
     if version > last_version + 1:
         missing = f"{last_version + 1}" if version == last_version + 2 else f"{last_version + 1}-{version - 1}"
         findings.add(Mismatch(kind="version_gap", detail=f"version(s) {missing} of the stream are missing", **where))
@@ -263,7 +162,7 @@ def _check_link(row: asyncpg.Record, heads: dict[uuid.UUID, tuple[int, bytes]], 
         findings.add(
             Mismatch(kind="out_of_order", detail=f"version {version} comes after version {last_version}", **where)
         )
-    expected = chain_hash(previous, row["body"])
+    expected = chain_hash(previous, link.body)
     if expected != stored and version == last_version + 1:
         findings.add(
             Mismatch(
@@ -275,8 +174,8 @@ def _check_link(row: asyncpg.Record, heads: dict[uuid.UUID, tuple[int, bytes]], 
             )
         )
     try:
-        keys = _body_keys.decode(row["body"])
-        columns = (row["id"], stream_id, version, row["type"])
+        keys = _body_keys.decode(link.body)
+        columns = (link.id, stream_id, version, link.type)
         if (keys.id, keys.stream_id, keys.version, keys.type) != columns:
             findings.add(Mismatch(kind="body_mismatch", detail="the hashed body disagrees with the row's columns", **where))
     except msgspec.DecodeError:
@@ -284,41 +183,43 @@ def _check_link(row: asyncpg.Record, heads: dict[uuid.UUID, tuple[int, bytes]], 
     heads[stream_id] = (max(version, last_version), stored)
 
 
-async def _verify_leaves(pool: asyncpg.Pool, findings: _Findings, page_size: int) -> int:
+async def _verify_leaves(store: EventStore, findings: _Findings, page_size: int) -> int:
     sealed = 0
     previous: tuple[int, int] | None = None
     while True:
-        rows = await pool.fetch(_LEAVES_SQL, sealed, page_size)
-        if not rows:
+        leaves = await store.pool.fetch(_LEAVES_SQL, sealed, page_size)
+        if not leaves:
             return sealed
-        for row in rows:
+        places = await store.sealed_places([leaf["event_id"] for leaf in leaves])
+        for leaf in leaves:
             sealed += 1
-            if row["hash"] is None:
+            event = places.get(leaf["event_id"])
+            if event is None:
                 findings.add(
                     Mismatch(
                         kind="missing_event",
-                        detail=f"leaf {row['index']} of the ledger seals an event that is no longer stored",
-                        event_id=row["event_id"],
+                        detail=f"leaf {leaf['index']} of the ledger seals an event that is no longer stored",
+                        event_id=leaf["event_id"],
                     )
                 )
                 continue
             where = dict(
-                event_id=row["event_id"], stream_id=row["stream_id"], version=row["version"], position=row["position"]
+                event_id=leaf["event_id"], stream_id=event.stream_id, version=event.version, position=event.position
             )
-            if leaf_hash(row["hash"]) != row["leaf_hash"]:
+            if leaf_hash(event.hash) != leaf["leaf_hash"]:
                 findings.add(
                     Mismatch(
                         kind="ledger_mismatch",
-                        detail=f"the event's hash is not the one sealed in leaf {row['index']}",
+                        detail=f"the event's hash is not the one sealed in leaf {leaf['index']}",
                         **where,
                     )
                 )
-            place = (row["txid"], row["position"])
+            place = (event.txid, event.position)
             if previous is not None and place <= previous:
                 findings.add(
                     Mismatch(
                         kind="ledger_order",
-                        detail=f"leaf {row['index']} is out of the log's commit order",
+                        detail=f"leaf {leaf['index']} is out of the log's commit order",
                         **where,
                     )
                 )

@@ -100,9 +100,10 @@ def _export_from_database(args: argparse.Namespace, output: Any) -> int:
     import uuid
 
     from service import bootstrap
-    from service.audit.log import LogFilter, count_events, export_lines
+    from service.audit.log import export_lines
     from service.cli.options import run_on_database
     from service.config import Settings
+    from service.store.event_store import LogFilter
 
     try:
         where = LogFilter(negotiation_id=uuid.UUID(args.negotiation) if args.negotiation else None)
@@ -112,9 +113,9 @@ def _export_from_database(args: argparse.Namespace, output: Any) -> int:
     async def export(settings: Settings) -> None:
         # A reading client: the schema is the server's to migrate.
         async with bootstrap.running(settings, pool_size=2, migrate=False) as runtime:
-            total = await count_events(runtime.pool, where)
+            total = await runtime.store.count_events(where.negotiation_id)
             with tqdm(total=total, unit=" events", file=sys.stderr, desc="export") as progress:
-                async for chunk in export_lines(runtime.pool, where):
+                async for chunk in export_lines(runtime.store, where):
                     output.write(chunk)
                     progress.update(chunk.count(b"\n"))
 

@@ -13,7 +13,7 @@ from service.store.envelope import ExportedEvent
 from service.http.auth import requires
 from service.http.events import NegotiationFilter
 from service.http.problems import problem_responses
-from service.bootstrap import Runtime
+from service.store.event_store import EventStore, LogFilter
 
 NDJSON = "application/x-ndjson"
 
@@ -42,10 +42,10 @@ class AuditController(Controller):
             **problem_responses(400, 401, 403),
         },
     )
-    async def export(self, runtime: NamedDependency[Runtime], negotiation: NegotiationFilter = None) -> Stream:
-        where = audit_log.LogFilter(negotiation_id=negotiation)
+    async def export(self, store: NamedDependency[EventStore], negotiation: NegotiationFilter = None) -> Stream:
+        where = LogFilter(negotiation_id=negotiation)
         return Stream(
-            audit_log.export_lines(runtime.pool, where),
+            audit_log.export_lines(store, where),
             media_type=NDJSON,
             headers={
                 "Content-Disposition": 'attachment; filename="parley-export.ndjson"',
@@ -62,5 +62,5 @@ class AuditController(Controller):
         "sealed leaf that no longer matches its event. `first_mismatch` names the event.",
         responses=problem_responses(401, 403),
     )
-    async def verify(self, runtime: NamedDependency[Runtime]) -> audit_log.VerifyReport:
-        return await audit_log.verify_store(runtime.pool)
+    async def verify(self, store: NamedDependency[EventStore]) -> audit_log.VerifyReport:
+        return await audit_log.verify_store(store)

@@ -22,13 +22,11 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from service.audit import log as audit_log
 from service.auth import Permission
 from service.store.envelope import EventEnvelope, envelope
 from service.http.auth import requires
 from service.http.problems import invalid_parameter, problem_responses
-from service.bootstrap import Runtime
-from service.store.event_store import START, Checkpoint
+from service.store.event_store import EVERYTHING, START, Checkpoint, EventStore, LogFilter
 
 # A comment line this often keeps proxies from closing an idle stream.
 KEEPALIVE_SECONDS = 15.0
@@ -95,7 +93,7 @@ def _filter(
     types: list[str] | None,
     recorded_after: dt.datetime | None = None,
     recorded_before: dt.datetime | None = None,
-) -> audit_log.LogFilter:
+) -> LogFilter:
     for name, moment in (("recorded_after", recorded_after), ("recorded_before", recorded_before)):
         if moment is not None and moment.tzinfo is None:
             raise invalid_parameter(name, "give a time zone (e.g. 2022-03-16T00:00:00Z)")
@@ -104,7 +102,7 @@ def _filter(
                 moment.astimezone(dt.timezone.utc)  # what PostgreSQL is sent
         except OverflowError:
             raise invalid_parameter(name, "out of range: the instant in UTC must fall within years 1-9999") from None
-    return audit_log.LogFilter(
+    return LogFilter(
         negotiation_id=negotiation,
         stream_id=stream,
         types=tuple(types or ()),
@@ -139,7 +137,7 @@ class EventsController(Controller):
     async def list_events(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        store: NamedDependency[EventStore],
         cursor: LogCursor = None,
         limit: LogLimit = 100,
         negotiation: NegotiationFilter = None,
@@ -149,7 +147,7 @@ class EventsController(Controller):
         recorded_before: RecordedBefore = None,
     ) -> Response[EventList]:
         where = _filter(negotiation, stream, types, recorded_after, recorded_before)
-        page = await audit_log.read_log(runtime.pool, parse_cursor(cursor, "cursor"), limit, where)
+        page = await store.read_filtered(parse_cursor(cursor, "cursor"), limit, where, serve_damaged=True)
         next_cursor = page[-1].checkpoint.token() if len(page) == limit else None
         headers = {"Cache-Control": "no-store"}
         if next_cursor is not None:
@@ -169,7 +167,7 @@ class EventsController(Controller):
     )
     async def stream_events(
         self,
-        runtime: NamedDependency[Runtime],
+        store: NamedDependency[EventStore],
         last_event_id: LastEventId = None,
         after: After = None,
         negotiation: NegotiationFilter = None,
@@ -182,18 +180,18 @@ class EventsController(Controller):
         else:
             start = parse_cursor(after, "after")
         where = _filter(negotiation, stream, types)
-        return ServerSentEvent(_follow(runtime, start, where), headers={"Cache-Control": "no-store"})
+        return ServerSentEvent(_follow(store, start, where), headers={"Cache-Control": "no-store"})
 
 
-async def _follow(runtime: Runtime, after: Checkpoint, where: audit_log.LogFilter) -> AsyncIterator[ServerSentEventMessage]:
+async def _follow(store: EventStore, after: Checkpoint, where: LogFilter) -> AsyncIterator[ServerSentEventMessage]:
     """Events after `after`, for as long as the client listens."""
     quiet_since = time.monotonic()
-    filtered = where != audit_log.LogFilter()
+    filtered = where != EVERYTHING
     while True:
         # With a filter, remember how far the log was scanned, not only the last match,
         # so an idle filtered stream does not rescan everything after its last event.
-        head = await audit_log.log_head(runtime.pool) if filtered else None
-        page = await audit_log.read_log(runtime.pool, after, 200, where, until=head)
+        head = await store.head() if filtered else None
+        page = await store.read_filtered(after, 200, where, until=head, serve_damaged=True)
         for event in page:
             yield ServerSentEventMessage(data=_encoder.encode(envelope(event)).decode(), id=event.checkpoint.token())
         if page:

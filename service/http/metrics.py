@@ -124,6 +124,6 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
     responses=problem_responses(401, 403),
 )
 async def get_metrics(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[str]:
-    head = await runtime.pool.fetchval("SELECT coalesce(max(position), 0) FROM events")
+    head = await runtime.store.last_position()
     text = request.app.state.metrics.render(head, await runtime.projection_lag())
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -283,34 +283,17 @@ class Projector:
 _LAG_COUNT_CAP = 1_000_000
 
 
-async def projection_lag(
-    conn: asyncpg.Connection | asyncpg.Pool, names: Sequence[str] = PROJECTION_NAMES
-) -> list[dict[str, Any]]:
+async def projection_lag(pool: asyncpg.Pool, names: Sequence[str] = PROJECTION_NAMES) -> list[dict[str, Any]]:
     """Per projection: events behind the visible head of the log, and seconds
     since the oldest of them was recorded (0 when caught up)."""
-    rows = await conn.fetch(
-        """
-        SELECT c.name, lag.events_behind,
-               COALESCE(EXTRACT(epoch FROM clock_timestamp() - lag.oldest), 0)::float8 AS seconds_behind
-        FROM projection_checkpoints c
-        CROSS JOIN LATERAL (
-            SELECT count(*) AS events_behind, min(behind.recorded_at) AS oldest
-            FROM (
-                SELECT e.recorded_at FROM events e
-                WHERE (e.txid, e.position) > (c.txid::text::xid8, c.position)
-                  AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
-                LIMIT $2
-            ) behind
-        ) lag
-        WHERE c.name = ANY($1::text[])
-        ORDER BY c.name
-        """,
+    rows = await pool.fetch(
+        "SELECT name, txid, position FROM projection_checkpoints WHERE name = ANY($1::text[]) ORDER BY name",
         list(names),
-        _LAG_COUNT_CAP,
     )
+    behind = await EventStore(pool).backlog([Checkpoint(r["txid"], r["position"]) for r in rows], cap=_LAG_COUNT_CAP)
     return [
-        {"name": r["name"], "events_behind": r["events_behind"], "seconds_behind": max(0.0, r["seconds_behind"])}
-        for r in rows
+        {"name": r["name"], "events_behind": lag.events, "seconds_behind": lag.seconds}
+        for r, lag in zip(rows, behind)
     ]
 
 
@@ -470,9 +453,8 @@ async def rebuild(
         # still found in the live schema.
         await work.execute(f"SET search_path TO {fresh}, {live}")
 
-        total = await work.fetchval(
-            "SELECT count(*) FROM events WHERE txid < pg_snapshot_xmin(pg_current_snapshot())"
-        )
+        [everything] = await store.backlog([START], conn=work)
+        total = everything.events
         bar = tqdm(
             total=total, unit="event", desc=f"rebuild {name}", file=progress, disable=progress is None,
             dynamic_ncols=True,

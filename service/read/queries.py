@@ -16,7 +16,6 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-import asyncpg
 import msgspec
 
 from domain import errors, world_time
@@ -145,9 +144,7 @@ class Queries:
         except ValueError:
             as_id = None
         if as_id is not None:
-            found = await self.pool.fetchval(
-                "SELECT stream_id FROM streams WHERE stream_id = $1 AND stream_type = 'negotiation'", as_id
-            )
+            found = as_id if await self.store.is_negotiation(as_id) else None
         else:
             found = await self.pool.fetchval("SELECT negotiation_id FROM negotiation_slugs WHERE slug = $1", ref)
         if found is None:
@@ -194,7 +191,7 @@ class Queries:
             projected = await issue_status.fetch_for_negotiation(
                 self.pool, negotiation_id, status=status, category=category, party=party
             )
-            if len(projected) == await _issue_count(self.pool, negotiation_id) or status or category or party:
+            if len(projected) == await self.store.count_issue_streams(negotiation_id) or status or category or party:
                 return _encoder.encode({"items": projected, "next": None})
         _, records = await _negotiation_records(self.store, negotiation_id)
         views = [
@@ -258,12 +255,9 @@ async def _negotiation_records(
     store: EventStore, negotiation_id: uuid.UUID
 ) -> tuple[list[Recorded], list[list[Recorded]]]:
     """The negotiation stream's records and each issue stream's, in version order."""
-    rows = await store.pool.fetch(
-        "SELECT stream_id FROM streams WHERE negotiation_id = $1 AND stream_type = 'issue' ORDER BY stream_id",
-        negotiation_id,
-    )
+    issue_streams = await store.issue_streams(negotiation_id)
     negotiation_records = await _stream_records(store, negotiation_id)
-    issue_records = [await _stream_records(store, row["stream_id"]) for row in rows]
+    issue_records = [await _stream_records(store, stream_id) for stream_id in issue_streams]
     return negotiation_records, [records for records in issue_records if records]
 
 
@@ -275,9 +269,3 @@ def _issue_views(issue_records: list[list[Recorded]], travel: TimeTravel) -> lis
         if selected and selected[0].type == "issue.raised":
             views.append(fold_issue(selected))
     return views
-
-
-async def _issue_count(pool: asyncpg.Pool, negotiation_id: uuid.UUID) -> int:
-    return await pool.fetchval(
-        "SELECT count(*) FROM streams WHERE negotiation_id = $1 AND stream_type = 'issue'", negotiation_id
-    )

@@ -350,13 +350,7 @@ class CommandService:
                         # All heads in one statement, in stream id order, as the store
                         # locks them, and only once: locks taken in any other order
                         # could deadlock with another writer's append.
-                        await conn.execute(
-                            """
-                            SELECT 1 FROM streams WHERE stream_id = ANY($1::uuid[])
-                            ORDER BY stream_id FOR UPDATE
-                            """,
-                            sorted(written),
-                        )
+                        await self.store.lock_heads(conn, written)
                         holding = True
                     log.debug("attempt %d lost a race (%s); deciding again", attempt, error)
             outcome = self._outcome(201, negotiation_id, result, {})
@@ -440,15 +434,10 @@ class CommandService:
         negotiation, version = await self._state(conn, negotiation_id, Negotiation, cache)
         if negotiation is None:
             raise errors.UnknownNegotiation(f"no negotiation {negotiation_id}")
-        # The partial index events_issue_raised (migration 0006) serves this.
-        keys = await conn.fetch(
-            "SELECT data->>'issue' AS key FROM events WHERE negotiation_id = $1 AND type = 'issue.raised'",
-            negotiation_id,
-        )
         working = _Working(
             negotiation_id=negotiation_id,
             negotiation=negotiation,  # type: ignore[arg-type]
-            known_issues={row["key"] for row in keys},
+            known_issues=await self.store.raised_issue_keys(negotiation_id, conn=conn),
             cache=cache,
         )
         working.read_versions[negotiation_id] = working.versions[negotiation_id] = version
@@ -521,12 +510,10 @@ class CommandService:
         if decided is not None:
             stream_id, stream_type = decided
         else:
-            row = await conn.fetchrow(
-                "SELECT stream_id, stream_type, negotiation_id FROM events WHERE id = $1", ref
-            )
-            if row is None or working.negotiation_id not in (row["negotiation_id"], row["stream_id"]):
+            place = await self.store.locate(ref, conn=conn)
+            if place is None or working.negotiation_id not in (place.negotiation_id, place.stream_id):
                 raise errors.UnknownEvent(f"no event {ref} in this negotiation", "/event_id")
-            stream_id, stream_type = row["stream_id"], row["stream_type"]
+            stream_id, stream_type = place.stream_id, place.stream_type
         if stream_type != "issue":
             return None
         key = next((k for k in working.known_issues if issue_stream_id(working.negotiation_id, k) == stream_id), None)

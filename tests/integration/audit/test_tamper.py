@@ -25,12 +25,12 @@ async def superuser_sql(pool: asyncpg.Pool, sql: str, *args: object) -> None:
 
 
 async def export(pool: asyncpg.Pool) -> list[bytes]:
-    return b"".join([chunk async for chunk in audit_log.export_lines(pool, page_size=4)]).splitlines()
+    return b"".join([chunk async for chunk in audit_log.export_lines(EventStore(pool), page_size=4)]).splitlines()
 
 
 async def test_an_untouched_log_verifies(pool: asyncpg.Pool, writer: Writer) -> None:
     await writer.write(10)
-    report = await audit_log.verify_store(pool)
+    report = await audit_log.verify_store(EventStore(pool))
     assert report.ok and report.events == 10 and report.streams == 3
     assert verify_export(await export(pool)).ok
 
@@ -46,7 +46,7 @@ async def test_one_byte_changed_names_exactly_that_event(
     forged = body[:at] + b"7" + body[at + 1 :]
     await superuser_sql(pool, "UPDATE events SET body = $2 WHERE id = $1", victim.id, forged)
 
-    report = await audit_log.verify_store(pool)
+    report = await audit_log.verify_store(EventStore(pool))
     assert not report.ok and report.mismatch_count == 1, report
     problem = report.first_mismatch
     assert problem is not None and problem.kind == "hash_mismatch"
@@ -71,7 +71,7 @@ async def test_a_rehashed_forgery_is_caught_by_the_ledger_and_the_next_link(
     await superuser_sql(
         pool, "UPDATE events SET body = $2, hash = $3 WHERE id = $1", victim.id, forged, chain_hash(ZERO_HASH, forged)
     )
-    report = await audit_log.verify_store(pool)
+    report = await audit_log.verify_store(EventStore(pool))
     kinds = {(p.kind, p.event_id) for p in report.mismatches}
     assert ("ledger_mismatch", victim.id) in kinds
     assert ("hash_mismatch", events[4].id) in kinds  # the next event no longer chains
@@ -83,7 +83,7 @@ async def test_a_deleted_event_is_detected(pool: asyncpg.Pool, writer: Writer, s
     deleted = events[3]  # stream 0, version 2
     await superuser_sql(pool, "DELETE FROM events WHERE id = $1", deleted.id)
 
-    report = await audit_log.verify_store(pool)
+    report = await audit_log.verify_store(EventStore(pool))
     kinds = {(p.kind, p.event_id) for p in report.mismatches}
     assert ("version_gap", events[6].id) in kinds  # stream 0 jumps from version 1 to 3
     assert ("missing_event", deleted.id) in kinds  # and the ledger sealed it
@@ -97,7 +97,7 @@ async def test_a_deleted_event_is_detected(pool: asyncpg.Pool, writer: Writer, s
 async def test_a_deleted_last_event_shows_at_the_stream_head(pool: asyncpg.Pool, writer: Writer) -> None:
     events = await writer.write(6)
     await superuser_sql(pool, "DELETE FROM events WHERE id = $1", events[-1].id)
-    report = await audit_log.verify_store(pool)
+    report = await audit_log.verify_store(EventStore(pool))
     assert [p.kind for p in report.mismatches] == ["head_mismatch"]
     assert report.mismatches[0].stream_id == events[-1].stream_id
 
