@@ -20,6 +20,7 @@ import msgspec
 from domain.commands import Command, OpenNegotiation
 from domain.issue import issue_stream_id
 from service.write.commands import CommandService
+from service.write.requests import OpenRequest, RecordRequest
 from service.db import create_pool
 from service.store.event_store import (
     ZERO_HASH,
@@ -83,19 +84,19 @@ async def record_template(url: str, rounds: int = 24) -> tuple[uuid.UUID, list[S
     try:
         store = EventStore(pool)
         service = CommandService(store)
-        opened = await service.open(
+        opened = await service.open(OpenRequest(
             msgspec.convert(
                 {"title": "Benchmark template", "slug": TEMPLATE_SLUG, "occurred_on": "2022-02-28",
                  "parties": [{"code": "RU", "name": "Russia"}, {"code": "UA", "name": "Ukraine"}],
                  "mediators": [{"code": "TR", "name": "Turkey"}]},
                 OpenNegotiation,
             ),
-            recorded_by="bench",
-        )  # fmt: skip
+            "bench",
+        ))  # fmt: skip
         negotiation_id = uuid.UUID(msgspec.json.decode(opened.body)["negotiation_id"])
         for request in _commands(rounds):
             commands = [msgspec.convert(c, Command) for c in request]
-            await service.record(negotiation_id, commands, recorded_by="bench", batch=len(commands) > 1)
+            await service.record(RecordRequest(negotiation_id, commands, "bench", batch=len(commands) > 1))
         events = await store.read_log(limit=10**7)
         return negotiation_id, events
     finally:

@@ -39,7 +39,7 @@ from service.bootstrap import Runtime
 from service.cli.options import run_on_database, settings_from
 from service.cli.serve import add_server_options, announce_first_key, cmd_serve
 from service.config import Settings
-from service.write.commands import Idempotency
+from service.write.requests import Idempotency, OpenRequest, RecordRequest
 
 # recorded_by on every fact of the demo: the name a key would have.
 DEMO_RECORDER = "demo"
@@ -87,16 +87,12 @@ async def record_example(runtime: Runtime) -> DemoRecord:
 
     written = 0
     if negotiation_id is None:
-        outcome = await service.open(opened, recorded_by=DEMO_RECORDER, idempotency_key=_idempotency("open", opened))
+        outcome = await service.open(OpenRequest(opened, DEMO_RECORDER, _idempotency("open", opened)))
         negotiation_id = uuid.UUID(msgspec.json.decode(outcome.body)["negotiation_id"])
         written += outcome.events_written
     for index, command in enumerate(commands, start=1):
         outcome = await service.record(
-            negotiation_id,
-            [command],
-            recorded_by=DEMO_RECORDER,
-            batch=False,
-            idempotency_key=_idempotency(f"{index:03d}", command),
+            RecordRequest(negotiation_id, [command], DEMO_RECORDER, idempotency=_idempotency(f"{index:03d}", command))
         )
         written += outcome.events_written
     return DemoRecord(negotiation_id, slug, written, already_recorded=False)

@@ -36,7 +36,7 @@ from domain.events import UnknownEventType
 from service.audit.offline import disagreements
 from service.store.canonical import ZERO_HASH, canonical_decoder, chain_hash
 from service.store.envelope import ExportedEvent
-from service.write.commands import Idempotency, SlugTaken
+from service.write.requests import Idempotency, OpenRequest, RecordRequest, SlugTaken
 from service.write.restoring import RestoreRefused, Restoring, command_for
 
 # Idempotency keys are scoped to an API key's id (hex); the importer's own scope cannot collide.
@@ -94,21 +94,18 @@ async def import_file(
             # The body of POST /negotiations: its type may be given or left out.
             if kind.type in ("negotiation.opened", None):
                 outcome = await service.open(
-                    msgspec.json.decode(raw, type=OpenNegotiation),
-                    recorded_by=recorded_by,
-                    idempotency_key=_idempotency(number, raw),
+                    OpenRequest(msgspec.json.decode(raw, type=OpenNegotiation), recorded_by, _idempotency(number, raw))
                 )
                 current = uuid.UUID(msgspec.json.decode(outcome.body)["negotiation_id"])
             else:
                 if current is None:
                     raise ImportFailed(number, "a command before any negotiation.opened (or pass --negotiation)")
                 outcome = await service.record(
-                    current,
-                    [msgspec.json.decode(raw, type=Command)],
-                    recorded_by=recorded_by,
-                    batch=False,
-                    idempotency_key=_idempotency(number, raw),
-                )
+                    RecordRequest(
+                        current, [msgspec.json.decode(raw, type=Command)], recorded_by,
+                        idempotency=_idempotency(number, raw),
+                    )
+                )  # fmt: skip
             report.events_written += outcome.events_written
             report.replayed += outcome.replayed
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as error:
@@ -183,12 +180,11 @@ class _Restorer:
             restoring = Restoring.of(hashed, line.hash)
             commands = self.runtime.commands
             if isinstance(command, OpenNegotiation):
-                outcome = await commands.open(command, recorded_by=self.recorded_by, restoring=restoring)
+                outcome = await commands.open(OpenRequest(command, self.recorded_by, restoring=restoring))
             else:
                 outcome = await commands.record(
-                    line.negotiation_id or line.stream_id, [command], recorded_by=self.recorded_by, batch=False,
-                    restoring=restoring,
-                )  # fmt: skip
+                    RecordRequest(line.negotiation_id or line.stream_id, [command], self.recorded_by, restoring=restoring)
+                )
         except (msgspec.ValidationError, UnknownEventType) as error:
             raise ImportFailed(number, f"event {line.id} states no command the rules accept: {error}") from None
         except DomainError as error:

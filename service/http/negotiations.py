@@ -13,16 +13,23 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
-from domain.commands import CommandBatch, Command, CommonFields, OpenNegotiation
+from domain.commands import OpenNegotiation
 from domain.status import IssueView
 from projections.negotiation_summary import NegotiationListItem, NegotiationSummary
 from projections.timeline import TimelinePage
 from service.auth import Permission
-from service.write.commands import CommandResult, CommandService, Idempotency, parse_if_match
 from service.http.auth import current_key, requires
-from service.http.body import decode, read_body, request_digest
+from service.http.body import decode, read_body
+from service.http.command_requests import (
+    IdempotencyKey,
+    IfMatch,
+    command_response,
+    commands_body,
+    idempotency_of,
+    parse_if_match,
+)
 from service.http.problems import invalid_parameter, problem_responses
 from service.http.reads import (
     NOT_MODIFIED,
@@ -31,31 +38,12 @@ from service.http.reads import (
     Cursor,
     KnownAt,
     PartyCode,
-    command_response,
     json_read,
 )
-from service.write.idempotency import InvalidIdempotencyKey, check_key
 from service.read.queries import EventPage, Queries, TimeTravel, UnknownWrite
+from service.write.commands import CommandService
+from service.write.requests import CommandResult, OpenRequest, RecordRequest
 
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        required=False,
-        description="Makes a retry safe: the same key with the same body replays the stored response "
-        "(header `Idempotent-Replayed: true`) and writes nothing; with another body: 422; while the first "
-        "request is still running: 409. Scoped to the API key, kept 48 h.",
-    ),
-]
-IfMatch = Annotated[
-    str | None,
-    HeaderParameter(
-        name="If-Match",
-        required=False,
-        description='The version of the one stream the request writes to, quoted ("7"), or *; '
-        "412 when the stream is at another version.",
-    ),
-]
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=500, description="Page size.")]
 NegotiationStatus = Annotated[
     Literal["active", "suspended", "concluded"] | None, QueryParameter(name="status", required=False)
@@ -92,16 +80,6 @@ class IssueList(msgspec.Struct):
     next: str | None  # always null: a negotiation's issues come in one page
 
 
-def _idempotency(request: Request[Any, Any, Any], key: str | None, value: Any) -> Idempotency | None:
-    if key is None:
-        return None
-    try:
-        check_key(key)
-    except InvalidIdempotencyKey as error:
-        raise invalid_parameter("Idempotency-Key", str(error), "header") from None
-    return Idempotency(current_key(request).key_id, key, request_digest(request.method, request.url.path, value))
-
-
 async def _consistent(queries: Queries, token: str | None) -> None:
     if token is None:
         return
@@ -111,14 +89,6 @@ async def _consistent(queries: Queries, token: str | None) -> None:
         raise invalid_parameter(
             "consistency_token", "names no write recorded here (use the token a command returned)"
         ) from None
-
-
-def _commands_body(body: bytes) -> tuple[list[CommonFields], bool]:
-    """One command, or {"commands": [...]} (a batch); errors point into the body."""
-    top_level = decode(body, dict[str, msgspec.Raw]) if body.lstrip().startswith(b"{") else {}
-    if "commands" in top_level:
-        return list(decode(body, CommandBatch).commands), True
-    return [decode(body, Command)], False
 
 
 class NegotiationController(Controller):
@@ -144,7 +114,7 @@ class NegotiationController(Controller):
     ) -> Response[CommandResult]:
         command = decode(await read_body(request), OpenNegotiation)
         outcome = await commands.open(
-            command, recorded_by=current_key(request).name, idempotency_key=_idempotency(request, idempotency_key, command)
+            OpenRequest(command, current_key(request).name, idempotency_of(request, idempotency_key, command))
         )
         return command_response(request, outcome)
 
@@ -168,22 +138,19 @@ class NegotiationController(Controller):
         idempotency_key: IdempotencyKey = None,
         if_match: IfMatch = None,
     ) -> Response[CommandResult]:
-        submitted, batch = _commands_body(await read_body(request))
-        precondition = None
-        if if_match is not None:
-            try:
-                precondition = parse_if_match(if_match)
-            except ValueError as error:
-                raise invalid_parameter("If-Match", str(error), "header") from None
+        submitted, batch = commands_body(await read_body(request))
+        precondition = parse_if_match(if_match) if if_match is not None else None
         negotiation_id = await queries.resolve_negotiation(ref)
         value = {"commands": submitted} if batch else submitted[0]
         outcome = await commands.record(
-            negotiation_id,
-            submitted,
-            recorded_by=current_key(request).name,
-            batch=batch,
-            if_match=precondition,
-            idempotency_key=_idempotency(request, idempotency_key, value),
+            RecordRequest(
+                negotiation_id,
+                submitted,
+                current_key(request).name,
+                batch=batch,
+                if_match=precondition,
+                idempotency=idempotency_of(request, idempotency_key, value),
+            )
         )
         return command_response(request, outcome)
 

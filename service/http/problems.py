@@ -215,7 +215,8 @@ def handle_exception(request: Request, exc: Exception) -> Response[Problem]:
         return problem_response(domain_problem(exc))
     from projections.cursors import InvalidCursor
     from service.read import queries
-    from service.write import commands, idempotency
+    from service.write import idempotency
+    from service.write import requests as commands
 
     if isinstance(exc, queries.ProjectionsBehind):
         return problem_response(

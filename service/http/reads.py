@@ -85,17 +85,6 @@ def json_read(request: Request[Any, Any, Any], body: bytes, next_cursor: str | N
     return Response(content=body, media_type="application/json", headers=headers)
 
 
-def command_response(request: Request[Any, Any, Any], outcome: Any) -> Response[Any]:
-    """A service.write.commands.Outcome as sent: a replay says so in a header."""
-    headers = dict(outcome.headers)
-    if outcome.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    metrics = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
-        metrics.events_appended += outcome.events_written
-    return Response(content=outcome.body, status_code=outcome.status_code, media_type="application/json", headers=headers)
-
-
 __all__ = [
     "NOT_MODIFIED",
     "AsOf",
@@ -103,7 +92,6 @@ __all__ = [
     "Cursor",
     "KnownAt",
     "PartyCode",
-    "command_response",
     "entity_tag",
     "json_read",
 ]

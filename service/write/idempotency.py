@@ -40,9 +40,21 @@ class InvalidIdempotencyKey(ValueError):
 
 
 class StoredResponse(msgspec.Struct, frozen=True):
+    """A row as the table keeps it: the answer as HTTP gave it. Only successful
+    commands are stored, and a command's one success is 201 Created, with the
+    Location of the negotiation it opened, if it opened one."""
+
     status_code: int
     body: bytes
     headers: dict[str, str]
+
+    @classmethod
+    def created(cls, body: bytes, location: str | None) -> "StoredResponse":
+        return cls(201, body, {"Location": location} if location else {})
+
+    @property
+    def location(self) -> str | None:
+        return self.headers.get("Location")
 
 
 def check_key(key: str) -> str:

@@ -17,6 +17,7 @@ import httpx
 from domain.example import example
 from service.auth import Role, authenticate
 from service.write.commands import CommandService
+from service.write.requests import OpenRequest
 from service.cli.demo import DEMO_RECORDER, _idempotency, issue_demo_key, record_example
 from service.store.event_store import EventStore
 from tests.integration.test_serve import free_port
@@ -45,9 +46,7 @@ async def test_an_interrupted_demo_resumes_without_repeating_a_fact(
 ) -> None:
     # The first run died right after opening the negotiation.
     opened, _ = example()
-    await CommandService(EventStore(pool)).open(
-        opened, recorded_by=DEMO_RECORDER, idempotency_key=_idempotency("open", opened)
-    )
+    await CommandService(EventStore(pool)).open(OpenRequest(opened, DEMO_RECORDER, _idempotency("open", opened)))
     resumed = await record_example(runtime)
     assert not resumed.already_recorded
     types = await pool.fetch("SELECT type FROM events WHERE type = 'negotiation.opened'")

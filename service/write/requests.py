@@ -1,0 +1,123 @@
+"""What the command path takes and gives: one request per call, its outcome, and
+the refusals the command service makes itself (the domain's are domain.errors).
+
+HTTP concerns stay in service.http: the If-Match header is parsed there into an
+`IfMatch`, and an `Outcome` becomes a 201 response there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from domain.commands import CommonFields, OpenNegotiation
+from service.store.envelope import EventEnvelope
+from service.write.restoring import Restoring
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An Idempotency-Key and what it protects: scoped to the API key that sent it."""
+
+    scope: str  # the API key's id
+    key: str
+    request_digest: bytes
+
+
+class IfMatch(msgspec.Struct, frozen=True):
+    """A precondition on the version of the one stream a request writes: any
+    version of an existing stream, or one of these versions."""
+
+    any_version: bool = False
+    versions: frozenset[int] = frozenset()
+
+    def matches(self, version: int) -> bool:
+        return version > 0 if self.any_version else version in self.versions
+
+    def __str__(self) -> str:
+        return "*" if self.any_version else ", ".join(f'"{v}"' for v in sorted(self.versions))
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """Open a negotiation (`negotiation.opened`)."""
+
+    command: OpenNegotiation
+    recorded_by: str
+    idempotency: Idempotency | None = None
+    # The exported event this re-records (service.write.restoring), for `parley import`.
+    restoring: Restoring | None = None
+
+
+@dataclass(frozen=True)
+class RecordRequest:
+    """Record commands on one negotiation, atomically (all or nothing)."""
+
+    negotiation_id: uuid.UUID
+    commands: Sequence[CommonFields]
+    recorded_by: str
+    # Whether they came as {"commands": [...]}: errors then point into the list
+    # (`/commands/3/party`).
+    batch: bool = False
+    if_match: IfMatch | None = None
+    idempotency: Idempotency | None = None
+    # The exported event the one command re-records (service.write.restoring).
+    restoring: Restoring | None = None
+
+
+class CommandResult(msgspec.Struct, kw_only=True):
+    """The response to a recorded command (or batch, or a newly opened negotiation)."""
+
+    negotiation_id: uuid.UUID
+    # The stored events, in the order written; generated item ids are in their data.
+    events: list[EventEnvelope]
+    # Pass as `consistency_token` to a read to see at least this write.
+    consistency_token: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a request produced: the exact bytes of its CommandResult (replayed
+    byte for byte on a retry with the same Idempotency-Key)."""
+
+    body: bytes
+    # Where the created resource lives (a newly opened negotiation), if anywhere.
+    location: str | None = None
+    replayed: bool = False
+    events_written: int = 0
+
+
+class SlugTaken(Exception):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"the slug {slug!r} is taken by another negotiation")
+        self.slug = slug
+
+
+class PreconditionFailed(Exception):
+    """If-Match named another version of the stream than the current one."""
+
+    def __init__(self, stream_id: uuid.UUID, expected: str, current: int) -> None:
+        super().__init__(f"If-Match {expected} does not match: the stream is at version {current}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.current = current
+
+
+class PreconditionNotApplicable(ValueError):
+    """If-Match on a request that writes to more than one stream."""
+
+
+__all__ = [
+    "CommandResult",
+    "Idempotency",
+    "IfMatch",
+    "OpenRequest",
+    "Outcome",
+    "PreconditionFailed",
+    "PreconditionNotApplicable",
+    "RecordRequest",
+    "SlugTaken",
+]

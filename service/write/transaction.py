@@ -1,0 +1,86 @@
+"""One request, one PostgreSQL transaction: the Idempotency-Key claimed first (a
+stored answer replayed instead of deciding again), the work, the answer stored
+with the events, and the retry of an append that lost a race.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
+from service.store.event_store import ConcurrencyError, EventStore
+from service.write import idempotency
+from service.write.requests import Idempotency, Outcome
+
+log = logging.getLogger("parley.commands")
+
+# Appends that lose a race are decided again on fresh state this many times in all.
+MAX_ATTEMPTS = 5
+
+T = TypeVar("T")
+
+
+async def in_transaction(
+    store: EventStore,
+    key: Idempotency | None,
+    work: Callable[[asyncpg.Connection], Awaitable[Outcome]],
+) -> Outcome:
+    """`work(conn)` inside one transaction, under the Idempotency-Key when there
+    is one, then the readers woken once it has committed."""
+    async with store.pool.acquire() as conn, conn.transaction():
+        replay = await _replay(conn, key) if key is not None else None
+        if replay is not None:
+            return replay
+        outcome = await work(conn)
+        if key is not None:
+            stored = idempotency.StoredResponse.created(outcome.body, outcome.location)
+            await idempotency.remember(conn, key.scope, key.key, key.request_digest, stored)
+    # After the commit, not inside it: PostgreSQL holds a database-wide lock from a
+    # transaction's NOTIFY until its commit is flushed, which serialised every
+    # command's commit (bench.http, bench.lag).
+    if outcome.events_written:
+        await store.wake_readers()
+    return outcome
+
+
+async def _replay(conn: asyncpg.Connection, key: Idempotency) -> Outcome | None:
+    stored = await idempotency.claim(conn, key.scope, key.key, key.request_digest)
+    if stored is None:
+        return None
+    return Outcome(stored.body, location=stored.location, replayed=True)
+
+
+async def until_not_overtaken(
+    conn: asyncpg.Connection,
+    store: EventStore,
+    attempt: Callable[[int, set[uuid.UUID]], Awaitable[T]],
+) -> T:
+    """`attempt(number, written)` in a savepoint, again on fresh state when its
+    append lost a race. Each attempt fills `written` with the streams it writes.
+
+    After the first lost race the request holds the heads of every stream it
+    writes until it commits (outside the savepoint, so the locks survive its
+    rollback): the next attempt decides on the latest state and no newcomer can
+    overtake it. Under contention the request turns pessimistic instead of
+    failing after N races; a command that named no expected_version never sees
+    a spurious conflict, one that did is checked again by decide.
+    """
+    holding = False
+    for number in range(1, MAX_ATTEMPTS + 1):
+        written: set[uuid.UUID] = set()
+        try:
+            async with conn.transaction():  # a savepoint: a lost race leaves nothing
+                return await attempt(number, written)
+        except (ConcurrencyError, asyncpg.DeadlockDetectedError) as error:
+            if number == MAX_ATTEMPTS:
+                raise
+            if isinstance(error, ConcurrencyError) and not holding:
+                # Once, and all heads in stream id order as the store locks them.
+                await store.lock_heads(conn, written)
+                holding = True
+            log.debug("attempt %d lost a race (%s); deciding again", number, error)
+    raise AssertionError("unreachable")

@@ -1,0 +1,176 @@
+"""The working set of one attempt: the states of the streams a request touches,
+loaded as committed (from the aggregate cache plus the events after it, or from
+the store) and evolved by the events decided so far, so a batch sees its own
+earlier commands. Discarded when the attempt fails; cached once it committed.
+
+Decisions read the store, never a projection: they must see every committed fact.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import asyncpg
+import msgspec
+
+from domain import errors
+from domain.commands import CommonFields
+from domain.decide import target_of
+from domain.issue import Issue, issue_stream_id
+from domain.negotiation import Negotiation
+from domain.records import Recorded
+from projections.records import recorded_from_stored
+from service.store.event_store import AppendResult, EventStore
+from service.write.aggregate_cache import AggregateCache
+from service.write.requests import IfMatch, PreconditionFailed
+
+log = logging.getLogger("parley.commands")
+
+
+class WorkingSet:
+    def __init__(
+        self, store: EventStore, conn: asyncpg.Connection, negotiation_id: uuid.UUID, cache: AggregateCache | None
+    ) -> None:
+        self.store = store
+        self.conn = conn
+        self.negotiation_id = negotiation_id
+        # Where loaded states come from first (None: straight from the store).
+        self.cache = cache
+        self.negotiation: Negotiation
+        self.known_issues: set[str] = set()
+        self.issues: dict[str, Issue | None] = {}
+        # Version of every stream as read from the store: what the append expects.
+        self.read_versions: dict[uuid.UUID, int] = {}
+        # Current working version of every stream (read version + decided events).
+        self.versions: dict[uuid.UUID, int] = {}
+        # Events decided in this request, by id: a correction may name one of them.
+        self.decided_streams: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+        # The records the states were evolved with, in order (checked against the
+        # stored events before the states are cached).
+        self.decided: list[Recorded] = []
+
+    @classmethod
+    async def load(
+        cls, store: EventStore, conn: asyncpg.Connection, negotiation_id: uuid.UUID, cache: AggregateCache | None
+    ) -> "WorkingSet":
+        working = cls(store, conn, negotiation_id, cache)
+        negotiation, version = await working._state(negotiation_id, Negotiation)
+        if negotiation is None:
+            raise errors.UnknownNegotiation(f"no negotiation {negotiation_id}")
+        working.negotiation = negotiation  # type: ignore[assignment]
+        working.known_issues = await store.raised_issue_keys(negotiation_id, conn=conn)
+        working.read_versions[negotiation_id] = working.versions[negotiation_id] = version
+        return working
+
+    async def _state(
+        self, stream_id: uuid.UUID, kind: type[Negotiation] | type[Issue]
+    ) -> tuple[Negotiation | Issue | None, int]:
+        """The fold of a stream as committed now, and its version (None, 0: no such
+        stream). From a cached fold plus the events after it when there is one."""
+        held = self.cache.take(stream_id) if self.cache is not None else None
+        if held is not None and isinstance(held[1], kind):
+            version, aggregate = held
+            tail = await self.store.read_stream(stream_id, version + 1, conn=self.conn)
+            for event in tail:
+                aggregate.apply(recorded_from_stored(event))
+            return aggregate, tail[-1].version if tail else version
+        records = [recorded_from_stored(e) for e in await self.store.read_stream(stream_id, conn=self.conn)]
+        if not records or (kind is Negotiation and records[0].type != kind.CREATED_TYPE):
+            return None, 0
+        return kind.from_events(records), records[-1].version
+
+    async def issue(self, key: str) -> Issue | None:
+        if key not in self.issues:
+            stream_id = issue_stream_id(self.negotiation_id, key)
+            issue, version = await self._state(stream_id, Issue)
+            self.issues[key] = issue  # type: ignore[assignment]
+            self.read_versions.setdefault(stream_id, version)
+            self.versions.setdefault(stream_id, version)
+        return self.issues[key]
+
+    async def issue_for(self, command: CommonFields) -> Issue | None:
+        """The issue state decide needs for this command (None: the negotiation's stream)."""
+        target = target_of(command)
+        if target == "negotiation":
+            return None
+        kind, ref = target  # type: ignore[misc]
+        if kind == "issue":
+            return await self.issue(ref)
+        # A correction acts on the stream of the event it names, which must be
+        # this negotiation's (possibly decided earlier in this very batch).
+        decided = self.decided_streams.get(ref)
+        if decided is not None:
+            stream_id, stream_type = decided
+        else:
+            place = await self.store.locate(ref, conn=self.conn)
+            if place is None or self.negotiation_id not in (place.negotiation_id, place.stream_id):
+                raise errors.UnknownEvent(f"no event {ref} in this negotiation", "/event_id")
+            stream_id, stream_type = place.stream_id, place.stream_type
+        if stream_type != "issue":
+            return None
+        key = next((k for k in self.known_issues if issue_stream_id(self.negotiation_id, k) == stream_id), None)
+        if key is None:
+            raise errors.UnknownEvent(f"no event {ref} in this negotiation", "/event_id")
+        return await self.issue(key)
+
+    def next_version(self, stream_id: uuid.UUID) -> int:
+        """The version a new event of this stream takes (its read version noted)."""
+        version = self.versions.get(stream_id, 0) + 1
+        self.versions[stream_id] = version
+        self.read_versions.setdefault(stream_id, version - 1)
+        return version
+
+    def evolve(self, record: Recorded, stream_type: str) -> None:
+        """Apply a decided record to the working state."""
+        self.decided.append(record)
+        self.decided_streams[record.id] = (record.stream_id, stream_type)
+        if record.stream_type == "negotiation":
+            self.negotiation.apply(record)
+            return
+        if record.type == "issue.raised":
+            key = record.data.issue  # type: ignore[attr-defined]
+            self.issues[key] = Issue.from_events([record])
+            self.known_issues.add(key)
+            return
+        for issue in self.issues.values():
+            if issue is not None and issue.id == record.stream_id:
+                issue.apply(record)
+                return
+        raise RuntimeError(f"decided an event for stream {record.stream_id} that was not loaded")
+
+    def precondition_failure(
+        self, command: CommonFields, issue: Issue | None, if_match: IfMatch
+    ) -> PreconditionFailed | None:
+        target = target_of(command)
+        if target == "negotiation" or (target[0] == "event" and issue is None):  # type: ignore[index]
+            stream_id = self.negotiation_id
+        elif target[0] == "issue":  # type: ignore[index]
+            stream_id = issue_stream_id(self.negotiation_id, target[1])  # type: ignore[index,arg-type]
+        else:
+            stream_id = issue.id  # type: ignore[union-attr]
+        # The version before this request: a batch on one stream matches as a whole.
+        current = self.read_versions.get(stream_id, 0)
+        if not if_match.matches(current):
+            return PreconditionFailed(stream_id, str(if_match), current)
+        return None
+
+    def keep(self, cache: AggregateCache | None, result: AppendResult) -> None:
+        """After the commit: cache every state this request folded, at the version
+        it was committed at. A state evolved with a decided record that differs
+        from the stored event (other than its position, which folds ignore) is
+        not kept: the cache holds only folds of the stored stream."""
+        if cache is None or result.replayed:
+            return
+        stored = {e.id: e for e in result.events}
+        unfaithful = set()
+        for record in self.decided:
+            event = stored.get(record.id)
+            if event is None or msgspec.structs.replace(recorded_from_stored(event), position=None) != record:
+                log.warning("decided record %s differs from the stored event: not cached", record.id)
+                unfaithful.add(record.stream_id)
+        states: list[tuple[uuid.UUID, Negotiation | Issue]] = [(self.negotiation_id, self.negotiation)]
+        states += [(issue.id, issue) for issue in self.issues.values() if issue is not None]
+        for stream_id, aggregate in states:
+            if stream_id not in unfaithful:
+                cache.put(stream_id, self.versions[stream_id], aggregate)
