@@ -40,7 +40,7 @@ class Metrics:
         entry[-2] += seconds
         entry[-1] += 1
 
-    def render(self, head_position: int, lags: list[dict[str, Any]]) -> str:
+    def render(self, head_position: int, lags: list[dict[str, Any]], lost_races: int = 0) -> str:
         lines = [
             "# HELP parley_http_requests_total HTTP requests answered by this process.",
             "# TYPE parley_http_requests_total counter",
@@ -63,6 +63,10 @@ class Metrics:
             "# HELP parley_events_appended_total Events appended by commands through this process.",
             "# TYPE parley_events_appended_total counter",
             f"parley_events_appended_total {self.events_appended}",
+            "# HELP parley_command_retries_total Command attempts through this process that lost a race "
+            "to a concurrent writer and were decided again on fresh state.",
+            "# TYPE parley_command_retries_total counter",
+            f"parley_command_retries_total {lost_races}",
             "# HELP parley_log_head_position Highest position in the event log (all processes).",
             "# TYPE parley_log_head_position gauge",
             f"parley_log_head_position {head_position}",
@@ -125,5 +129,5 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
 )
 async def get_metrics(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[str]:
     head = await runtime.store.last_position()
-    text = request.app.state.metrics.render(head, await runtime.projection_lag())
+    text = request.app.state.metrics.render(head, await runtime.projection_lag(), runtime.commands.stats.lost_races)
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -39,7 +39,7 @@ from service.write.requests import (
     SlugTaken,
 )
 from service.write.restoring import Restoring
-from service.write.transaction import in_transaction, until_not_overtaken
+from service.write.transaction import RaceStats, in_transaction, until_not_overtaken
 from service.write.working_set import WorkingSet
 
 _encoder = msgspec.json.Encoder()
@@ -98,6 +98,8 @@ class CommandService:
         self.pool = store.pool
         # Folded aggregates kept between requests (service.write.aggregate_cache); per process.
         self.cache = cache
+        # Lost races retried, in this process (for metrics).
+        self.stats = RaceStats()
 
     # -- opening a negotiation ------------------------------------------------------
 
@@ -148,7 +150,7 @@ class CommandService:
                 # whole streams (what it took from the cache is dropped).
                 return await self._attempt(conn, request, self.cache if number == 1 else None, written)
 
-            working, result = await until_not_overtaken(conn, self.store, attempt)
+            working, result = await until_not_overtaken(conn, self.store, attempt, self.stats)
             committed.append((working, result))
             return _outcome(request.negotiation_id, result)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
@@ -22,6 +23,16 @@ log = logging.getLogger("parley.commands")
 MAX_ATTEMPTS = 5
 
 T = TypeVar("T")
+
+
+@dataclass
+class RaceStats:
+    """Counters of the command path in one process (parley_command_retries_total)."""
+
+    # Attempts that lost a race to a concurrent writer and were decided again,
+    # whatever the retry then decided: contention is visible, and tests of
+    # concurrency can show that they met it.
+    lost_races: int = 0
 
 
 async def in_transaction(
@@ -58,6 +69,7 @@ async def until_not_overtaken(
     conn: asyncpg.Connection,
     store: EventStore,
     attempt: Callable[[int, set[uuid.UUID]], Awaitable[T]],
+    stats: RaceStats | None = None,
 ) -> T:
     """`attempt(number, written)` in a savepoint, again on fresh state when its
     append lost a race. Each attempt fills `written` with the streams it writes.
@@ -78,6 +90,8 @@ async def until_not_overtaken(
         except (ConcurrencyError, asyncpg.DeadlockDetectedError) as error:
             if number == MAX_ATTEMPTS:
                 raise
+            if stats is not None:
+                stats.lost_races += 1
             if isinstance(error, ConcurrencyError) and not holding:
                 # Once, and all heads in stream id order as the store locks them.
                 await store.lock_heads(conn, written)

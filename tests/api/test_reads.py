@@ -165,6 +165,7 @@ async def test_metrics(api, client, keys):
     assert re.search(r'parley_http_requests_total\{method="POST",route="/negotiations/\{ref[:a-z]*\}/commands",status="201"\} 1', text), text
     assert "parley_http_request_duration_seconds_bucket" in text
     assert f"parley_events_appended_total {1 + len(COMMANDS) + 2}" in text  # two default issues raised
+    assert "parley_command_retries_total 0" in text  # one request at a time: no race lost
     assert "parley_projection_lag_events" in text
 
 
