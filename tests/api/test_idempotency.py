@@ -1,8 +1,7 @@
-"""Idempotency-Key: replay, reuse with another body, concurrent retries, scope."""
+"""Idempotency-Key: replay, reuse with another body, scope. (Concurrent retries of one
+key race under a real server: tests/reliability/test_real_concurrency.py.)"""
 
 from __future__ import annotations
-
-import asyncio
 
 import asyncpg
 
@@ -59,21 +58,6 @@ async def test_open_negotiation_is_idempotent_too(api, client, keys, database_ur
     assert again.headers["idempotent-replayed"] == "true"
     assert again.headers["location"] == first.headers["location"]
     assert await count(database_url, "events") == 1
-
-
-async def test_concurrent_retries_of_one_key_write_once(api, client, keys, database_url):
-    await api.open()
-    headers = keys.headers("recorder", **{"Idempotency-Key": "k-3"})
-    responses = await asyncio.gather(*(client.post(PATH, json=COMMANDS[0], headers=headers) for _ in range(8)))
-    statuses = sorted(r.status_code for r in responses)
-    assert set(statuses) <= {201, 409}, [r.text for r in responses]
-    created = [r for r in responses if r.status_code == 201]
-    assert created and all(r.content == created[0].content for r in created)
-    for response in responses:
-        if response.status_code == 409:
-            assert response.json()["type"] == "urn:parley:problem:idempotency-key-in-use"
-            assert response.headers["retry-after"] == "1"
-    assert await count(database_url, "events") == 2  # opened + one party.joined
 
 
 async def test_a_refused_command_is_not_remembered(api, client, keys):
