@@ -10,9 +10,10 @@ import asyncpg
 import pytest
 
 from service.audit import merkle
-from service.audit.ledger import Ledger, LedgerKey, LedgerTampered, Sealer, load_or_create_key
+from service.audit.ledger import Ledger, LedgerError, LedgerKey, LedgerTampered, Sealer, load_or_create_key
 from service.audit.signed_note import open_checkpoint
 from service.store.event_store import EventStore
+from tests.late_commit import HOLD_MARKER, held_commits
 
 from .conftest import Writer
 
@@ -115,3 +116,33 @@ async def test_concurrent_sealers_never_seal_an_event_twice(
     assert latest.root == merkle.root([merkle.leaf_hash(e.hash) for e in log])
     rows = await pool.fetch('SELECT event_id FROM ledger_leaves ORDER BY "index"')
     assert [r["event_id"] for r in rows] == [e.id for e in log]
+
+
+async def test_a_late_commit_is_sealed_after_the_running_transaction_never_before(
+    pool: asyncpg.Pool, store: EventStore, writer: Writer, key: LedgerKey, database_url: str
+) -> None:
+    """The sealer reads the log as every reader must (gap-free): a leaf appended
+    for a later commit while an earlier transaction still runs would put the
+    earlier event after it in the tree, or leave it out for good."""
+    sealer, ledger = Sealer(pool, key), Ledger(pool)
+    await writer.write(2)
+    assert (await sealer.seal_once()).tree_size == 2  # type: ignore[union-attr]
+    async with held_commits(database_url) as hold:
+        early = asyncio.create_task(writer.write(1, marker=HOLD_MARKER))
+        await hold.until_waiting()
+        [late] = await Writer(store).write(1)  # other streams: nothing waits on the held one
+        assert await sealer.seal_once() is None, "nothing may be sealed past a running transaction"
+        assert await ledger.sealed_size() == 2
+        with pytest.raises(LedgerError):
+            await ledger.inclusion(late.id)
+        await hold.release()
+        [early_event] = await asyncio.wait_for(early, 60)
+    assert early_event.position < late.position and early_event.checkpoint < late.checkpoint
+    sealed = await sealer.seal_once()
+    assert sealed is not None and sealed.tree_size == 4
+    log = await store.read_log()
+    assert [e.id for e in log[2:]] == [early_event.id, late.id]
+    rows = await pool.fetch('SELECT event_id FROM ledger_leaves ORDER BY "index"')
+    assert [r["event_id"] for r in rows] == [e.id for e in log], "one leaf per event, in commit order"
+    assert sealed.root == merkle.root([merkle.leaf_hash(e.hash) for e in log])
+    assert [(await ledger.inclusion(e.id)).leaf_index for e in (early_event, late)] == [2, 3]
