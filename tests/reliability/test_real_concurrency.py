@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.reliability.conftest import live_server, make_app, problem_of
 
@@ -125,32 +126,20 @@ async def race_accepts(
     return winners
 
 
-async def test_eight_parties_answering_one_proposal_at_once_exactly_one_acceptance_wins(database_url, tmp_path, keys):
+@pytest.mark.parametrize("copies", [False, True], ids=["8 parties", "8 copies of one party's"])
+async def test_answers_to_one_proposal_at_once_exactly_one_acceptance_wins(database_url, tmp_path, keys, copies):
     recorder, auditor = keys.headers("recorder"), keys.headers("auditor")
     async with served(database_url, tmp_path) as http:
         negotiation = await open_with_issue(http, recorder, "grain-talks")
         before = await lost_races(http, auditor)
-        winners = await race_accepts([http], recorder, "grain-talks", copies=False)
+        winners = await race_accepts([http], recorder, "grain-talks", copies=copies)
         races = await lost_races(http, auditor) - before
-        print(f"\n8 parties x {ROUNDS} rounds: {races} lost races retried, {ROUNDS} winners")
+        print(f"\n8 {'copies' if copies else 'parties'} x {ROUNDS} rounds: {races} lost races retried")
         accepted = await log_events(http, auditor, negotiation, "proposal.accepted")
         assert [e["id"] for e in accepted] == [id_ for id_, _ in winners], "one acceptance per proposal"
         issue = (await http.get("/negotiations/grain-talks/issues/grain", headers=recorder,
                                 params={"consistency_token": winners[-1][1]})).json()
         assert {p["proposal_id"]: p["status"] for p in issue["proposals"]} == {f"p{r}": "accepted" for r in range(ROUNDS)}
-        assert races > 0, "no request lost a race: the test did not meet concurrency"
-
-
-async def test_eight_copies_of_one_answer_at_once_record_it_once(database_url, tmp_path, keys):
-    recorder, auditor = keys.headers("recorder"), keys.headers("auditor")
-    async with served(database_url, tmp_path) as http:
-        negotiation = await open_with_issue(http, recorder, "grain-talks")
-        before = await lost_races(http, auditor)
-        winners = await race_accepts([http], recorder, "grain-talks", copies=True)
-        races = await lost_races(http, auditor) - before
-        print(f"\n8 copies x {ROUNDS} rounds: {races} lost races retried")
-        accepted = await log_events(http, auditor, negotiation, "proposal.accepted")
-        assert [e["id"] for e in accepted] == [id_ for id_, _ in winners]
         assert races > 0, "no request lost a race: the test did not meet concurrency"
 
 
