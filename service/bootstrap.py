@@ -1,8 +1,10 @@
 """The composition root: the one place where the service's parts are built and wired.
 
 Everything that talks to PostgreSQL is built here, once per process, from the
-settings: the pools, the event store, the aggregate cache, the command service,
-the queries, the ledger, the read-your-writes watch and, when this process runs
+settings: the pools (the primary's, and one per hot standby of
+PARLEY_READ_DATABASE_URL), the event store, the aggregate cache, the command
+service, the queries and the read router that picks a server for each read, the
+ledger, the read-your-writes watch and, when this process runs
 them, the projection runner, the sealer and the idempotency purge. The HTTP app
 (`service.http.app`) hands these parts to its controllers through Litestar's
 dependency injection; every `parley` command (`serve`, `demo`, `import`, `keys`,
@@ -27,6 +29,7 @@ from service.db import connect, create_pool
 from service.migrate import migrate
 from service.projection.runner import ProjectionWatch, Projector, projection_lag
 from service.read.queries import Queries
+from service.read.replicas import ReadRouter
 from service.store.event_store import EventStore
 from service.write.aggregate_cache import AggregateCache
 from service.write.commands import CommandService
@@ -44,7 +47,10 @@ class Runtime:
     # correct with any number of processes: see service.write.aggregate_cache).
     aggregates: AggregateCache
     commands: CommandService
+    # Reads on the primary (the command path resolves refs here: never behind)...
     queries: Queries
+    # ...and the router that answers client reads from a standby when it may.
+    reads: ReadRouter
     ledger: Ledger
     projection_watch: ProjectionWatch
     # The projection runner and the sealer when this process runs them.
@@ -59,18 +65,27 @@ class Runtime:
         return await projection_lag(self.pool)
 
 
-def wire(settings: Settings, pool: asyncpg.Pool) -> Runtime:
-    """The parts over an open pool, nothing started (no I/O here)."""
+def wire(settings: Settings, pool: asyncpg.Pool, standby_pools: Sequence[asyncpg.Pool] = ()) -> Runtime:
+    """The parts over open pools, nothing started (no I/O here). `standby_pools`
+    are the hot standbys of settings.read_database_urls, in the same order."""
     store = EventStore(pool)
     aggregates = AggregateCache()
     watch = ProjectionWatch(pool, settings.database_url or "")
+    queries = Queries(store, watch)
+    reads = ReadRouter(
+        queries,
+        [(url, Queries(EventStore(standby), watch)) for url, standby in zip(settings.read_database_urls, standby_pools)],
+        token_wait=settings.read_token_wait,
+        max_lag=settings.read_max_lag,
+    )
     return Runtime(
         settings=settings,
         pool=pool,
         store=store,
         aggregates=aggregates,
         commands=CommandService(store, aggregates),
-        queries=Queries(store, watch),
+        queries=queries,
+        reads=reads,
         ledger=Ledger(pool),
         projection_watch=watch,
     )
@@ -114,9 +129,13 @@ async def running(
     if migrate:
         await prepare_database(url, settings.admin_key if ensure_admin_key else None)
     pool = await create_pool(url, min_size=1, max_size=pool_size)
-    runtime = wire(settings, pool)
+    # min_size 0: a standby that is down when this process starts must not stop it;
+    # reads go to the primary until it answers (service.read.replicas).
+    standby_pools = [await create_pool(u, min_size=0, max_size=pool_size) for u in settings.read_database_urls]
+    runtime = wire(settings, pool, standby_pools)
     runner_pool = None
     try:
+        await runtime.reads.start()
         if projections:
             # Its own pool, so the runner never competes with requests for
             # connections; min_size 0: a database that is down at start is retried
@@ -141,6 +160,9 @@ async def running(
         for task in runtime.background:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await runtime.reads.close()
         if runner_pool is not None:
             await runner_pool.close()
+        for standby in standby_pools:
+            await standby.close()
         await pool.close()

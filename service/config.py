@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -11,6 +13,27 @@ import platformdirs
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("parley", appauthor=False))
+
+
+def split_urls(value: str | None) -> list[str]:
+    """PARLEY_READ_DATABASE_URL: URLs separated by commas. A comma inside one URL (a
+    libpq multi-host URL) is kept: only a comma before a new `postgres…://` splits."""
+    if not value:
+        return []
+    return [part.strip() for part in re.split(r",(?=\s*postgres(?:ql)?://)", value) if part.strip()]
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 <= value <= 3600:
+        raise ValueError(f"{name} must be between 0 and 3600 seconds, not {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -24,6 +47,12 @@ class Settings:
     # and the log's name in them (default: derived from the public key).
     ledger_key_file: Path | None = None
     ledger_origin: str | None = None
+    # Hot standbys that answer reads (PARLEY_READ_DATABASE_URL); how long a read with a
+    # consistency token waits for one to catch up before the primary answers it; how
+    # far behind (seconds) a standby may be and still answer reads without a token.
+    read_database_urls: tuple[str, ...] = ()
+    read_token_wait: float = 1.0
+    read_max_lag: float = 30.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -36,6 +65,9 @@ class Settings:
             data_dir=Path(env["PARLEY_DATA_DIR"]) if env.get("PARLEY_DATA_DIR") else default_data_dir(),
             ledger_key_file=Path(env["PARLEY_LEDGER_KEY_FILE"]) if env.get("PARLEY_LEDGER_KEY_FILE") else None,
             ledger_origin=env.get("PARLEY_LEDGER_ORIGIN") or None,
+            read_database_urls=tuple(split_urls(env.get("PARLEY_READ_DATABASE_URL"))),
+            read_token_wait=_seconds(env, "PARLEY_READ_TOKEN_WAIT", 1.0),
+            read_max_lag=_seconds(env, "PARLEY_READ_MAX_LAG", 30.0),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

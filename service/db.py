@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -10,6 +11,19 @@ import asyncpg
 
 from service.config import Settings
 from service import embedded
+
+# What a server that went away (stopped, restarting, unreachable) makes a query raise;
+# a hot standby also cancels a query that conflicts with replay with a serialization
+# failure. A read that meets one may be answered by another server.
+CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.SerializationError,
+)
 
 
 def with_database(url: str, database: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import msgspec
 
 from service.audit.merkle import leaf_hash
+from service.db import CONNECTION_FAILURES
 from service.store.canonical import ZERO_HASH, chain_hash
 from service.store.envelope import exported
 from service.store.event_store import EVERYTHING, START, ChainLink, EventStore, LogFilter
@@ -24,15 +25,25 @@ _line_encoder = msgspec.json.Encoder()
 
 
 async def export_lines(
-    store: EventStore, where: LogFilter = EVERYTHING, *, page_size: int = 500
+    store: EventStore, where: LogFilter = EVERYTHING, *, page_size: int = 500, fallback: EventStore | None = None
 ) -> AsyncIterator[bytes]:
     """NDJSON lines (one `ExportedEvent` each) in commit order, a page at a time, so
     memory stays constant whatever the size of the log. The export stops at the
-    head of the log as it was when it began: a finite, verifiable prefix."""
+    head of the log as it was when it began: a finite, verifiable prefix.
+
+    `store` may read a hot standby and `fallback` the primary: if the standby goes
+    away mid-export, the export carries on from the primary after the last event
+    sent (the primary holds everything any standby has replayed)."""
     until = await store.head()
     after = START
     while until != START:
-        page = await store.read_filtered(after, page_size, where, until=until, serve_damaged=True)
+        try:
+            page = await store.read_filtered(after, page_size, where, until=until, serve_damaged=True)
+        except CONNECTION_FAILURES:
+            if fallback is None or fallback is store:
+                raise
+            store = fallback
+            continue
         if not page:
             return
         chunk = bytearray()

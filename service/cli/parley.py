@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     from service.cli.witness import add_witness_parser
 
     add_witness_parser(commands)
+
+    from service.cli.dev_cluster import add_dev_parser
+
+    add_dev_parser(commands)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 The parts themselves are built by the composition root (service.bootstrap) in the
 app's lifespan and handed to the controllers by Litestar's dependency injection:
-`runtime`, `commands`, `queries`, `store` and `ledger`.
+`runtime`, `commands`, `queries` (on the primary), `reads` (the router that picks
+the server for a client's read), `store` and `ledger`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
 from service.http.problems import MAX_BODY_BYTES, handle_exception
 from service.read.queries import Queries
+from service.read.replicas import ReadRouter
 from service.store.event_store import EventStore
 from service.write.commands import CommandService
 
@@ -51,6 +53,10 @@ def _queries(state: State) -> Queries:
     return state.runtime.queries
 
 
+def _reads(state: State) -> ReadRouter:
+    return state.runtime.reads
+
+
 def _store(state: State) -> EventStore:
     return state.runtime.store
 
@@ -65,6 +71,7 @@ DEPENDENCIES = {
         "runtime": _runtime,
         "commands": _commands,
         "queries": _queries,
+        "reads": _reads,
         "store": _store,
         "ledger": _ledger,
     }.items()

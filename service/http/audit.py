@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get
+from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
@@ -13,7 +13,9 @@ from service.store.envelope import ExportedEvent
 from service.http.auth import requires
 from service.http.events import NegotiationFilter
 from service.http.problems import problem_responses
-from service.store.event_store import EventStore, LogFilter
+from service.http.reads import READ_HEADERS, served_by
+from service.read.replicas import ReadRouter
+from service.store.event_store import LogFilter
 
 NDJSON = "application/x-ndjson"
 
@@ -32,6 +34,7 @@ class AuditController(Controller):
         "began. `parley audit verify FILE` checks it offline. An export of the whole log (no filter) can "
         "also be checked against a signed checkpoint.",
         media_type=NDJSON,
+        response_headers=READ_HEADERS,
         responses={
             200: ResponseSpec(
                 data_container=ExportedEvent,
@@ -42,14 +45,18 @@ class AuditController(Controller):
             **problem_responses(400, 401, 403),
         },
     )
-    async def export(self, store: NamedDependency[EventStore], negotiation: NegotiationFilter = None) -> Stream:
+    async def export(self, reads: NamedDependency[ReadRouter], negotiation: NegotiationFilter = None) -> Stream:
         where = LogFilter(negotiation_id=negotiation)
+        # One server for the whole export (its head bounds it); the primary if that
+        # standby goes away mid-way.
+        target = await reads.choose()
         return Stream(
-            audit_log.export_lines(store, where),
+            audit_log.export_lines(target.store, where, fallback=reads.primary.store),
             media_type=NDJSON,
             headers={
                 "Content-Disposition": 'attachment; filename="parley-export.ndjson"',
                 "Cache-Control": "no-store",
+                **served_by(target),
             },
         )
 
@@ -61,6 +68,8 @@ class AuditController(Controller):
         "body that disagrees with its row, a missing version, an event out of order, a stream head or a "
         "sealed leaf that no longer matches its event. `first_mismatch` names the event.",
         responses=problem_responses(401, 403),
+        response_headers=READ_HEADERS,
     )
-    async def verify(self, store: NamedDependency[EventStore]) -> audit_log.VerifyReport:
-        return await audit_log.verify_store(store)
+    async def verify(self, reads: NamedDependency[ReadRouter]) -> Response[audit_log.VerifyReport]:
+        report, target = await reads.run(lambda target: audit_log.verify_store(target.store))
+        return Response(report, headers=served_by(target))

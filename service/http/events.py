@@ -26,7 +26,9 @@ from service.auth import Permission
 from service.store.envelope import EventEnvelope, envelope
 from service.http.auth import requires
 from service.http.problems import invalid_parameter, problem_responses
-from service.store.event_store import EVERYTHING, START, Checkpoint, EventStore, LogFilter
+from service.http.reads import READ_HEADERS, served_by
+from service.read.replicas import ReadRouter, ReadTarget
+from service.store.event_store import EVERYTHING, START, Checkpoint, LogFilter, StoredEvent
 
 # A comment line this often keeps proxies from closing an idle stream.
 KEEPALIVE_SECONDS = 15.0
@@ -133,11 +135,12 @@ class EventsController(Controller):
         "corrections included: a retraction (`record.retracted`) or a dispute (`claim.disputed`) is an "
         "event of its own whose `data.event_id` names the event it corrects.",
         responses=problem_responses(400, 401, 403),
+        response_headers=READ_HEADERS,
     )
     async def list_events(
         self,
         request: Request[Any, Any, Any],
-        store: NamedDependency[EventStore],
+        reads: NamedDependency[ReadRouter],
         cursor: LogCursor = None,
         limit: LogLimit = 100,
         negotiation: NegotiationFilter = None,
@@ -147,9 +150,12 @@ class EventsController(Controller):
         recorded_before: RecordedBefore = None,
     ) -> Response[EventList]:
         where = _filter(negotiation, stream, types, recorded_after, recorded_before)
-        page = await store.read_filtered(parse_cursor(cursor, "cursor"), limit, where, serve_damaged=True)
+        after = parse_cursor(cursor, "cursor")
+        page, target = await reads.run(
+            lambda target: target.store.read_filtered(after, limit, where, serve_damaged=True)
+        )
         next_cursor = page[-1].checkpoint.token() if len(page) == limit else None
-        headers = {"Cache-Control": "no-store"}
+        headers = {"Cache-Control": "no-store", **served_by(target)}
         if next_cursor is not None:
             headers["Link"] = _next_link(request, next_cursor)
         body = _encoder.encode(EventList(items=[envelope(e) for e in page], next=next_cursor))
@@ -164,10 +170,11 @@ class EventsController(Controller):
         f"duplicate. A `: keep-alive` comment comes every {KEEPALIVE_SECONDS:.0f} s when nothing happens.",
         media_type="text/event-stream",
         responses=problem_responses(400, 401, 403),
+        response_headers=READ_HEADERS,
     )
     async def stream_events(
         self,
-        store: NamedDependency[EventStore],
+        reads: NamedDependency[ReadRouter],
         last_event_id: LastEventId = None,
         after: After = None,
         negotiation: NegotiationFilter = None,
@@ -180,18 +187,28 @@ class EventsController(Controller):
         else:
             start = parse_cursor(after, "after")
         where = _filter(negotiation, stream, types)
-        return ServerSentEvent(_follow(store, start, where), headers={"Cache-Control": "no-store"})
+        # The headers say where the stream starts; each poll picks its server again.
+        first = await reads.choose()
+        return ServerSentEvent(_follow(reads, start, where), headers={"Cache-Control": "no-store", **served_by(first)})
 
 
-async def _follow(store: EventStore, after: Checkpoint, where: LogFilter) -> AsyncIterator[ServerSentEventMessage]:
-    """Events after `after`, for as long as the client listens."""
+async def _follow(reads: ReadRouter, after: Checkpoint, where: LogFilter) -> AsyncIterator[ServerSentEventMessage]:
+    """Events after `after`, for as long as the client listens.
+
+    Each poll may be answered by another server (a standby, the primary after it
+    failed): every server's gap-free log is a prefix of the same commit order, so a
+    server behind `after` only has nothing new yet; nothing is skipped or repeated."""
     quiet_since = time.monotonic()
     filtered = where != EVERYTHING
-    while True:
+
+    async def poll(target: ReadTarget) -> tuple[Checkpoint | None, list[StoredEvent]]:
         # With a filter, remember how far the log was scanned, not only the last match,
         # so an idle filtered stream does not rescan everything after its last event.
-        head = await store.head() if filtered else None
-        page = await store.read_filtered(after, 200, where, until=head, serve_damaged=True)
+        head = await target.store.head() if filtered else None
+        return head, await target.store.read_filtered(after, 200, where, until=head, serve_damaged=True)
+
+    while True:
+        (head, page), _ = await reads.run(poll)
         for event in page:
             yield ServerSentEventMessage(data=_encoder.encode(envelope(event)).decode(), id=event.checkpoint.token())
         if page:

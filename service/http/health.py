@@ -22,10 +22,20 @@ class ProjectionLag(msgspec.Struct):
     seconds_behind: float
 
 
+class StandbyReadiness(msgspec.Struct):
+    name: str  # "standby-1", … in the order of PARLEY_READ_DATABASE_URL
+    answering: bool  # reachable and still replaying from the primary
+    lag_seconds: float  # age of the oldest write it has not replayed (0: caught up)
+
+
 class Readiness(msgspec.Struct):
     status: str  # "ready" | "unavailable"
     database: str  # "reachable" | "unreachable"
     projections: list[ProjectionLag] = []
+    # The hot standbys that answer reads (none: the primary answers them all). A
+    # standby that is not answering does not make the node unready: the primary
+    # answers its reads meanwhile.
+    standbys: list[StandbyReadiness] = []
 
 
 class HealthController(Controller):
@@ -43,4 +53,7 @@ class HealthController(Controller):
         except Exception:  # any failure to reach the database means "not ready"
             return Response(Readiness(status="unavailable", database="unreachable"), status_code=503)
         lags = [ProjectionLag(**lag) for lag in await runtime.projection_lag()]
-        return Response(Readiness(status="ready", database="reachable", projections=lags))
+        standbys = [
+            StandbyReadiness(s.name, s.state.usable, round(runtime.reads.lag(s), 3)) for s in runtime.reads.standbys
+        ]
+        return Response(Readiness(status="ready", database="reachable", projections=lags, standbys=standbys))

@@ -30,17 +30,20 @@ from service.http.command_requests import (
     idempotency_of,
     parse_if_match,
 )
-from service.http.problems import invalid_parameter, problem_responses
+from service.http.problems import problem_responses
 from service.http.reads import (
     NOT_MODIFIED,
     AsOf,
     ConsistencyToken,
     Cursor,
     KnownAt,
+    READ_HEADERS,
     PartyCode,
     json_read,
+    routed,
 )
-from service.read.queries import EventPage, Queries, TimeTravel, UnknownWrite
+from service.read.queries import EventPage, Queries, TimeTravel
+from service.read.replicas import ReadRouter, ReadTarget
 from service.write.commands import CommandService
 from service.write.requests import CommandResult, OpenRequest, RecordRequest
 
@@ -66,10 +69,6 @@ IssueStatus = Annotated[
 ]
 IssueCategory = Annotated[str | None, QueryParameter(name="category", max_length=40, required=False)]
 
-# How long a read with a consistency_token waits for the read models.
-CONSISTENCY_WAIT = 5.0
-
-
 class NegotiationList(msgspec.Struct):
     items: list[NegotiationListItem]
     next: str | None
@@ -78,17 +77,6 @@ class NegotiationList(msgspec.Struct):
 class IssueList(msgspec.Struct):
     items: list[IssueView]
     next: str | None  # always null: a negotiation's issues come in one page
-
-
-async def _consistent(queries: Queries, token: str | None) -> None:
-    if token is None:
-        return
-    try:
-        await queries.wait_until_reflected(token, CONSISTENCY_WAIT)
-    except UnknownWrite:
-        raise invalid_parameter(
-            "consistency_token", "names no write recorded here (use the token a command returned)"
-        ) from None
 
 
 class NegotiationController(Controller):
@@ -160,22 +148,23 @@ class NegotiationController(Controller):
         summary="List negotiations (cursor-paginated)",
         guards=[requires(Permission.READ)],
         responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 503)},
+        response_headers=READ_HEADERS,
     )
     async def list_negotiations(
         self,
         request: Request[Any, Any, Any],
-        queries: NamedDependency[Queries],
+        reads: NamedDependency[ReadRouter],
         status: NegotiationStatus = None,
         party: PartyCode = None,
         cursor: Cursor = None,
         limit: Limit = 50,
         consistency_token: ConsistencyToken = None,
     ) -> Response[NegotiationList]:
-        await _consistent(queries, consistency_token)
-        body, next_cursor = await queries.list_negotiations(
-            cursor=cursor, limit=limit, status=status, party=party
-        )
-        return json_read(request, body, next_cursor)
+        async def read(target: ReadTarget) -> tuple[bytes, str | None]:
+            return await target.queries.list_negotiations(cursor=cursor, limit=limit, status=status, party=party)
+
+        (body, next_cursor), target = await routed(reads, consistency_token, read)
+        return json_read(request, body, next_cursor, target=target)
 
     @get(
         "/{ref:str}",
@@ -183,20 +172,24 @@ class NegotiationController(Controller):
         summary="A negotiation: status, parties, rounds, every issue's status",
         guards=[requires(Permission.READ)],
         responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404, 503)},
+        response_headers=READ_HEADERS,
     )
     async def get_negotiation(
         self,
         request: Request[Any, Any, Any],
-        queries: NamedDependency[Queries],
+        reads: NamedDependency[ReadRouter],
         ref: FromPath[str],
         as_of: AsOf = None,
         known_at: KnownAt = None,
         consistency_token: ConsistencyToken = None,
     ) -> Response[NegotiationSummary]:
         travel = TimeTravel.parse(as_of, known_at)
-        await _consistent(queries, consistency_token)
-        negotiation_id = await queries.resolve_negotiation(ref)
-        return json_read(request, await queries.negotiation(negotiation_id, travel))
+
+        async def read(target: ReadTarget) -> bytes:
+            return await target.queries.negotiation(await target.queries.resolve_negotiation(ref), travel)
+
+        body, target = await routed(reads, consistency_token, read, log_read=travel.requested)
+        return json_read(request, body, target=target)
 
     @get(
         "/{ref:str}/timeline",
@@ -204,20 +197,23 @@ class NegotiationController(Controller):
         summary="Everything recorded, in world-time order, as readable lines (cursor-paginated)",
         guards=[requires(Permission.READ)],
         responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404, 503)},
+        response_headers=READ_HEADERS,
     )
     async def get_timeline(
         self,
         request: Request[Any, Any, Any],
-        queries: NamedDependency[Queries],
+        reads: NamedDependency[ReadRouter],
         ref: FromPath[str],
         cursor: Cursor = None,
         limit: Limit = 100,
         consistency_token: ConsistencyToken = None,
     ) -> Response[TimelinePage]:
-        await _consistent(queries, consistency_token)
-        negotiation_id = await queries.resolve_negotiation(ref)
-        body, next_cursor = await queries.timeline_page(negotiation_id, cursor=cursor, limit=limit)
-        return json_read(request, body, next_cursor)
+        async def read(target: ReadTarget) -> tuple[bytes, str | None]:
+            negotiation_id = await target.queries.resolve_negotiation(ref)
+            return await target.queries.timeline_page(negotiation_id, cursor=cursor, limit=limit)
+
+        (body, next_cursor), target = await routed(reads, consistency_token, read)
+        return json_read(request, body, next_cursor, target=target)
 
 
 class IssueController(Controller):
@@ -230,11 +226,12 @@ class IssueController(Controller):
         summary="Every issue's status view",
         guards=[requires(Permission.READ)],
         responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404, 503)},
+        response_headers=READ_HEADERS,
     )
     async def list_issues(
         self,
         request: Request[Any, Any, Any],
-        queries: NamedDependency[Queries],
+        reads: NamedDependency[ReadRouter],
         ref: FromPath[str],
         status: IssueStatus = None,
         category: IssueCategory = None,
@@ -244,12 +241,13 @@ class IssueController(Controller):
         consistency_token: ConsistencyToken = None,
     ) -> Response[IssueList]:
         travel = TimeTravel.parse(as_of, known_at)
-        await _consistent(queries, consistency_token)
-        negotiation_id = await queries.resolve_negotiation(ref)
-        body = await queries.issues(
-            negotiation_id, travel, status=status, category=category, party=party
-        )
-        return json_read(request, body)
+
+        async def read(target: ReadTarget) -> bytes:
+            negotiation_id = await target.queries.resolve_negotiation(ref)
+            return await target.queries.issues(negotiation_id, travel, status=status, category=category, party=party)
+
+        body, target = await routed(reads, consistency_token, read, log_read=travel.requested)
+        return json_read(request, body, target=target)
 
     @get(
         "/{key:str}",
@@ -257,11 +255,12 @@ class IssueController(Controller):
         summary="One issue's full status view",
         guards=[requires(Permission.READ)],
         responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404, 503)},
+        response_headers=READ_HEADERS,
     )
     async def get_issue(
         self,
         request: Request[Any, Any, Any],
-        queries: NamedDependency[Queries],
+        reads: NamedDependency[ReadRouter],
         ref: FromPath[str],
         key: FromPath[str],
         as_of: AsOf = None,
@@ -269,9 +268,12 @@ class IssueController(Controller):
         consistency_token: ConsistencyToken = None,
     ) -> Response[IssueView]:
         travel = TimeTravel.parse(as_of, known_at)
-        await _consistent(queries, consistency_token)
-        negotiation_id = await queries.resolve_negotiation(ref)
-        return json_read(request, await queries.issue(negotiation_id, key, travel))
+
+        async def read(target: ReadTarget) -> bytes:
+            return await target.queries.issue(await target.queries.resolve_negotiation(ref), key, travel)
+
+        body, target = await routed(reads, consistency_token, read, log_read=travel.requested)
+        return json_read(request, body, target=target)
 
     @get(
         "/{key:str}/history",
@@ -279,23 +281,26 @@ class IssueController(Controller):
         summary="The issue's events as stored (cursor-paginated, in stream order)",
         guards=[requires(Permission.READ)],
         responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404)},
+        response_headers=READ_HEADERS,
     )
     async def get_issue_history(
         self,
         request: Request[Any, Any, Any],
-        queries: NamedDependency[Queries],
+        reads: NamedDependency[ReadRouter],
         ref: FromPath[str],
         key: FromPath[str],
         cursor: Cursor = None,
         limit: Limit = 100,
         consistency_token: ConsistencyToken = None,
     ) -> Response[EventPage]:
-        # Read from the log itself: a consistency token is reached as soon as it is issued.
-        negotiation_id = await queries.resolve_negotiation(ref)
-        body, next_cursor = await queries.issue_history(
-            negotiation_id, key, cursor=cursor, limit=limit
-        )
-        return json_read(request, body, next_cursor)
+        # Read from the log itself: the primary has a write as soon as its token is
+        # issued; a standby once it has replayed that far.
+        async def read(target: ReadTarget) -> tuple[bytes, str | None]:
+            negotiation_id = await target.queries.resolve_negotiation(ref)
+            return await target.queries.issue_history(negotiation_id, key, cursor=cursor, limit=limit)
+
+        (body, next_cursor), target = await routed(reads, consistency_token, read, log_read=True)
+        return json_read(request, body, next_cursor, target=target)
 
 
 __all__ = ["IssueController", "NegotiationController"]

@@ -1,25 +1,37 @@
 """How every read is answered: the exact bytes, an ETag of them, 304 when the client
-already holds them, and a `Link: rel="next"` header on paginated lists."""
+already holds them, a `Link: rel="next"` header on paginated lists, and which
+server answered (`Parley-Read-Source`) and how far behind the primary it was
+(`Parley-Read-Lag`, seconds)."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from litestar import Request, Response
+from litestar.datastructures import ResponseHeader
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
-from litestar.openapi.datastructures import ResponseSpec
+from service.http.problems import invalid_parameter
+from service.read.queries import UnknownWrite
+from service.read.replicas import ReadRouter, ReadTarget
+from service.store.consistency import TOKEN_PATTERN
+from service.store.consistency import ConsistencyToken as Token
+
+T = TypeVar("T")
 
 # Query parameters shared by read routes (documented once, validated by Litestar).
 ConsistencyToken = Annotated[
     str | None,
     QueryParameter(
         name="consistency_token",
-        pattern=r"^\d{1,20}\.\d{1,20}$",
-        description="From a command response: wait (up to 5 s) until the read models reflect that write; "
-        "503 `consistency-timeout` if they have not by then.",
+        pattern=TOKEN_PATTERN,
+        description="From a command response: the read reflects at least that write. A standby answers it "
+        "once it has replayed the write (waited for up to PARLEY_READ_TOKEN_WAIT, 1 s), else the primary, "
+        "once its read models reflect it (up to 5 s); 503 `consistency-timeout` if they have not by then.",
         required=False,
     ),
 ]
@@ -61,6 +73,49 @@ NOT_MODIFIED = {
 }
 
 
+# Which server answered a read, and how far behind the primary it was.
+READ_SOURCE_HEADER = "Parley-Read-Source"
+READ_LAG_HEADER = "Parley-Read-Lag"
+READ_HEADERS = [
+    ResponseHeader(
+        name=READ_SOURCE_HEADER,
+        documentation_only=True,
+        description="`primary`, or `standby` when a hot standby (PARLEY_READ_DATABASE_URL) answered.",
+    ),
+    ResponseHeader(
+        name=READ_LAG_HEADER,
+        documentation_only=True,
+        description="Seconds since the oldest write the answering server had not replayed yet (0: caught up; "
+        "always 0 for the primary). A read without a consistency token may be this stale.",
+    ),
+]
+
+
+def served_by(target: ReadTarget) -> dict[str, str]:
+    return {READ_SOURCE_HEADER: target.source, READ_LAG_HEADER: f"{target.lag:.3f}"}
+
+
+def parse_token(text: str | None) -> Token | None:
+    if text is None:
+        return None
+    try:
+        return Token.parse(text)
+    except ValueError:
+        raise invalid_parameter("consistency_token", "not a consistency token (use the one a command returned)") from None
+
+
+async def routed(
+    reads: ReadRouter, token: str | None, read: Callable[[ReadTarget], Awaitable[T]], *, log_read: bool = False
+) -> tuple[T, ReadTarget]:
+    """`read` on the server the router picks for this token (service.read.replicas)."""
+    try:
+        return await reads.run(read, parse_token(token), log_read=log_read)
+    except UnknownWrite:
+        raise invalid_parameter(
+            "consistency_token", "names no write recorded here (use the token a command returned)"
+        ) from None
+
+
 def entity_tag(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
@@ -72,9 +127,13 @@ def _matches(if_none_match: str, tag: str) -> bool:
     return any(candidate.strip().removeprefix("W/") == tag for candidate in if_none_match.split(","))
 
 
-def json_read(request: Request[Any, Any, Any], body: bytes, next_cursor: str | None = None) -> Response[Any]:
+def json_read(
+    request: Request[Any, Any, Any], body: bytes, next_cursor: str | None = None, *, target: ReadTarget | None = None
+) -> Response[Any]:
     tag = entity_tag(body)
     headers = {"ETag": tag, "Cache-Control": "private, no-cache", "Vary": "Authorization"}
+    if target is not None:
+        headers.update(served_by(target))
     if next_cursor is not None:
         query = {k: v for k, v in request.query_params.items() if k != "cursor"}
         query["cursor"] = next_cursor
@@ -87,6 +146,7 @@ def json_read(request: Request[Any, Any, Any], body: bytes, next_cursor: str | N
 
 __all__ = [
     "NOT_MODIFIED",
+    "READ_HEADERS",
     "AsOf",
     "ConsistencyToken",
     "Cursor",
@@ -94,4 +154,6 @@ __all__ = [
     "PartyCode",
     "entity_tag",
     "json_read",
+    "routed",
+    "served_by",
 ]

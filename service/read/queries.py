@@ -28,7 +28,8 @@ from projections.negotiation_summary import IssueBrief, summarise
 from projections.records import recorded_from_stored
 from service.store.envelope import EventEnvelope, envelope
 from service.projection.runner import ProjectionWatch
-from service.store.event_store import Checkpoint, EventStore
+from service.store.consistency import ConsistencyToken
+from service.store.event_store import EventStore
 
 _encoder = msgspec.json.Encoder()
 
@@ -121,19 +122,18 @@ class Queries:
         self.pool = store.pool
         self.watch = watch
 
-    async def wait_until_reflected(self, token: str, wait: float) -> None:
+    async def wait_until_reflected(self, token: ConsistencyToken, wait: float) -> None:
         """Read-your-writes: return once every projection has passed the write
-        that returned `token` (a consistency token); ProjectionsBehind after
-        `wait` seconds, UnknownWrite at once for a token that names no write."""
-        checkpoint = Checkpoint.parse(token)
-        in_range = max(checkpoint.txid, checkpoint.position) < 2**63
-        if in_range and await self.watch.wait_for(checkpoint, 0):
+        that returned `token`; ProjectionsBehind after `wait` seconds, UnknownWrite
+        at once for a token that names no write."""
+        checkpoint = token.checkpoint
+        if token.in_range and await self.watch.wait_for(checkpoint, 0):
             return
         # A token names the last event of a write; refuse one that names none.
-        if not in_range or not await self.store.has_event_at(checkpoint):
-            raise UnknownWrite(token)
+        if not token.in_range or not await self.store.has_event_at(checkpoint):
+            raise UnknownWrite(token.text())
         if not await self.watch.wait_for(checkpoint, wait):
-            raise ProjectionsBehind(token, wait)
+            raise ProjectionsBehind(token.text(), wait)
 
     async def resolve_negotiation(self, ref: str) -> uuid.UUID:
         """The id of the negotiation named by its id or slug, from the command side's

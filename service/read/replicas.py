@@ -32,7 +32,6 @@ import bisect
 import contextlib
 import itertools
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -41,8 +40,8 @@ from typing import TypeVar
 import asyncpg
 
 from projections import PROJECTION_NAMES
-from service.db import create_pool
-from service.read.queries import ProjectionsBehind
+from service.db import CONNECTION_FAILURES
+from service.read.queries import Queries, UnknownWrite
 from service.store.consistency import ConsistencyToken
 from service.store.event_store import Checkpoint, EventStore
 
@@ -52,18 +51,6 @@ T = TypeVar("T")
 
 PRIMARY = "primary"
 STANDBY = "standby"
-
-# What a failing standby raises: the read is then answered by the primary. A hot
-# standby cancels a query that conflicts with replay with a serialization failure.
-STANDBY_FAILURES: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.SerializationError,
-)
 
 _STANDBY_STATE_SQL = """
     SELECT pg_is_in_recovery() AS in_recovery,
@@ -78,27 +65,22 @@ _STANDBY_STATE_SQL = """
 _PRIMARY_POSITION_SQL = "SELECT pg_current_wal_flush_lsn()"
 
 
-def split_urls(value: str | None) -> list[str]:
-    """PARLEY_READ_DATABASE_URL: URLs separated by commas. A comma inside one URL (a
-    libpq multi-host URL) is kept: only a comma before a new `postgres…://` splits."""
-    if not value:
-        return []
-    return [part.strip() for part in re.split(r",(?=\s*postgres(?:ql)?://)", value) if part.strip()]
-
-
-class UnknownToken(ValueError):
-    """A consistency token that names no write recorded in this database."""
-
-
 @dataclass(frozen=True)
 class ReadTarget:
     """Where one read is answered, and how far behind the primary that server was."""
 
     source: str  # PRIMARY or STANDBY
     name: str  # "primary", "standby-1", …
-    pool: asyncpg.Pool
-    store: EventStore
+    queries: Queries
     lag: float = 0.0  # seconds
+
+    @property
+    def store(self) -> EventStore:
+        return self.queries.store
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.queries.pool
 
 
 @dataclass(frozen=True)
@@ -140,15 +122,14 @@ class PrimaryPositions:
 class Standby:
     """One hot standby as this process sees it: a pool for reads, a watched state."""
 
-    def __init__(self, name: str, url: str, pool: asyncpg.Pool) -> None:
+    def __init__(self, name: str, url: str, queries: Queries) -> None:
         self.name = name
         self.url = url
-        self.pool = pool
-        self.store = EventStore(pool)
+        self.queries = queries
         self.state = StandbyState()
         self.waiters = 0
         self._changed = asyncio.Event()
-        self._poke = asyncio.Event()
+        self.poke_event = asyncio.Event()
 
     def publish(self, state: StandbyState) -> None:
         self.state = state
@@ -160,7 +141,7 @@ class Standby:
         if self.state.usable:
             log.warning("standby %s failed (%s); reads go elsewhere until it answers again", self.name, error)
         self.publish(StandbyState(usable=False, sampled_at=time.monotonic()))
-        self._poke.set()
+        self.poke_event.set()
 
     def covers(self, token: ConsistencyToken, *, log_read: bool) -> bool:
         state = self.state
@@ -188,10 +169,9 @@ async def _any_change(standbys: list[Standby], timeout: float) -> None:
 class ReadRouter:
     def __init__(
         self,
-        primary: EventStore,
-        standby_urls: Sequence[str] = (),
+        primary: Queries,
+        standbys: Sequence[tuple[str, Queries]] = (),
         *,
-        wait_on_primary: Callable[[Checkpoint, float], Awaitable[bool]],
         token_wait: float = 1.0,
         primary_wait: float = 5.0,
         max_lag: float = 30.0,
@@ -199,9 +179,7 @@ class ReadRouter:
         fast_interval: float = 0.005,
         projection_names: Sequence[str] = PROJECTION_NAMES,
     ) -> None:
-        self.primary = ReadTarget(PRIMARY, PRIMARY, primary.pool, primary)
-        self.standby_urls = list(standby_urls)
-        self.wait_on_primary = wait_on_primary
+        self.primary = ReadTarget(PRIMARY, PRIMARY, primary)
         self.token_wait = token_wait
         self.primary_wait = primary_wait
         self.max_lag = max_lag
@@ -209,15 +187,12 @@ class ReadRouter:
         self.fast_interval = fast_interval
         self.projection_names = list(projection_names)
         self.positions = PrimaryPositions()
-        self.standbys: list[Standby] = []
+        self.standbys = [Standby(f"standby-{n}", url, queries) for n, (url, queries) in enumerate(standbys, start=1)]
         self._turn = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        for number, url in enumerate(self.standby_urls, start=1):
-            # min_size=0: a standby that is down when the node starts must not stop it.
-            pool = await create_pool(url, min_size=0, max_size=10)
-            self.standbys.append(Standby(f"standby-{number}", url, pool))
+        """Start watching the standbys (their pools are the composition root's)."""
         if self.standbys:
             self._tasks.append(asyncio.create_task(self._sample_primary(), name="parley-primary-position"))
             for standby in self.standbys:
@@ -229,8 +204,7 @@ class ReadRouter:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for standby in self.standbys:
-            await standby.pool.close()
+        self._tasks.clear()
 
     # -- choosing ---------------------------------------------------------------------
 
@@ -238,7 +212,7 @@ class ReadRouter:
         return self.positions.lag(standby.state.replayed, time.monotonic())
 
     def _target(self, standby: Standby) -> ReadTarget:
-        return ReadTarget(STANDBY, standby.name, standby.pool, standby.store, round(self.lag(standby), 3))
+        return ReadTarget(STANDBY, standby.name, standby.queries, round(self.lag(standby), 3))
 
     def _next(self, candidates: list[Standby]) -> Standby | None:
         if not candidates:
@@ -246,14 +220,14 @@ class ReadRouter:
         return candidates[next(self._turn) % len(candidates)]
 
     async def choose(self, token: ConsistencyToken | None = None, *, log_read: bool = False) -> ReadTarget:
-        """The server for a read (see the module's docstring). Raises UnknownToken and
+        """The server for a read (see the module's docstring). Raises UnknownWrite and
         ProjectionsBehind for a token the primary cannot serve."""
         if token is None:
             fresh = [s for s in self.standbys if s.state.usable and self.lag(s) <= self.max_lag]
             standby = self._next(fresh)
             return self._target(standby) if standby is not None else self.primary
         if not token.in_range:
-            raise UnknownToken("names no write recorded here")
+            raise UnknownWrite(token.text())
         standby = await self._covering(token, log_read)
         if standby is not None:
             return self._target(standby)
@@ -270,7 +244,7 @@ class ReadRouter:
         deadline = time.monotonic() + self.token_wait
         for standby in usable:
             standby.waiters += 1
-            standby._poke.set()
+            standby.poke_event.set()
         try:
             while True:
                 covering = [s for s in usable if s.covers(token, log_read=log_read)]
@@ -285,17 +259,9 @@ class ReadRouter:
                 standby.waiters -= 1
 
     async def _on_primary(self, token: ConsistencyToken, log_read: bool) -> None:
-        """Today's single-server meaning: the primary's projections must pass the token."""
-        if log_read:
-            return  # the primary's log holds every acknowledged write
-        if await self.wait_on_primary(token.checkpoint, 0):
-            return
-        # A token names the last event of a write; one that names no event (forged, or
-        # from another database) would only ever time out: refuse it at once.
-        if not await self.primary.store.has_event_at(token.checkpoint):
-            raise UnknownToken("names no write recorded here (use the token a command returned)")
-        if not await self.wait_on_primary(token.checkpoint, self.primary_wait):
-            raise ProjectionsBehind(token.text(), self.primary_wait)
+        """Today's single-server meaning: the primary's projections pass the token."""
+        if not log_read:  # the primary's log holds every acknowledged write already
+            await self.primary.queries.wait_until_reflected(token, self.primary_wait)
 
     async def run(
         self,
@@ -310,7 +276,7 @@ class ReadRouter:
         if target.source == STANDBY:
             try:
                 return await read(target), target
-            except STANDBY_FAILURES as error:
+            except CONNECTION_FAILURES as error:
                 self.standby_failed(target, error)
                 if token is not None:
                     await self._on_primary(token, log_read)
@@ -363,10 +329,10 @@ class ReadRouter:
                             sampled_at=time.monotonic(),
                         )
                     )
-                    standby._poke.clear()
+                    standby.poke_event.clear()
                     pause = self.fast_interval if standby.waiters else self.interval
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(standby._poke.wait(), pause)
+                        await asyncio.wait_for(standby.poke_event.wait(), pause)
             except asyncio.CancelledError:
                 raise
             except Exception as error:

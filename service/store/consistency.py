@@ -24,17 +24,12 @@ import re
 import asyncpg
 import msgspec
 
-from service.store.event_store import Checkpoint
+from service.store.event_store import COMMITTED_LSN, Checkpoint
 
 _TOKEN = re.compile(r"^(\d{1,20})\.(\d{1,20})(?:\.([0-9A-Fa-f]{1,16}))?$")
 # What the API's query parameter accepts (documented in the OpenAPI document).
 TOKEN_PATTERN = _TOKEN.pattern
 
-# After the write's COMMIT has returned, on the same connection: with synchronous
-# commit (PostgreSQL's default, and what "acknowledged means durable" needs) the
-# commit record is flushed by then, so the flush position is at or past its end. It
-# is a position the primary has sent to its standbys, which they can replay to.
-COMMITTED_LSN_SQL = "SELECT pg_current_wal_flush_lsn()"
 
 
 class ConsistencyToken(msgspec.Struct, frozen=True):
@@ -60,5 +55,5 @@ class ConsistencyToken(msgspec.Struct, frozen=True):
 
 
 async def committed_lsn(conn: asyncpg.Connection | asyncpg.Pool) -> int:
-    """The primary's WAL position after a write committed (see COMMITTED_LSN_SQL)."""
-    return await conn.fetchval(COMMITTED_LSN_SQL)
+    """The primary's WAL position past every write committed so far (COMMITTED_LSN)."""
+    return await conn.fetchval(f"SELECT {COMMITTED_LSN}")

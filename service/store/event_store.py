@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 
 import asyncpg
+import msgspec
 
 from service.store.append import append_in, canonical_body, content_digest
 from service.store.canonical import ZERO_HASH, chain_hash
@@ -40,6 +41,13 @@ from service.store.log_reader import EVERYTHING, GAP_FREE, NOTIFY_CHANNEL, Backl
 from service.store.streams import ChainLink, EventPlace, SealedPlace, StreamHead, StreamReader
 
 log = logging.getLogger("parley.store")
+
+# Evaluated after a write's COMMIT has returned, on the same connection: with
+# synchronous commit (PostgreSQL's default, which "an acknowledged write is durable"
+# needs anyway) the commit record is flushed by then, so the flush position is at or
+# past its end, and it is a position the primary has sent to its standbys, which
+# they replay up to. A consistency token carries it (service.store.consistency).
+COMMITTED_LSN = "pg_current_wal_flush_lsn()"
 
 
 class EventStore(LogReader, StreamReader):
@@ -83,7 +91,8 @@ class EventStore(LogReader, StreamReader):
                     # appending commit; sent after ours, from a transaction that
                     # writes nothing, it holds that lock for microseconds.
                     if not result.replayed:
-                        await self.wake_readers(own)
+                        lsn = await self.wake_readers(own)
+                        return msgspec.structs.replace(result, lsn=lsn)
                     return result
                 except asyncpg.UniqueViolationError as error:
                     # A concurrent writer inserted one of these ids between our check
@@ -97,16 +106,22 @@ class EventStore(LogReader, StreamReader):
         """The record time of what `conn`'s transaction appends: PostgreSQL's now()."""
         return await conn.fetchval("SELECT now()")
 
-    async def wake_readers(self, conn: asyncpg.Connection | None = None) -> None:
-        """Wake subscribers: new events have committed. Never raises: the events are
-        already committed, and a lost wake-up only leaves readers to their polling."""
+    async def wake_readers(self, conn: asyncpg.Connection | None = None) -> int | None:
+        """Wake subscribers: new events have committed. Returns the primary's WAL
+        position past that commit (COMMITTED_LSN: a consistency token's LSN), or None
+        if the wake-up failed. Never raises: the events are already committed, and a
+        lost wake-up only leaves readers to their polling."""
         try:
-            await (conn or self.pool).execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+            return await (conn or self.pool).fetchval(
+                f"SELECT {COMMITTED_LSN} FROM (SELECT pg_notify($1, '')) AS woken", NOTIFY_CHANNEL
+            )
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("could not wake log readers (they will poll): %s", error)
+            return None
 
 
 __all__ = [
+    "COMMITTED_LSN",
     "EVERYTHING",
     "GAP_FREE",
     "START",

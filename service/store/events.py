@@ -126,6 +126,9 @@ class AppendResult(msgspec.Struct, frozen=True):
     # reflect this write (the consistency token of the API).
     checkpoint: Checkpoint
     replayed: bool = False
+    # The primary's WAL position past the commit, when the store committed it itself
+    # (a caller that commits learns it from EventStore.wake_readers()).
+    lsn: int | None = None
 
 
 # The columns every read of whole events selects, in the names StoredEvent uses.

@@ -82,14 +82,15 @@ def pending_event(
 
 
 def _outcome(negotiation_id: uuid.UUID, result: AppendResult, location: str | None = None) -> Outcome:
-    body = _encoder.encode(
-        CommandResult(
-            negotiation_id=negotiation_id,
-            events=[envelope(e) for e in result.events],
-            consistency_token=result.checkpoint.token(),
-        )
+    response = CommandResult(
+        negotiation_id=negotiation_id,
+        events=[envelope(e) for e in result.events],
+        consistency_token=result.checkpoint.token(),
     )
-    return Outcome(body, location, events_written=0 if result.replayed else len(result.events))
+    written = 0 if result.replayed else len(result.events)
+    return Outcome(
+        _encoder.encode(response), location, events_written=written, response=response, checkpoint=result.checkpoint
+    )
 
 
 class CommandService:

@@ -114,6 +114,17 @@ async def remember(
     )
 
 
+async def replace_body(pool: asyncpg.Pool | asyncpg.Connection, scope: str, key: str, body: bytes) -> None:
+    """After the commit: the response as finally sent (its consistency token now
+    carries the commit's LSN), for retries to replay byte for byte."""
+    await pool.execute(
+        "UPDATE idempotency_keys SET response_body = $3 WHERE key_id = $1 AND idempotency_key = $2",
+        scope,
+        key,
+        body,
+    )
+
+
 async def purge_expired(pool: asyncpg.Pool | asyncpg.Connection) -> int:
     status = await pool.execute("DELETE FROM idempotency_keys WHERE expires_at <= now()")
     return int(status.split()[-1])

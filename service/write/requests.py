@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 
 from domain.commands import CommonFields, OpenNegotiation
+from service.store.consistency import ConsistencyToken
 from service.store.envelope import EventEnvelope
+from service.store.event_store import Checkpoint
 from service.write.restoring import Restoring
+
+_encoder = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,18 @@ class Outcome:
     location: str | None = None
     replayed: bool = False
     events_written: int = 0
+    # What the body was encoded from, while its consistency token can still gain the
+    # commit's LSN (known only once the transaction has committed).
+    response: CommandResult | None = None
+    checkpoint: Checkpoint | None = None
+
+    def with_lsn(self, lsn: int) -> "Outcome":
+        """The body again, its token now carrying the commit's LSN."""
+        if self.response is None or self.checkpoint is None:
+            return self
+        token = ConsistencyToken(self.checkpoint, lsn).text()
+        body = _encoder.encode(msgspec.structs.replace(self.response, consistency_token=token))
+        return replace(self, body=body, response=None)
 
 
 class SlugTaken(Exception):

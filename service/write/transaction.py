@@ -41,7 +41,9 @@ async def in_transaction(
     work: Callable[[asyncpg.Connection], Awaitable[Outcome]],
 ) -> Outcome:
     """`work(conn)` inside one transaction, under the Idempotency-Key when there
-    is one, then the readers woken once it has committed."""
+    is one, then the readers woken once it has committed, and the answer's
+    consistency token given the commit's LSN (so that a standby can tell when it
+    holds the write)."""
     async with store.pool.acquire() as conn, conn.transaction():
         replay = await _replay(conn, key) if key is not None else None
         if replay is not None:
@@ -50,12 +52,20 @@ async def in_transaction(
         if key is not None:
             stored = idempotency.StoredResponse.created(outcome.body, outcome.location)
             await idempotency.remember(conn, key.scope, key.key, key.request_digest, stored)
+    if not outcome.events_written:
+        return outcome
     # After the commit, not inside it: PostgreSQL holds a database-wide lock from a
     # transaction's NOTIFY until its commit is flushed, which serialised every
-    # command's commit (bench.http, bench.lag).
-    if outcome.events_written:
-        await store.wake_readers()
-    return outcome
+    # command's commit (bench.http, bench.lag). The same statement reads the LSN.
+    lsn = await store.wake_readers()
+    if lsn is None:
+        return outcome  # its token names the write by its place in the log alone: still valid
+    finished = outcome.with_lsn(lsn)
+    if key is not None:
+        # A retry replays these bytes too. (One that arrives between the commit and
+        # this update gets the token without its LSN: the same write, as valid.)
+        await idempotency.replace_body(store.pool, key.scope, key.key, finished.body)
+    return finished
 
 
 async def _replay(conn: asyncpg.Connection, key: Idempotency) -> Outcome | None:

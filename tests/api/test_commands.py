@@ -6,6 +6,7 @@ import asyncpg
 
 from domain.example import COMMANDS, OPENED
 from domain.issue import issue_stream_id
+from service.store.consistency import ConsistencyToken
 
 PARTIES = [{"code": "RU", "name": "Russia"}, {"code": "UA", "name": "Ukraine"}]
 
@@ -42,7 +43,9 @@ async def test_open_generates_id_and_slug_and_records_the_key_name(api, client, 
     assert event["recorded_by"] == "recorder"
     assert event["recorded_at"].endswith("Z")
     assert response.headers["location"] == f"/negotiations/{body['negotiation_id']}"
-    assert body["consistency_token"] == event["checkpoint"]
+    token = ConsistencyToken.parse(body["consistency_token"])
+    assert token.checkpoint.token() == event["checkpoint"], "the token names the write's last event"
+    assert token.lsn is not None, "and the primary's WAL position past its commit"
 
 
 async def test_a_taken_slug_is_a_conflict(api, client, keys):
@@ -62,7 +65,7 @@ async def test_record_one_command_and_a_batch(api):
     assert [e["type"] for e in batch["events"]] == ["round.held", "round.held", "issue.raised", "ceasefire.agreed"]
     ceasefire_stream = str(issue_stream_id(__import__("uuid").UUID(opened["negotiation_id"]), "ceasefire"))
     assert batch["events"][-1]["stream_id"] == ceasefire_stream
-    assert batch["consistency_token"] == batch["events"][-1]["checkpoint"]
+    assert ConsistencyToken.parse(batch["consistency_token"]).checkpoint.token() == batch["events"][-1]["checkpoint"]
 
 
 async def test_generated_item_ids_are_in_the_event_data(api):

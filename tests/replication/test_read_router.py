@@ -10,15 +10,13 @@ import asyncpg
 import pytest
 
 from service.db import create_pool
-from service.read.replicas import PRIMARY, STANDBY, ReadRouter, ReadTarget, UnknownToken
+from service.projection.runner import ProjectionWatch
+from service.read.queries import Queries, UnknownWrite
+from service.read.replicas import PRIMARY, STANDBY, ReadRouter, ReadTarget
 from service.store.consistency import ConsistencyToken, committed_lsn
 from service.store.event_store import Checkpoint, EventStore
 from tests.pending_events import pending
 from tests.replication.conftest import REPLICATION_CEILING, Replicated, caught_up
-
-
-async def never_on_primary(checkpoint: Checkpoint, timeout: float) -> bool:
-    return False  # no projection runner in these tests: only log reads are answered
 
 
 @pytest.fixture
@@ -32,13 +30,20 @@ async def primary(replicated: Replicated) -> AsyncIterator[EventStore]:
 
 @pytest.fixture
 async def router(replicated: Replicated, primary: EventStore) -> AsyncIterator[ReadRouter]:
-    made = ReadRouter(primary, [replicated.standby_url], wait_on_primary=never_on_primary, token_wait=1.0)
+    """No projection runner here: the tests read the log (log_read=True)."""
+    standby = await create_pool(replicated.standby_url, min_size=0, max_size=4)
+    watch = ProjectionWatch(primary.pool, replicated.primary_url)
+    made = ReadRouter(
+        Queries(primary, watch), [(replicated.standby_url, Queries(EventStore(standby), watch))], token_wait=1.0
+    )
     await made.start()
     try:
         await until(lambda: made.standbys[0].state.usable, "the standby is watched")
         yield made
     finally:
         await made.close()
+        await watch.close()
+        await standby.close()
 
 
 async def until(condition, what: str, ceiling: float = REPLICATION_CEILING) -> None:
@@ -98,9 +103,9 @@ async def test_with_replay_paused_token_reads_fall_back_and_untokened_reads_are_
 
 
 async def test_a_forged_token_is_refused_by_the_primary(router: ReadRouter) -> None:
-    with pytest.raises(UnknownToken):
+    with pytest.raises(UnknownWrite):
         await router.choose(ConsistencyToken(Checkpoint(2**63, 1)))
-    with pytest.raises(UnknownToken):
+    with pytest.raises(UnknownWrite):
         await router.choose(ConsistencyToken(Checkpoint(123456, 654321), 2**40))
 
 

@@ -1,0 +1,360 @@
+"""Two `parley serve` nodes on a real primary and a real streaming standby.
+
+The nodes are real processes (service.cli.dev_cluster.Nodes, what `parley dev
+cluster` starts), writing to the primary and reading from the standby through
+PARLEY_READ_DATABASE_URL; every request goes over real HTTP. The standby is paused,
+stopped and restarted here, so these tests share one module-wide set of nodes and
+leave the standby running and replaying when each ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from service.auth import Role, create_key, revoke_key
+from service.cli.dev_cluster import Node, Nodes
+from service.local_cluster import LocalCluster
+from tests.conftest import database_from
+from tests.replication.conftest import REPLICATION_CEILING, caught_up
+from tests.reliability.conftest import free_port
+
+# Short enough for the paused-replay test to wait it out, long enough that a standby
+# replaying normally (milliseconds) is never passed over on a loaded machine.
+TOKEN_WAIT = 2.0
+# The product's promise for a revoked key.
+REVOCATION_PROMISE = 1.0
+
+
+class Cluster:
+    """The module's nodes, their admin key, and HTTP helpers."""
+
+    def __init__(self, cluster: LocalCluster, nodes: Nodes, a: Node, b: Node, database_url: str) -> None:
+        self.cluster = cluster
+        self.nodes = nodes
+        self.a = a
+        self.b = b
+        self.database_url = database_url
+        self.headers = {"Authorization": f"Bearer {nodes.admin_key}"}
+
+    def client(self, node: Node) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=node.base_url, headers=self.headers, timeout=30)
+
+    async def open_negotiation(self, http: httpx.AsyncClient) -> dict[str, Any]:
+        response = await http.post(
+            "/negotiations",
+            json={
+                "title": f"Talks {uuid.uuid4().hex[:8]}",
+                "parties": [{"code": "RU", "name": "Russia"}, {"code": "UA", "name": "Ukraine"}],
+                "occurred_on": "2022-02-28",
+            },
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+async def database(cluster: LocalCluster, cluster_template: str) -> AsyncIterator[str]:
+    async with database_from(cluster.primary.url(), cluster_template, "parley_nodes") as url:
+        await caught_up(cluster)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def two_nodes(cluster: LocalCluster, database: str) -> Iterator[Cluster]:
+    data_dir = Path(tempfile.mkdtemp(prefix="parley-nodes-"))
+    name = urlsplit(database).path.lstrip("/")
+    nodes = Nodes(
+        cluster, name, data_dir, f"pk_nodes_{secrets.token_urlsafe(32)}",
+        extra_env={"PARLEY_READ_TOKEN_WAIT": str(TOKEN_WAIT)},
+    )
+    try:
+        a, b = nodes.start_serve(free_port()), nodes.start_serve(free_port())
+        nodes.start_projector()
+        nodes.wait_live(a)
+        nodes.wait_live(b)
+        yield Cluster(cluster, nodes, a, b, database)
+    finally:
+        nodes.stop_all()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def replay_paused(cluster: LocalCluster) -> AsyncIterator[None]:
+    standby = await asyncpg.connect(cluster.standbys[0].url())
+    try:
+        await standby.execute("SELECT pg_wal_replay_pause()")
+        yield
+    finally:
+        await standby.execute("SELECT pg_wal_replay_resume()")
+        await standby.close()
+    await caught_up(cluster)
+
+
+async def eventually(check, what: str, ceiling: float = REPLICATION_CEILING) -> Any:
+    """Poll `check()` until it returns something true; fail loudly at the ceiling."""
+    deadline = asyncio.get_running_loop().time() + ceiling
+    while True:
+        found = await check()
+        if found:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {ceiling} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+def source(response: httpx.Response) -> str:
+    return response.headers["Parley-Read-Source"]
+
+
+def lag(response: httpx.Response) -> float:
+    return float(response.headers["Parley-Read-Lag"])
+
+
+async def test_read_your_writes_across_two_nodes_via_the_standby(two_nodes: Cluster) -> None:
+    """Write on node A, read with the token on node B: every read sees its write."""
+    writers, per_writer = 8, 125
+    outcomes: list[tuple[bool, str]] = []
+
+    async def writer(a: httpx.AsyncClient, b: httpx.AsyncClient) -> None:
+        negotiation = (await two_nodes.open_negotiation(a))["negotiation_id"]
+        for i in range(per_writer):
+            key = f"issue-{i}"
+            written = await a.post(
+                f"/negotiations/{negotiation}/commands",
+                json={"type": "issue.raised", "occurred_on": "2022-03-01", "issue": key, "title": f"Issue {i}",
+                      "category": "other"},
+            )
+            assert written.status_code == 201, written.text
+            token = written.json()["consistency_token"]
+            read = await b.get(f"/negotiations/{negotiation}/issues/{key}", params={"consistency_token": token})
+            assert read.status_code == 200, read.text
+            outcomes.append((read.json()["key"] == key, source(read)))
+
+    async with two_nodes.client(two_nodes.a) as a, two_nodes.client(two_nodes.b) as b:
+        await asyncio.gather(*(writer(a, b) for _ in range(writers)))
+
+    saw_their_write = sum(1 for seen, _ in outcomes if seen)
+    by_standby = sum(1 for _, served in outcomes if served == "standby")
+    print(f"read-your-writes: {saw_their_write} of {len(outcomes)} saw their write, {by_standby} served by the standby")
+    assert len(outcomes) == writers * per_writer == 1000
+    assert saw_their_write == 1000
+    assert by_standby >= 990, f"only {by_standby} of 1000 token reads were served by the standby"
+
+
+async def test_with_replay_paused_token_reads_go_to_the_primary_and_others_are_stale_with_their_lag(
+    two_nodes: Cluster,
+) -> None:
+    async with two_nodes.client(two_nodes.a) as a, two_nodes.client(two_nodes.b) as b:
+        negotiation = await two_nodes.open_negotiation(a)
+        ref = negotiation["negotiation_id"]
+        await eventually(
+            lambda: _served(b, f"/negotiations/{ref}", "standby"), "the negotiation is read from the standby"
+        )
+        async with replay_paused(two_nodes.cluster):
+            written = await a.post(
+                f"/negotiations/{ref}/commands",
+                json={"type": "issue.raised", "occurred_on": "2022-03-01", "issue": "paused", "title": "Paused",
+                      "category": "other"},
+            )
+            assert written.status_code == 201, written.text
+            token = written.json()["consistency_token"]
+
+            # Within the bound: the standby is given TOKEN_WAIT, the primary its usual 5 s.
+            read = await asyncio.wait_for(
+                b.get(f"/negotiations/{ref}/issues/paused", params={"consistency_token": token}),
+                TOKEN_WAIT + 5 + 10,
+            )
+            assert read.status_code == 200, read.text
+            assert source(read) == "primary" and lag(read) == 0.0
+            assert read.json()["key"] == "paused"
+
+            stale = await eventually(
+                lambda: _lagging(b, f"/negotiations/{ref}/issues", 0.5), "an untokened read reports its lag"
+            )
+            assert source(stale) == "standby"
+            assert "paused" not in [issue["key"] for issue in stale.json()["items"]], "served stale, as its lag says"
+        fresh = await eventually(
+            lambda: _served(b, f"/negotiations/{ref}/issues", "standby", lambda r: lag(r) == 0.0),
+            "the standby is caught up again",
+        )
+        assert "paused" in [issue["key"] for issue in fresh.json()["items"]]
+
+
+async def _served(http: httpx.AsyncClient, path: str, where: str, also=lambda r: True) -> httpx.Response | None:
+    response = await http.get(path)
+    assert response.status_code == 200, response.text
+    return response if source(response) == where and also(response) else None
+
+
+async def _lagging(http: httpx.AsyncClient, path: str, at_least: float) -> httpx.Response | None:
+    response = await http.get(path)
+    assert response.status_code == 200, response.text
+    return response if lag(response) >= at_least else None
+
+
+async def test_the_event_stream_on_the_standby_loses_nothing_under_sixteen_writers(two_nodes: Cluster) -> None:
+    """SSE from node B (the standby) while 16 clients write through node A."""
+    received: list[str] = []
+    async with two_nodes.client(two_nodes.a) as a, two_nodes.client(two_nodes.b) as b:
+        start = (await a.get("/events", params={"limit": 1000})).json()
+        after = start["items"][-1]["checkpoint"] if start["items"] else ""
+        while start["next"]:
+            start = (await a.get("/events", params={"limit": 1000, "cursor": start["next"]})).json()
+            after = start["items"][-1]["checkpoint"] if start["items"] else after
+        negotiations = [(await two_nodes.open_negotiation(a))["negotiation_id"] for _ in range(16)]
+        written: list[str] = []
+
+        async def writer(ref: str) -> None:
+            for i in range(10):
+                response = await a.post(
+                    f"/negotiations/{ref}/commands",
+                    json={"type": "statement.made", "occurred_on": "2022-03-01", "speaker": "Someone",
+                          "summary": f"statement {i}"},
+                )
+                assert response.status_code == 201, response.text
+                written.extend(e["id"] for e in response.json()["events"])
+
+        async def follow(expected: int) -> str:
+            async with b.stream("GET", "/events/stream", params={"after": after}) as stream:
+                assert stream.status_code == 200
+                served_by = source(stream)
+                async for line in stream.aiter_lines():
+                    if line.startswith("data:"):
+                        received.append(json.loads(line[5:])["id"])
+                        if len(received) >= expected:
+                            return served_by
+            return served_by
+
+        opened_events = 16  # each negotiation.opened above is in the stream too
+        following = asyncio.create_task(follow(opened_events + 16 * 10))
+        await asyncio.gather(*(writer(ref) for ref in negotiations))
+        served_by = await asyncio.wait_for(following, REPLICATION_CEILING)
+    assert served_by == "standby"
+    assert len(received) == len(set(received)) == opened_events + 160
+    assert set(written) <= set(received), "every event written through node A reached the stream on node B"
+
+
+async def test_a_revoked_key_is_refused_on_both_nodes_within_a_second(two_nodes: Cluster) -> None:
+    conn = await asyncpg.connect(two_nodes.database_url)
+    try:
+        name = f"short-lived-{uuid.uuid4().hex[:6]}"
+        key = await create_key(conn, name, Role.READER)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(timeout=10) as http:
+            for node in (two_nodes.a, two_nodes.b):
+                for _ in range(3):  # used, so that any cache of it is warm on both nodes
+                    assert (await http.get(f"{node.base_url}/negotiations", headers=headers)).status_code == 200
+            assert await revoke_key(conn, name)
+            revoked_at = asyncio.get_running_loop().time()
+
+            async def refused(node: Node) -> float:
+                while True:
+                    status = (await http.get(f"{node.base_url}/negotiations", headers=headers)).status_code
+                    if status == 401:
+                        return asyncio.get_running_loop().time() - revoked_at
+                    assert status == 200, status
+                    await asyncio.sleep(0.02)
+
+            try:
+                took = await asyncio.wait_for(
+                    asyncio.gather(refused(two_nodes.a), refused(two_nodes.b)), REVOCATION_PROMISE
+                )
+            except asyncio.TimeoutError:
+                raise AssertionError("a revoked key was still accepted by a node a second after revocation") from None
+            print(f"revoked key refused after {took[0]:.3f} s on node A, {took[1]:.3f} s on node B")
+    finally:
+        await conn.close()
+
+
+async def test_with_the_standby_stopped_reads_go_to_the_primary_and_nothing_fails(two_nodes: Cluster) -> None:
+    statuses: dict[int, int] = {}
+    sources: dict[str, int] = {}
+    stop_reading = asyncio.Event()
+    async with two_nodes.client(two_nodes.a) as a, two_nodes.client(two_nodes.b) as b:
+        ref = (await two_nodes.open_negotiation(a))["negotiation_id"]
+
+        async def reader(http: httpx.AsyncClient) -> None:
+            while not stop_reading.is_set():
+                for path in (f"/negotiations/{ref}", f"/negotiations/{ref}/issues", f"/negotiations/{ref}/timeline",
+                             "/events?limit=5"):
+                    response = await http.get(path)
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                    if response.status_code == 200:
+                        sources[source(response)] = sources.get(source(response), 0) + 1
+                    elif response.status_code == 503:
+                        assert response.headers["content-type"].startswith("application/problem+json")
+
+        readers = [asyncio.create_task(reader(http)) for http in (a, b, a, b)]
+        server = two_nodes.cluster.standbys[0]
+        try:
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(server.stop)
+            served_by_primary = sources.get("primary", 0)
+            await eventually(
+                lambda: _answer(sources.get("primary", 0) > served_by_primary + 50),
+                "reads are answered by the primary while the standby is down",
+            )
+            written = await a.post(
+                f"/negotiations/{ref}/commands",
+                json={"type": "statement.made", "occurred_on": "2022-03-01", "speaker": "S", "summary": "down"},
+            )
+            assert written.status_code == 201, "commands go on: they never needed the standby"
+        finally:
+            await asyncio.to_thread(server.start)
+        served_by_standby = sources.get("standby", 0)
+        await eventually(
+            lambda: _answer(sources.get("standby", 0) > served_by_standby + 50),
+            "reads go back to the standby once it is up",
+        )
+        stop_reading.set()
+        await asyncio.gather(*readers)
+    print(f"standby stopped and restarted: statuses {statuses}, served by {sources}")
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.get(503, 0) <= statuses[200] // 100, "503s are the exception: the primary answers instead"
+
+
+async def _answer(value: bool) -> bool:
+    return value
+
+
+async def test_commands_alternating_between_nodes_decide_on_the_committed_stream(two_nodes: Cluster) -> None:
+    """Each node caches folded aggregates; neither may decide on a stale one."""
+    async with two_nodes.client(two_nodes.a) as a, two_nodes.client(two_nodes.b) as b:
+        ref = (await two_nodes.open_negotiation(a))["negotiation_id"]
+        raised = await a.post(
+            f"/negotiations/{ref}/commands",
+            json={"type": "issue.raised", "occurred_on": "2022-03-01", "issue": "shared", "title": "Shared",
+                  "category": "other"},
+        )
+        assert raised.status_code == 201
+        version = raised.json()["events"][-1]["version"]
+        for i in range(40):
+            http = (a, b)[i % 2]
+            response = await http.post(
+                f"/negotiations/{ref}/commands",
+                json={"type": "position.stated", "occurred_on": "2022-03-02", "issue": "shared", "party": "RU",
+                      "stance": "proposes", "summary": f"take {i}", "expected_version": version},
+            )
+            assert response.status_code == 201, (i, response.text)
+            version = response.json()["events"][-1]["version"]
+            stale = await (b, a)[i % 2].post(
+                f"/negotiations/{ref}/commands",
+                json={"type": "position.stated", "occurred_on": "2022-03-02", "issue": "shared", "party": "UA",
+                      "stance": "opposes", "summary": f"late {i}", "expected_version": version - 1},
+            )
+            assert stale.status_code == 409, "the other node sees the write it did not make"
+            assert stale.json()["current_version"] == version
