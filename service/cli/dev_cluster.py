@@ -126,7 +126,7 @@ async def ensure_database(cluster: LocalCluster, database: str) -> None:
     """The application's database on the primary, migrated (the standbys follow)."""
     import asyncpg
 
-    from service.migrate import migrate
+    from service.bootstrap import prepare_database
 
     admin = await asyncpg.connect(cluster.primary.url())
     try:
@@ -134,11 +134,7 @@ async def ensure_database(cluster: LocalCluster, database: str) -> None:
             await admin.execute(f'CREATE DATABASE "{database}"')
     finally:
         await admin.close()
-    conn = await asyncpg.connect(cluster.primary.url(database))
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
+    await prepare_database(cluster.primary.url(database), None)
 
 
 def cmd_dev_cluster(args: argparse.Namespace) -> int:
