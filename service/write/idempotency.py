@@ -1,11 +1,17 @@
 """Idempotency keys for commands, kept in PostgreSQL so every API process shares them.
 
 A key is claimed inside the transaction that appends the command's events, under a
-transaction-scoped advisory lock on (API key, Idempotency-Key):
+session-level advisory lock on (API key, Idempotency-Key) that the request holds
+until its answer is final:
 
-* the lock is taken with `pg_try_advisory_xact_lock`, so a retry that arrives while
+* the lock is taken with `pg_try_advisory_lock`, so a retry that arrives while
   the first request is still running is told so at once (IdempotencyKeyInUse)
   instead of waiting or writing twice;
+* it outlives the commit until the stored body has its final consistency token
+  (the commit's LSN is known only after the commit): a retry in between is told
+  the key is in use rather than replaying different bytes. `release` frees it; a
+  connection that dies frees it too, and asyncpg's pool unlocks all advisory locks
+  of a connection it takes back;
 * the stored response is written in the same transaction as the events, so a
   retry finds either both or neither: concurrent retries produce one write;
 * only successful responses are stored; a refused command writes nothing, so its
@@ -71,7 +77,7 @@ def _lock_id(scope: str, key: str) -> int:
 async def claim(conn: asyncpg.Connection, scope: str, key: str, request_digest: bytes) -> StoredResponse | None:
     """Inside the caller's transaction: the stored response to replay, or None when
     this request is the first with this key (and now holds it until commit)."""
-    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _lock_id(scope, key)):
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_id(scope, key)):
         raise IdempotencyKeyInUse(key)
     row = await conn.fetchrow(
         """
@@ -123,6 +129,11 @@ async def replace_body(pool: asyncpg.Pool | asyncpg.Connection, scope: str, key:
         key,
         body,
     )
+
+
+async def release(conn: asyncpg.Connection, scope: str, key: str) -> None:
+    """Frees the key claimed on `conn` (outside any transaction: the lock is the session's)."""
+    await conn.execute("SELECT pg_advisory_unlock($1)", _lock_id(scope, key))
 
 
 async def purge_expired(pool: asyncpg.Pool | asyncpg.Connection) -> int:

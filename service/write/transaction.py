@@ -44,16 +44,30 @@ async def in_transaction(
     is one, then the readers woken once it has committed, and the answer's
     consistency token given the commit's LSN (so that a standby can tell when it
     holds the write)."""
-    async with store.pool.acquire() as conn, conn.transaction():
-        replay = await _replay(conn, key) if key is not None else None
-        if replay is not None:
-            return replay
-        outcome = await work(conn)
-        if key is not None:
-            stored = idempotency.StoredResponse.created(outcome.body, outcome.location)
-            await idempotency.remember(conn, key.scope, key.key, key.request_digest, stored)
-    if not outcome.events_written:
-        return outcome
+    async with store.pool.acquire() as conn:
+        claimed = False
+        try:
+            async with conn.transaction():
+                if key is not None:
+                    replay = await _replay(conn, key)
+                    claimed = True
+                    if replay is not None:
+                        return replay
+                outcome = await work(conn)
+                if key is not None:
+                    stored = idempotency.StoredResponse.created(outcome.body, outcome.location)
+                    await idempotency.remember(conn, key.scope, key.key, key.request_digest, stored)
+            if not outcome.events_written:
+                return outcome
+            return await _after_commit(store, conn, key, outcome)
+        finally:
+            if claimed and key is not None:
+                await _release(conn, key)
+
+
+async def _after_commit(
+    store: EventStore, conn: asyncpg.Connection, key: Idempotency | None, outcome: Outcome
+) -> Outcome:
     # After the commit, not inside it: PostgreSQL holds a database-wide lock from a
     # transaction's NOTIFY until its commit is flushed, which serialised every
     # command's commit (bench.http, bench.lag). The same statement reads the LSN.
@@ -62,10 +76,18 @@ async def in_transaction(
         return outcome  # its token names the write by its place in the log alone: still valid
     finished = outcome.with_lsn(lsn)
     if key is not None:
-        # A retry replays these bytes too. (One that arrives between the commit and
-        # this update gets the token without its LSN: the same write, as valid.)
-        await idempotency.replace_body(store.pool, key.scope, key.key, finished.body)
+        # A retry replays these bytes too: it waits for them, as the key is still
+        # held (a retry meanwhile is told the key is in use).
+        await idempotency.replace_body(conn, key.scope, key.key, finished.body)
     return finished
+
+
+async def _release(conn: asyncpg.Connection, key: Idempotency) -> None:
+    try:
+        await idempotency.release(conn, key.scope, key.key)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        # The pool resets (and so unlocks) or discards this connection anyway.
+        log.warning("could not release Idempotency-Key %r at once: %s", key.key, error)
 
 
 async def _replay(conn: asyncpg.Connection, key: Idempotency) -> Outcome | None:
