@@ -100,7 +100,12 @@ async def test_parley_demo_serves_the_dashboard_and_the_report_to_the_key_it_pri
         try:
             key = _reader_key_once_serving(process, log, port)
             base = f"http://127.0.0.1:{port}"
-            assert httpx.get(base + "/").status_code == 200
+            page = httpx.get(base + "/")
+            assert page.status_code == 200
+            assert page.headers["content-type"].startswith("text/html")
+            assert "<title>Parley — negotiations dashboard</title>" in page.text
+            script = httpx.get(base + "/static/app.js")
+            assert script.status_code == 200 and "import" in script.text
             negotiation = httpx.get(
                 f"{base}/negotiations/russia-ukraine-2022",
                 headers={"Authorization": f"Bearer {key}"},

@@ -214,7 +214,10 @@ async def test_sixteen_writers_committing_out_of_order_lose_nothing(store: Event
     outcome = await race(store, store)
 
     assert len(outcome.written) == 16 * 12
-    assert len(outcome.naive_seen) < len(outcome.written), "the naive reader should have skipped late commits"
+    # How many late commits a naive `position > last` reader skipped depends on
+    # scheduling, so it is reported, not asserted; the deterministic case is
+    # test_a_late_commit_with_a_lower_position_is_not_skipped.
+    print(f"naive reader saw {len(outcome.naive_seen)} of {len(outcome.written)}")
     assert len(outcome.store_seen) == len(set(outcome.store_seen)) == len(outcome.written)
     assert set(outcome.store_seen) == outcome.written
     again = [e.id for e in await store.read_log(START, 10_000)]
@@ -228,7 +231,7 @@ async def test_subscribe_wakes_on_new_events_and_resumes_from_a_checkpoint(store
     received: list[uuid.UUID] = []
 
     async def consume() -> None:
-        async for batch in store.subscribe(first.checkpoint, poll_interval=30, stop=stop):
+        async for batch in store.subscribe(first.checkpoint, poll_interval=3600, stop=stop):
             received.extend(e.id for e in batch)
             if len(received) >= 2:
                 return
@@ -237,8 +240,9 @@ async def test_subscribe_wakes_on_new_events_and_resumes_from_a_checkpoint(store
     await asyncio.sleep(0.2)
     second = await store.append([pending(stream, 2)])
     third = await store.append([pending(stream, 3)])
-    # poll_interval is 30 s: arriving within 5 s proves the notification woke it
-    await asyncio.wait_for(task, 5)
+    # poll_interval is an hour, so only the notification can wake it; the 60 s
+    # ceiling only bounds a failure.
+    await asyncio.wait_for(task, 60)
     assert received == [second.events[0].id, third.events[0].id]
 
 

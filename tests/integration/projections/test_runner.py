@@ -18,7 +18,8 @@ from tests.integration.projections.conftest import catch_up, last_written, serve
 from tests.integration.projections.workload import RandomWorkload
 
 
-async def eventually(condition, within: float = 10.0, every: float = 0.05):
+async def eventually(condition, within: float = 60.0, every: float = 0.05):
+    """Waits for `condition`; `within` is a ceiling that fails loudly, not a speed claim."""
     deadline = time.monotonic() + within
     while not await condition():
         if time.monotonic() > deadline:
@@ -157,16 +158,14 @@ async def test_two_runners_never_both_apply_and_the_standby_takes_over(database_
         holder, standby = holders[0], ({"first", "second"} - set(holders)).pop()
         assert set(log) == {holder}
 
-        # The holder dies; the standby takes over within about a lock poll.
+        # The holder dies; the standby takes over (how fast is bench's to measure).
         tasks[holder].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tasks[holder]
-        started = time.monotonic()
         for negotiation_id in list(workload.negotiations):
             for _ in range(10):
                 await workload.step(negotiation_id)
         await eventually(lambda: caught_up(pool, "issue_status"))
-        assert time.monotonic() - started < 5
         assert workers[standby].stats.holding
         assert log[-1] == standby
         assert OneAtATime.most == 1
@@ -180,17 +179,15 @@ async def test_two_runners_never_both_apply_and_the_standby_takes_over(database_
 async def test_the_projector_follows_the_log_and_wait_for_reflects_a_write(database_url, pool, store, recorder):
     projector = Projector(database_url, pool=pool, poll_interval=0.5, lock_poll_interval=0.2)
     projector.start()
-    watch = ProjectionWatch(pool, database_url, poll_interval=1.0)
+    # The watch re-checks only hourly: only the runner's NOTIFY can wake it in time.
+    watch = ProjectionWatch(pool, database_url, poll_interval=3600)
     try:
         negotiation_id = await recorder.open(
             {"title": "Talks", "parties": [{"code": "A", "name": "A"}], "occurred_on": "2022-01-01"}
         )
         result = await recorder.record(negotiation_id, {"type": "issue.raised", "occurred_on": "2022-01-02",
                                                         "issue": "water", "title": "Water", "category": "other"})
-        started = time.monotonic()
-        assert await watch.wait_for(result.checkpoint, timeout=10)
-        # Woken by the runner's NOTIFY, not by the 1 s poll.
-        assert time.monotonic() - started < 0.9
+        assert await watch.wait_for(result.checkpoint, timeout=60)
         assert await issue_status.fetch_one(pool, negotiation_id, "water") is not None
         assert {s.name for s in projector.stats() if s.holding} == set(PROJECTIONS)
         assert all(lag["events_behind"] == 0 for lag in await projection_lag(pool))
@@ -230,7 +227,8 @@ async def test_many_waiters_share_their_reads_of_the_checkpoints(database_url, p
     )
     written = (await recorder.record(negotiation_id, {"type": "issue.raised", "occurred_on": "2022-01-02",
                                                       "issue": "water", "title": "Water", "category": "other"})).checkpoint
-    watch = ProjectionWatch(pool, database_url, poll_interval=0.2)
+    # No periodic re-checks (hourly): reads happen on start and on notifications only.
+    watch = ProjectionWatch(pool, database_url, poll_interval=3600)
     reads = 0
     read = watch._read_slowest
 
@@ -241,13 +239,15 @@ async def test_many_waiters_share_their_reads_of_the_checkpoints(database_url, p
 
     watch._read_slowest = counted
     try:
-        waiters = [asyncio.create_task(watch.wait_for(written, timeout=10)) for _ in range(50)]
+        waiters = [asyncio.create_task(watch.wait_for(written, timeout=120)) for _ in range(50)]
         await asyncio.sleep(0.5)
         assert not any(w.done() for w in waiters)
         for factory in PROJECTIONS.values():
             await catch_up(database_url, store, factory())
         assert all(await asyncio.gather(*waiters))
-        assert reads < 30  # 50 waiters, ~0.7 s of polling and a few commits: far fewer reads than waiters x wake-ups
+        # Unshared, each of the 50 waiters would read at least once on start and
+        # once per wake-up: fewer reads than waiters means they shared them.
+        assert reads < len(waiters), reads
     finally:
         await watch.close()
 
