@@ -114,8 +114,9 @@ def disagreements(line: dict, body: dict) -> list[str]:
             wrong.append(name)
     if line.get("claimed_by") != body.get("claimed_by", []):
         wrong.append("claimed_by")
-    if line.get("source") != body.get("source"):
-        wrong.append("source")
+    for name in ("source", "import_claim"):
+        if line.get(name) != body.get(name):
+            wrong.append(name)
     if line.get("data") != body.get("data"):
         wrong.append("data")
     recorded = body.get("recorded_at", "")
