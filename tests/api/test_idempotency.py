@@ -73,3 +73,35 @@ async def test_malformed_key(api, client, keys):
     response = await client.post(PATH, json=COMMANDS[0], headers=keys.headers("recorder", **{"Idempotency-Key": "x" * 300}))
     assert response.status_code == 400
     assert response.json()["errors"][0]["parameter"] == "Idempotency-Key"
+
+
+STATEMENT = {"type": "statement.made", "occurred_on": "2022-02-28", "speaker": "Dmytro Kuleba", "party": "UA",
+             "summary": "talks without preconditions"}
+
+
+async def test_the_key_is_scoped_to_its_negotiation_and_its_api_key(api, client, keys, database_url):
+    """The same Idempotency-Key with the same body is one request only on the same
+    negotiation from the same API key: elsewhere it is never a replay of this one."""
+    from domain.example import OPENED
+
+    await api.open()
+    other = await client.post("/negotiations", json={**OPENED, "slug": "other-talks", "title": "Other talks"},
+                              headers=keys.headers("recorder"))
+    assert other.status_code == 201, other.text
+    headers = keys.headers("recorder", **{"Idempotency-Key": "scoped-1"})
+    first = await client.post(PATH, json=STATEMENT, headers=headers)
+    assert first.status_code == 201, first.text
+
+    # Same key, same body, another negotiation: refused, not replayed (and nothing written).
+    events = await count(database_url, "events")
+    elsewhere = await client.post("/negotiations/other-talks/commands", json=STATEMENT, headers=headers)
+    assert elsewhere.status_code == 422, elsewhere.text
+    assert elsewhere.json()["type"] == "urn:parley:problem:idempotency-key-reused"
+    assert await count(database_url, "events") == events
+
+    # Same key, same body, same negotiation, another API key: its own request, written anew.
+    admin = await client.post(PATH, json=STATEMENT, headers=keys.headers("admin", **{"Idempotency-Key": "scoped-1"}))
+    assert admin.status_code == 201, admin.text
+    assert "idempotent-replayed" not in admin.headers
+    assert admin.json()["events"][0]["id"] != first.json()["events"][0]["id"]
+    assert await count(database_url, "events") == events + 1
