@@ -168,6 +168,12 @@ async def runtime(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[Runtim
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # `slow` tests (more examples of the properties) run only when asked: `-m slow`.
+    if "slow" not in (config.getoption("markexpr", "") or ""):
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
     for item in items:
         names = getattr(item, "fixturenames", ())
         if "pg_server_url" in names:
