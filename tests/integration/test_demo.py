@@ -70,7 +70,7 @@ def _run_demo(database_url: str, port: int, log: Path) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "service.cli", "demo"], env=env, stdout=out, stderr=out)
 
 
-def _reader_key_once_serving(process: subprocess.Popen, log: Path, port: int, within: float = 30) -> str:
+def _reader_key_once_serving(process: subprocess.Popen, log: Path, port: int, within: float = 120) -> str:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()

@@ -132,7 +132,12 @@ async def test_postgres_stopped_under_load_gives_quick_503s_and_recovers_alone(t
         stop = asyncio.Event()
         tasks = [asyncio.create_task(load.writer(base, keys.headers("recorder"), seed, stop)) for seed in range(4)]
         tasks += [asyncio.create_task(load.reader(base, keys.headers("reader"), stop)) for _ in range(2)]
-        await asyncio.sleep(2)
+        # Under load before the outage: some writes acknowledged (bounded by events,
+        # with a ceiling that fails loudly, not by a fixed sleep).
+        deadline = time.monotonic() + 120
+        while len(load.acked) < 5:
+            assert time.monotonic() < deadline, ("no writes acknowledged before the outage", load.errors[-3:])
+            await asyncio.sleep(0.05)
         acked_before = len(load.acked)
         down_at = time.monotonic()
         await asyncio.to_thread(stop_postgres, server.pgdata)

@@ -180,6 +180,17 @@ class TestAgreements:
         v = w.issue(NS)
         assert (v.status, v.agreements[1].state, v.agreements[1].violations) == ("violated", "violated", 1)
 
+    def test_a_violation_outranks_another_agreements_implementation(self):
+        """First matching rule wins: violated comes before implemented, whichever came last."""
+        w = given(RAISE_NS)
+        w.then(self.reach("a1", "final"), "agreement.reached")
+        w.then(self.reach("a2", "final"), "agreement.reached")
+        w.then(cmd("agreement.violated", issue=NS, agreement_id="a1", alleged_by="UA", against=["RU"]), "agreement.violated")
+        w.then(cmd("agreement.implemented", issue=NS, agreement_id="a2"), "agreement.implemented")
+        v = w.issue(NS)
+        assert [a.state for a in v.agreements] == ["violated", "implemented"]
+        assert v.status == "violated"
+
     @pytest.mark.parametrize(
         "command, error, pointer",
         [
