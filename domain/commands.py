@@ -20,16 +20,20 @@ from domain.vocabulary import (
     CORRIDOR_ISSUE,
     AgreementLevel,
     Assessment,
+    Body,
     Category,
     CeasefireEndReason,
     CeasefireScope,
     Code,
     Codes,
+    Extent,
     ItemId,
     Key,
     Lines,
     Name,
+    Percentage,
     Place,
+    RatificationMethod,
     Reason,
     Relation,
     Role,
@@ -118,6 +122,7 @@ class ScheduleRound(CommonFields, tag="round.scheduled"):
     mediator: Code | None = None
     issues: Annotated[list[Key], msgspec.Meta(max_length=50)] = []
     summary: Summary | None = None
+    ends_on: Annotated[WorldTime, msgspec.Meta(description="Last day of a round spanning days")] | None = None
 
 
 class HoldRound(ScheduleRound, tag="round.held"):
@@ -139,6 +144,12 @@ class ResumeNegotiation(CommonFields, tag="negotiation.resumed"):
 
 class ConcludeNegotiation(CommonFields, tag="negotiation.concluded"):
     outcome: Summary | None = None
+
+
+class ReopenNegotiation(CommonFields, tag="negotiation.reopened"):
+    """A concluded negotiation becomes active again (renegotiation)."""
+
+    reason: Reason | None = None
 
 
 class MakeStatement(CommonFields, tag="statement.made"):
@@ -222,25 +233,81 @@ class WithdrawProposal(AcceptProposal, tag="proposal.withdrawn"):
 
 
 class ReachAgreement(CommonFields, tag="agreement.reached"):
-    issue: Key
+    """``issue`` for one issue, or ``issues`` for an agreement covering several
+    (it is then recorded on, and shown by, each of them)."""
+
     level: AgreementLevel
     parties: Annotated[list[Code], msgspec.Meta(min_length=1, max_length=50)]
     summary: Summary
+    issue: Key | None = None
+    issues: Annotated[list[Key], msgspec.Meta(max_length=50, description="Every issue the agreement covers")] = []
     agreement_id: ItemId | None = None
     proposal_id: ItemId | None = None
 
 
-class ImplementAgreement(CommonFields, tag="agreement.implemented"):
-    issue: Key
+_AgreementIssue = Annotated[
+    Key, msgspec.Meta(description="Optional: the agreement id alone names the agreement in the negotiation")
+]
+
+
+class SignAgreement(CommonFields, tag="agreement.signed"):
     agreement_id: ItemId
+    parties: Annotated[list[Code], msgspec.Meta(min_length=1, max_length=50, description="Parties that signed")]
+    issue: _AgreementIssue | None = None
+    venue: Place | None = None
+    summary: Summary | None = None
+
+
+class Result(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Percentages, as reported (e.g. 49.8 yes, 50.2 no, turnout 37.4)."""
+
+    yes: Percentage | None = None
+    no: Percentage | None = None
+    turnout: Percentage | None = None
+
+
+class RatifyAgreement(CommonFields, tag="agreement.ratified"):
+    agreement_id: ItemId
+    by: Annotated[Code, msgspec.Meta(description="The party whose ratification it is")]
+    method: RatificationMethod
+    issue: _AgreementIssue | None = None
+    body: Body | None = None
+    result: Result | None = None
+    summary: Summary | None = None
+
+
+class RejectAgreement(RatifyAgreement, tag="agreement.rejected"):
+    pass
+
+
+class ImplementAgreement(CommonFields, tag="agreement.implemented"):
+    """May be recorded again as implementation moves, up or down."""
+
+    agreement_id: ItemId
+    issue: _AgreementIssue | None = None
+    extent: Extent = "full"
     summary: Summary | None = None
 
 
 class ReportAgreementViolation(CommonFields, tag="agreement.violated"):
-    issue: Key
     agreement_id: ItemId
     alleged_by: Code
+    issue: _AgreementIssue | None = None
     against: Codes = []
+    summary: Summary | None = None
+
+
+class WithdrawFromAgreement(CommonFields, tag="agreement.withdrawn"):
+    agreement_id: ItemId
+    by: Annotated[Code, msgspec.Meta(description="The party leaving the agreement")]
+    issue: _AgreementIssue | None = None
+    reason: Reason | None = None
+
+
+class SupersedeAgreement(CommonFields, tag="agreement.superseded"):
+    agreement_id: ItemId
+    by_agreement: Annotated[ItemId, msgspec.Meta(description="The agreement that replaces it")]
+    issue: _AgreementIssue | None = None
     summary: Summary | None = None
 
 
@@ -257,6 +324,19 @@ class ReopenIssue(DropIssue, tag="issue.reopened"):
 
 
 class ProposeCeasefire(CommonFields, tag="ceasefire.proposed"):
+    by: Code
+    scope: CeasefireScope
+    issue: Key = CEASEFIRE_ISSUE
+    ceasefire_id: ItemId | None = None
+    area: Place | None = None
+    starts_at: WorldTime | None = None
+    ends_at: WorldTime | None = None
+    summary: Summary | None = None
+
+
+class DeclareCeasefire(CommonFields, tag="ceasefire.declared"):
+    """A unilateral ceasefire: one party declares it (it counts as discussion, not agreement)."""
+
     by: Code
     scope: CeasefireScope
     issue: Key = CEASEFIRE_ISSUE

@@ -12,6 +12,7 @@ from domain import errors
 from domain import events as e
 from domain.context import Context, rule
 from domain.stream_tally import EventRef, StreamTally
+from domain.timeline import article
 
 # Retracting these would leave a stream without its subject; drop the issue
 # (issue.dropped) or correct the details with a new fact instead.
@@ -37,7 +38,7 @@ def record_retracted(cmd: c.RetractRecord, ctx: Context) -> e.RecordRetracted:
     event_id = str(cmd.event_id)
     ref = _target(event_id, ctx)
     if ref.type in UNRETRACTABLE:
-        raise errors.NotRetractable(f"a {ref.type} event cannot be retracted", "/event_id")
+        raise errors.NotRetractable(f"{article(ref.type)} {ref.type} event cannot be retracted", "/event_id")
     tally = _stream(ctx)
     # Facts that build on what this one introduced (an answer to a retracted
     # proposal) would be left dangling: they must be retracted first.
@@ -58,7 +59,7 @@ def claim_disputed(cmd: c.DisputeClaim, ctx: Context) -> e.ClaimDisputed:
     event_id = str(cmd.event_id)
     ref = _target(event_id, ctx)
     if ref.type in UNDISPUTABLE:
-        raise errors.NotDisputable(f"a {ref.type} event is a correction, not a claim", "/event_id")
+        raise errors.NotDisputable(f"{article(ref.type)} {ref.type} event is a correction, not a claim", "/event_id")
     ctx.require_party(cmd.by, "/by")
     if cmd.by in ref.claimed_by:
         raise errors.OwnClaim(f"{cmd.by} is among those claiming event {event_id}; retract it instead", "/by")

@@ -13,15 +13,18 @@ import datetime
 import re
 import unicodedata
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal, Union
 
 import msgspec
 
 from domain import commands as c
 from domain import errors, world_time
-from domain import corrections, issues, items, lifecycle, parties, proposals, rounds  # noqa: F401  (their rules)
+from domain import agreements, corrections, issues, items, lifecycle, parties, proposals, rounds  # noqa: F401  (their rules)
 from domain.context import RULES, Context
-from domain.events import NEGOTIATION_TYPES, SCHEMA_VERSIONS, IssueRaised, NegotiationOpened, PartyRef
+from domain.events import EVENT_TYPES, NEGOTIATION_TYPES, SCHEMA_VERSIONS, IssueRaised, NegotiationOpened, PartyRef
+from domain.issue_tally import IssueTally
+from domain.views import AgreementView
 from domain.issue import Issue, issue_stream_id
 from domain.negotiation import Negotiation
 from domain.records import Recorded, Source
@@ -30,9 +33,16 @@ from domain.vocabulary import DEFAULT_ISSUES
 NegotiationState = Negotiation
 IssueState = Issue
 
-Target = Union[Literal["negotiation"], tuple[Literal["issue"], str], tuple[Literal["event"], uuid.UUID]]
-"""Which stream a command writes to: ``"negotiation"``, ``("issue", key)``, or
-``("event", event_id)`` -- the stream holding that event (corrections)."""
+Target = Union[
+    Literal["negotiation"],
+    tuple[Literal["issue"], str],
+    tuple[Literal["event"], uuid.UUID],
+    tuple[Literal["agreement"], str],
+]
+"""Which stream a command writes to: ``"negotiation"``, ``("issue", key)``,
+``("event", event_id)`` -- the stream holding that event (corrections) -- or
+``("agreement", agreement_id)``: the streams of the issues that agreement
+covers (a lifecycle step that names no issue)."""
 
 
 class CommandMeta(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +66,22 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _CORRECTIONS = frozenset({"record.retracted", "claim.disputed"})
+AGREEMENT_TYPES = frozenset(t for t in EVENT_TYPES if t.startswith("agreement."))
+"""Commands decided against every issue of the negotiation (agreement ids are
+unique in it) and recorded on each issue the agreement covers."""
+AFTER_CONCLUSION = AGREEMENT_TYPES | _CORRECTIONS | {
+    "ceasefire.violated",
+    "ceasefire.ended",
+    "corridor.violated",
+    "corridor.closed",
+    "statement.made",
+    "negotiation.reopened",
+    "negotiation.concluded",  # refused by its own rule, with its own words
+}
+"""What a concluded negotiation still accepts, whatever its date (DESIGN v2):
+what happens to its agreements and items, statements, corrections. Every
+other fact is a negotiating fact: refused when dated after the conclusion,
+until ``negotiation.reopened``."""
 
 
 def target_of(command: c.CommonFields) -> Target:
@@ -64,6 +90,10 @@ def target_of(command: c.CommonFields) -> Target:
         return ("event", command.event_id)  # type: ignore[attr-defined]
     if kind in NEGOTIATION_TYPES:
         return "negotiation"
+    if kind in AGREEMENT_TYPES and command.issue is None:  # type: ignore[attr-defined]
+        if kind == "agreement.reached":
+            return ("issue", command.issues[0]) if command.issues else ("issue", "")  # type: ignore[attr-defined]
+        return ("agreement", command.agreement_id)  # type: ignore[attr-defined]
     if kind == "statement.made" and command.issue is None:  # type: ignore[attr-defined]
         return "negotiation"
     return ("issue", command.issue)  # type: ignore[attr-defined]
@@ -126,12 +156,16 @@ def decide(
     issue: Issue | None,
     known_issues: frozenset[str],
     meta: CommandMeta,
+    issues: Mapping[str, Issue] | None = None,
 ) -> list[NewEvent]:
     """New facts recording ``command``, or a :class:`DomainError`.
 
     ``issue`` is the state of the target issue stream (``target_of``), or of
     the stream holding the referenced event for corrections; None when that
-    stream is the negotiation's or does not exist yet. Default issues
+    stream is the negotiation's or does not exist yet. Agreement commands
+    (:data:`AGREEMENT_TYPES`) read ``issues``, the state of every raised issue
+    of the negotiation (``issue`` alone is enough for one naming its issue in
+    a negotiation whose agreement ids are all on that issue). Default issues
     (``ceasefire``, ``humanitarian-corridors``) are raised on first use: the
     result then starts with their ``issue.raised``.
     """
@@ -142,47 +176,48 @@ def decide(
     prelude: list[NewEvent] = []
     issue_tally = issue.state if issue is not None else None
 
-    if kind not in _CORRECTIONS and n.status == "concluded" and not world_time.occurred_by(occurred_on, n.concluded_on or occurred_on):
+    if kind not in AFTER_CONCLUSION and n.status == "concluded" and not world_time.occurred_by(
+        occurred_on, n.concluded_on or occurred_on
+    ):
         raise errors.NegotiationConcluded(
-            f"the negotiation was concluded on {n.concluded_on}; facts after that cannot be recorded", "/occurred_on"
+            f"the negotiation was concluded on {n.concluded_on}: {kind} is a new negotiating fact, refused until "
+            "negotiation.reopened (agreement steps, ceasefire and corridor violations and ends, statements and "
+            "corrections are still accepted)",
+            "/occurred_on",
         )
 
-    if isinstance(target, tuple) and target[0] == "issue":
-        key = target[1]
-        if issue is not None and issue.key != key:
-            raise ValueError(f"issue state for {issue.key!r} passed for a command on {key!r}")
-        if kind == "issue.raised":
-            issue_tally = None
-        elif key not in known_issues:
-            if key not in DEFAULT_ISSUES:
-                raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation", "/issue")
-            title, category = DEFAULT_ISSUES[key]
-            raised = NewEvent(
-                stream="issue",
-                issue_key=key,
-                type="issue.raised",
-                schema_version=SCHEMA_VERSIONS["issue.raised"],
-                data=IssueRaised(issue=key, title=title, category=category),
-                occurred_on=occurred_on,
-            )
-            prelude.append(raised)
-            # Decide the command against the issue as it will be once raised.
-            stream_id = issue_stream_id(negotiation.id, key)
-            issue_tally = Issue.from_events(
-                [recorded(raised, id=uuid.uuid5(stream_id, "raised"), stream_id=stream_id, version=1, meta=meta)]
-            ).state
-            known_issues = known_issues | {key}
-        elif issue is None:
-            raise ValueError(f"issue {key!r} is known but its state was not passed")
-        if issue_tally is not None and issue_tally.dropped and kind != "issue.reopened" and not world_time.occurred_by(
-            occurred_on, issue_tally.dropped_on or occurred_on
-        ):
-            raise errors.IssueDropped(
-                f"issue {key!r} was dropped on {issue_tally.dropped_on}; reopen it first", "/issue"
-            )
+    if kind in AGREEMENT_TYPES:
+        tallies = {key: state.state for key, state in (issues or {}).items() if state is not None}
+        if issue is not None:
+            tallies.setdefault(issue.key, issue.state)
+        covered, agreement, prelude, tallies, known_issues = _agreement_scope(
+            command, kind, negotiation, tallies, known_issues, meta, occurred_on
+        )
+        issue_tally = tallies[covered[0]]
+        target = ("issue", covered[0])
+        for key in covered:
+            _not_dropped(tallies[key], kind, occurred_on)
+    else:
+        tallies, covered, agreement = {}, (), None
+        if isinstance(target, tuple) and target[0] == "issue":
+            key = target[1]
+            if issue is not None and issue.key != key:
+                raise ValueError(f"issue state for {issue.key!r} passed for a command on {key!r}")
+            if kind == "issue.raised":
+                issue_tally = None
+            elif key not in known_issues:
+                issue_tally, raised = _raise_default(key, negotiation, meta, occurred_on)
+                prelude.append(raised)
+                known_issues = known_issues | {key}
+            elif issue is None:
+                raise ValueError(f"issue {key!r} is known but its state was not passed")
+            if issue_tally is not None:
+                _not_dropped(issue_tally, kind, occurred_on)
 
     if command.expected_version is not None:
-        current = _current_version(target, n.version, issue_tally, issue, bool(prelude))
+        current = _current_version(target, n.version, issue_tally, issue, bool(prelude) and not covered)
+        if covered and prelude and prelude[0].issue_key == covered[0]:
+            current = 0
         if command.expected_version != current:
             raise errors.VersionConflict(
                 f"expected version {command.expected_version}, the stream is at {current}",
@@ -190,30 +225,125 @@ def decide(
                 current_version=current,
             )
 
-    ctx = Context(negotiation=n, issue=issue_tally, known_issues=known_issues, item_id=meta.item_id)
+    ctx = Context(
+        negotiation=n, issue=issue_tally, known_issues=known_issues, item_id=meta.item_id,
+        issues=tallies, covered=tuple(covered), agreement=agreement,
+    )  # fmt: skip
     for i, code in enumerate(command.claimed_by):
         ctx.require_party(code, f"/claimed_by/{i}")
 
     data = RULES[kind](command, ctx)
 
-    if target == "negotiation" or (isinstance(target, tuple) and target[0] == "event" and issue is None):
-        stream, issue_key = "negotiation", None
-    else:
-        stream, issue_key = "issue", (issue.key if target[0] == "event" else target[1])  # type: ignore[index,union-attr]
-    return [
-        *prelude,
-        NewEvent(
+    def event(stream: str, issue_key: str | None, payload: msgspec.Struct) -> NewEvent:
+        return NewEvent(
             stream=stream,  # type: ignore[arg-type]
             issue_key=issue_key,
             type=kind,
             schema_version=SCHEMA_VERSIONS[kind],
-            data=data,
+            data=payload,
             occurred_on=occurred_on,
             claimed_by=tuple(command.claimed_by),
             source=_source(command.source),
             note=command.note,
-        ),
-    ]
+        )
+
+    if covered:
+        # One copy per covered issue, each naming its own issue.
+        return [*prelude, *(event("issue", key, msgspec.structs.replace(data, issue=key)) for key in covered)]
+    if target == "negotiation" or (isinstance(target, tuple) and target[0] == "event" and issue is None):
+        return [*prelude, event("negotiation", None, data)]
+    issue_key = issue.key if target[0] == "event" else target[1]  # type: ignore[index,union-attr]
+    return [*prelude, event("issue", issue_key, data)]  # type: ignore[arg-type]
+
+
+def _not_dropped(tally: IssueTally, kind: str, occurred_on: str) -> None:
+    if tally.dropped and kind != "issue.reopened" and not world_time.occurred_by(
+        occurred_on, tally.dropped_on or occurred_on
+    ):
+        raise errors.IssueDropped(f"issue {tally.key!r} was dropped on {tally.dropped_on}; reopen it first", "/issue")
+
+
+def _raise_default(key: str, negotiation: Negotiation, meta: CommandMeta, occurred_on: str) -> tuple[IssueTally, NewEvent]:
+    """A default issue raised on first use: its ``issue.raised`` and the tally it opens."""
+    if key not in DEFAULT_ISSUES:
+        raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation", "/issue")
+    title, category = DEFAULT_ISSUES[key]
+    raised = NewEvent(
+        stream="issue",
+        issue_key=key,
+        type="issue.raised",
+        schema_version=SCHEMA_VERSIONS["issue.raised"],
+        data=IssueRaised(issue=key, title=title, category=category),
+        occurred_on=occurred_on,
+    )
+    # Decide the command against the issue as it will be once raised.
+    stream_id = issue_stream_id(negotiation.id, key)
+    tally = Issue.from_events(
+        [recorded(raised, id=uuid.uuid5(stream_id, "raised"), stream_id=stream_id, version=1, meta=meta)]
+    ).state
+    return tally, raised
+
+
+def _agreement_scope(
+    command: Any,
+    kind: str,
+    negotiation: Negotiation,
+    tallies: dict[str, IssueTally],
+    known_issues: frozenset[str],
+    meta: CommandMeta,
+    occurred_on: str,
+) -> tuple[list[str], AgreementView | None, list[NewEvent], dict[str, IssueTally], frozenset[str]]:
+    """(the issues an agreement command covers, the agreement a step is about,
+    default issues raised on the way, every issue's tally, the known issues)."""
+    prelude: list[NewEvent] = []
+    if kind == "agreement.reached":
+        if command.issues:
+            covered = list(command.issues)
+            if command.issue is not None and command.issue not in covered:
+                raise errors.DuplicateIssue(f"issue {command.issue!r} is not among issues", "/issue")
+        elif command.issue is not None:
+            covered = [command.issue]
+        else:
+            raise errors.MissingDetail("issue (or issues) is required", "/issue")
+        for i, key in enumerate(covered):
+            pointer = f"/issues/{i}" if command.issues else "/issue"
+            if key in covered[:i]:
+                raise errors.DuplicateIssue(f"issue {key!r} is listed twice", pointer)
+            if key not in known_issues:
+                if key not in DEFAULT_ISSUES:
+                    raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation", pointer)
+                tallies[key], raised = _raise_default(key, negotiation, meta, occurred_on)
+                prelude.append(raised)
+                known_issues = known_issues | {key}
+            elif key not in tallies:
+                raise ValueError(f"issue {key!r} is known but its state was not passed")
+        return covered, None, prelude, tallies, known_issues
+
+    agreement_id = command.agreement_id
+    if command.issue is not None:
+        if command.issue not in known_issues:
+            raise errors.UnknownIssue(f"issue {command.issue!r} has not been raised in this negotiation", "/issue")
+        if command.issue not in tallies:
+            raise ValueError(f"issue {command.issue!r} is known but its state was not passed")
+        agreement = tallies[command.issue].agreements.get(agreement_id)
+        if agreement is None:
+            raise errors.UnknownAgreement(
+                f"agreement {agreement_id!r} does not exist on issue {command.issue!r}", "/agreement_id"
+            )
+    else:
+        found = [t.agreements[agreement_id] for t in tallies.values() if agreement_id in t.agreements]
+        if not found:
+            raise errors.UnknownAgreement(f"agreement {agreement_id!r} does not exist in this negotiation", "/agreement_id")
+        agreement = found[0]
+        if any(a.issues != agreement.issues for a in found):
+            keys = ", ".join(sorted(k for a in found for k in a.issues))
+            raise errors.AmbiguousAgreement(
+                f"agreement id {agreement_id!r} names agreements on several issues ({keys}); name the issue", "/issue"
+            )
+    for key in agreement.issues:
+        if key not in tallies:
+            raise ValueError(f"issue {key!r} covered by agreement {agreement_id!r} but its state was not passed")
+    return list(agreement.issues), agreement, prelude, tallies, known_issues
 
 
 def _current_version(target: Target, negotiation_version: int, issue_tally: Any, issue: Issue | None, new_stream: bool) -> int:

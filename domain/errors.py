@@ -211,3 +211,41 @@ class MissingDetail(DomainError):
 
 class PartyNotActive(Conflict):
     code = "party-not-active"
+
+
+class NegotiationNotConcluded(Conflict):
+    code = "negotiation-not-concluded"
+
+
+class AgreementNotInForce(Conflict):
+    """The agreement was rejected, superseded, or left by every party but one."""
+
+    code = "agreement-not-in-force"
+
+
+class AlreadyWithdrawn(Conflict):
+    code = "already-withdrawn"
+
+
+class AlreadySuperseded(Conflict):
+    code = "already-superseded"
+
+
+class AlreadyRatified(Conflict):
+    code = "already-ratified"
+
+
+class NotAgreementParty(DomainError):
+    """A party acting on an agreement (ratifying, withdrawing) must be one of its parties."""
+
+    code = "not-agreement-party"
+
+
+class AmbiguousAgreement(DomainError):
+    """Version 1 allowed one agreement id on several issues: name the issue."""
+
+    code = "ambiguous-agreement"
+
+
+class DuplicateIssue(DomainError):
+    code = "duplicate-issue"

@@ -96,6 +96,7 @@ class PartyLeft(Payload):
 class _RoundDetails(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
     round_id: str
     venue: str | None = None
+    ends_on: str | None = None  # v2: a round spanning days (added with a default)
     country: str | None = None
     level: str | None = None
     format: str | None = None
@@ -141,6 +142,14 @@ class NegotiationConcluded(Payload):
     TYPE = "negotiation.concluded"
     STREAM = "negotiation"
     outcome: str | None = None
+
+
+class NegotiationReopened(Payload):
+    """v2: a concluded negotiation becomes active again (renegotiation)."""
+
+    TYPE = "negotiation.reopened"
+    STREAM = "negotiation"
+    reason: str | None = None
 
 
 # --- either stream -------------------------------------------------------------
@@ -259,6 +268,11 @@ class ProposalWithdrawn(Payload, _ProposalAnswer):
 
 
 class AgreementReached(Payload):
+    """v2 adds ``issues``: every issue the agreement covers (left out for one
+    issue, so version 1 bytes keep their spelling). A multi-issue agreement's
+    facts are recorded once on each issue it covers, ``issue`` naming that
+    stream, so each issue's fold sees the whole agreement."""
+
     TYPE = "agreement.reached"
     SUBJECT = ("agreement", "agreement_id")
     REFERS = (("proposal", "proposal_id"),)
@@ -268,14 +282,57 @@ class AgreementReached(Payload):
     parties: list[str]
     summary: str
     proposal_id: str | None = None
+    issues: list[str] = []
+
+
+class AgreementSigned(Payload):
+    TYPE = "agreement.signed"
+    SUBJECT = ("agreement", "agreement_id")
+    issue: str
+    agreement_id: str
+    parties: list[str]
+    venue: str | None = None
+    summary: str | None = None
+
+
+class RatificationResult(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+    """Percentages, as reported."""
+
+    yes: float | None = None
+    no: float | None = None
+    turnout: float | None = None
+
+
+class _Ratification(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+    issue: str
+    agreement_id: str
+    by: str
+    method: str
+    body: str | None = None
+    result: RatificationResult | None = None
+    summary: str | None = None
+
+
+class AgreementRatified(Payload, _Ratification):
+    TYPE = "agreement.ratified"
+    SUBJECT = ("agreement", "agreement_id")
+
+
+class AgreementRejected(Payload, _Ratification):
+    TYPE = "agreement.rejected"
+    SUBJECT = ("agreement", "agreement_id")
 
 
 class AgreementImplemented(Payload):
+    """v2 adds ``extent`` (minimal | intermediate | full; full when left out, as
+    every version 1 implementation was)."""
+
     TYPE = "agreement.implemented"
     SUBJECT = ("agreement", "agreement_id")
     issue: str
     agreement_id: str
     summary: str | None = None
+    extent: str = "full"
 
 
 class AgreementViolated(Payload):
@@ -285,6 +342,25 @@ class AgreementViolated(Payload):
     agreement_id: str
     alleged_by: str
     against: list[str] = []
+    summary: str | None = None
+
+
+class AgreementWithdrawn(Payload):
+    TYPE = "agreement.withdrawn"
+    SUBJECT = ("agreement", "agreement_id")
+    issue: str
+    agreement_id: str
+    by: str
+    reason: str | None = None
+
+
+class AgreementSuperseded(Payload):
+    TYPE = "agreement.superseded"
+    SUBJECT = ("agreement", "agreement_id")
+    REFERS = (("agreement", "by_agreement"),)
+    issue: str
+    agreement_id: str
+    by_agreement: str
     summary: str | None = None
 
 
@@ -302,6 +378,21 @@ class IssueReopened(Payload):
 
 class CeasefireProposed(Payload):
     TYPE = "ceasefire.proposed"
+    SUBJECT = ("item", "ceasefire_id")
+    issue: str
+    ceasefire_id: str
+    by: str
+    scope: str
+    area: str | None = None
+    starts_at: str | None = None
+    ends_at: str | None = None
+    summary: str | None = None
+
+
+class CeasefireDeclared(Payload):
+    """v2: a unilateral ceasefire, declared by one party."""
+
+    TYPE = "ceasefire.declared"
     SUBJECT = ("item", "ceasefire_id")
     issue: str
     ceasefire_id: str

@@ -16,9 +16,19 @@ from domain import events as e
 from domain import world_time
 from domain.dispatch import handles
 from domain.records import Recorded
-from domain.status_rules import issue_status
+from domain.status_rules import agreement_in_force, issue_status
 from domain.stream_tally import StreamTally
-from domain.views import AgreementView, IssueView, ItemView, LinkView, PositionView, ProposalView
+from domain.views import (
+    AgreementView,
+    ImplementationView,
+    IssueView,
+    ItemView,
+    LinkView,
+    PositionView,
+    ProposalView,
+    RatificationView,
+    ResultView,
+)
 
 # What an item's introducing steps may set on it.
 _ITEM_DETAILS = ("scope", "area", "starts_at", "ends_at", "from_", "to", "via", "window", "purpose", "summary")
@@ -136,6 +146,7 @@ class IssueTally(StreamTally):
     def _agreement_reached(self, r: Recorded, d: e.AgreementReached) -> None:
         self.agreements[d.agreement_id] = AgreementView(
             agreement_id=d.agreement_id,
+            issues=list(d.issues) or [d.issue],
             level=d.level,  # type: ignore[arg-type]
             parties=list(d.parties),
             summary=d.summary,
@@ -148,17 +159,57 @@ class IssueTally(StreamTally):
             # An agreement on an open proposal settles it.
             p.status, p.awaiting = "accepted", []
 
-    @handles(e.AgreementImplemented)
-    def _agreement_implemented(self, r: Recorded, d: e.AgreementImplemented) -> None:
+    def _agreement_step(self, d: Any, state: str) -> AgreementView | None:
         a = self.agreements.get(d.agreement_id)
         if a is not None:
-            a.state = "implemented"
+            a.state = state  # type: ignore[assignment]
+        return a
+
+    @handles(e.AgreementSigned)
+    def _agreement_signed(self, r: Recorded, d: e.AgreementSigned) -> None:
+        a = self._agreement_step(d, "signed")
+        if a is not None:
+            a.signed_by = [*a.signed_by, *(p for p in d.parties if p not in a.signed_by)]
+
+    @handles(e.AgreementRatified, e.AgreementRejected)
+    def _agreement_ratification(self, r: Recorded, d: Any) -> None:
+        outcome = "ratified" if isinstance(d, e.AgreementRatified) else "rejected"
+        a = self._agreement_step(d, outcome)
+        if a is not None:
+            result = None if d.result is None else ResultView(yes=d.result.yes, no=d.result.no, turnout=d.result.turnout)
+            a.ratifications = [
+                *a.ratifications,
+                RatificationView(
+                    by=d.by, method=d.method, body=d.body, result=result, outcome=outcome, occurred_on=r.occurred_on
+                ),
+            ]
+            a.in_force = agreement_in_force(a)
+
+    @handles(e.AgreementImplemented)
+    def _agreement_implemented(self, r: Recorded, d: e.AgreementImplemented) -> None:
+        a = self._agreement_step(d, "implemented")
+        if a is not None:
+            a.implementation = ImplementationView(extent=d.extent, occurred_on=r.occurred_on)  # type: ignore[arg-type]
 
     @handles(e.AgreementViolated)
     def _agreement_violated(self, r: Recorded, d: e.AgreementViolated) -> None:
-        a = self.agreements.get(d.agreement_id)
+        a = self._agreement_step(d, "violated")
         if a is not None:
-            a.state, a.violations = "violated", a.violations + 1
+            a.violations += 1
+
+    @handles(e.AgreementWithdrawn)
+    def _agreement_withdrawn(self, r: Recorded, d: e.AgreementWithdrawn) -> None:
+        a = self._agreement_step(d, "withdrawn")
+        if a is not None:
+            a.withdrawn_by = [*a.withdrawn_by, d.by]
+            a.in_force = agreement_in_force(a)
+
+    @handles(e.AgreementSuperseded)
+    def _agreement_superseded(self, r: Recorded, d: e.AgreementSuperseded) -> None:
+        a = self._agreement_step(d, "superseded")
+        if a is not None:
+            a.superseded_by = d.by_agreement
+            a.in_force = agreement_in_force(a)
 
     # -- ceasefires and corridors -------------------------------------------------------
 
@@ -168,13 +219,13 @@ class IssueTally(StreamTally):
         item_id = getattr(d, f"{kind}_id")
         item = self.items.get(item_id)
         if item is None:
-            if step not in ("proposed", "agreed"):
+            if step not in ("proposed", "declared", "agreed"):
                 return None
             item = ItemView(kind=kind, id=item_id, state=step, occurred_on=r.occurred_on)  # type: ignore[arg-type]
             self.items[item_id] = item
         item.state = step  # type: ignore[assignment]
         item.updated_on = r.occurred_on
-        if step in ("proposed", "agreed"):
+        if step in ("proposed", "declared", "agreed"):
             for name in _ITEM_DETAILS:
                 value = getattr(d, name, None)
                 if value is not None:
@@ -186,6 +237,12 @@ class IssueTally(StreamTally):
         item = self._item_step(r, d, d.TYPE.split(".")[0], "proposed")
         if item is not None:
             item.by = d.by
+
+    @handles(e.CeasefireDeclared)
+    def _item_declared(self, r: Recorded, d: e.CeasefireDeclared) -> None:
+        item = self._item_step(r, d, "ceasefire", "declared")
+        if item is not None:
+            item.by, item.declared = d.by, True
 
     @handles(e.CeasefireAgreed, e.CorridorAgreed)
     def _item_agreed(self, r: Recorded, d: Any) -> None:

@@ -1,6 +1,7 @@
 """Ceasefires and humanitarian corridors: items on an issue with a life cycle.
 
-Only ``*.proposed`` and ``*.agreed`` introduce an item (an item may be agreed
+Only ``*.proposed``, ``*.agreed`` and ``ceasefire.declared`` (v2: a
+unilateral ceasefire, by one party) introduce an item (an item may be agreed
 without having been proposed). Every other step needs a known item in a state
 it can follow, per the tables below.
 """
@@ -17,10 +18,11 @@ from domain.views import ItemView
 
 # step -> states it may follow
 CEASEFIRE_STEPS: dict[str, frozenset[str]] = {
-    "agreed": frozenset({"proposed", "rejected"}),
+    # A unilateral (declared) ceasefire may become an agreed one.
+    "agreed": frozenset({"proposed", "rejected", "declared"}),
     "rejected": frozenset({"proposed"}),
-    "violated": frozenset({"agreed", "violated"}),
-    "ended": frozenset({"proposed", "agreed", "violated"}),
+    "violated": frozenset({"agreed", "declared", "violated"}),
+    "ended": frozenset({"proposed", "declared", "agreed", "violated"}),
 }
 CORRIDOR_STEPS: dict[str, frozenset[str]] = {
     "agreed": frozenset({"proposed", "rejected"}),
@@ -72,6 +74,17 @@ def ceasefire_proposed(cmd: c.ProposeCeasefire, ctx: Context) -> e.CeasefireProp
     ctx.require_party(cmd.by, "/by")
     starts_at, ends_at = _times(cmd, None)
     return e.CeasefireProposed(
+        issue=cmd.issue, ceasefire_id=item_id, by=cmd.by, scope=cmd.scope, area=cmd.area,
+        starts_at=starts_at, ends_at=ends_at, summary=cmd.summary,
+    )
+
+
+@rule(c.DeclareCeasefire)
+def ceasefire_declared(cmd: c.DeclareCeasefire, ctx: Context) -> e.CeasefireDeclared:
+    item_id = _new_item_id("ceasefire", cmd.ceasefire_id, ctx)
+    ctx.require_party(cmd.by, "/by")
+    starts_at, ends_at = _times(cmd, None)
+    return e.CeasefireDeclared(
         issue=cmd.issue, ceasefire_id=item_id, by=cmd.by, scope=cmd.scope, area=cmd.area,
         starts_at=starts_at, ends_at=ends_at, summary=cmd.summary,
     )

@@ -1,9 +1,9 @@
-"""A negotiation's lifecycle: active, suspended, concluded."""
+"""A negotiation's lifecycle: active, suspended, concluded (and, v2, reopened)."""
 
 from __future__ import annotations
 
 from domain import commands as c
-from domain import errors
+from domain import errors, world_time
 from domain import events as e
 from domain.context import Context, rule
 
@@ -36,3 +36,16 @@ def concluded(cmd: c.ConcludeNegotiation, ctx: Context) -> e.NegotiationConclude
     if ctx.negotiation.status == "concluded":
         raise errors.NegotiationConcluded(f"the negotiation was concluded on {ctx.negotiation.concluded_on}")
     return e.NegotiationConcluded(outcome=cmd.outcome)
+
+
+@rule(c.ReopenNegotiation)
+def reopened(cmd: c.ReopenNegotiation, ctx: Context) -> e.NegotiationReopened:
+    n = ctx.negotiation
+    if n.status != "concluded":
+        raise errors.NegotiationNotConcluded(f"the negotiation is {n.status}; only a concluded one can be reopened")
+    occurred_on = world_time.normalise(cmd.occurred_on)
+    if n.concluded_on and world_time.sort_key(occurred_on) < world_time.sort_key(n.concluded_on):
+        raise errors.InvalidDateRange(
+            f"the negotiation was concluded on {n.concluded_on}; it cannot be reopened before that", "/occurred_on"
+        )
+    return e.NegotiationReopened(reason=cmd.reason)

@@ -16,7 +16,7 @@ from domain.records import Recorded
 from domain.stream_tally import StreamTally
 from domain.views import NegotiationView, PartyView, RoundView
 
-_ROUND_DETAILS = ("venue", "country", "level", "format", "mediator", "summary")
+_ROUND_DETAILS = ("venue", "country", "level", "format", "mediator", "summary", "ends_on")
 
 
 class NegotiationTally(StreamTally):
@@ -40,18 +40,34 @@ class NegotiationTally(StreamTally):
     def _opened(self, r: Recorded, d: e.NegotiationOpened) -> None:
         self.id, self.slug, self.title = str(r.stream_id), d.slug, d.title
         for p in d.parties:
-            self.parties[p.code] = PartyView(code=p.code, name=p.name, role="party")
+            self.parties[p.code] = PartyView(code=p.code, name=p.name, role="party", roles=["party"])
         for p in d.mediators:
-            self.parties[p.code] = PartyView(code=p.code, name=p.name, role="mediator")
+            self.parties[p.code] = PartyView(code=p.code, name=p.name, role="mediator", roles=["mediator"])
 
     @handles(e.PartyJoined)
     def _joined(self, r: Recorded, d: e.PartyJoined) -> None:
-        self.parties[d.party.code] = PartyView(code=d.party.code, name=d.party.name, role=d.role)  # type: ignore[arg-type]
+        known = self.parties.get(d.party.code)
+        if known is not None and known.active:
+            # v2: a party already at the table takes on another role.
+            if d.role not in known.roles:
+                known.roles = [*known.roles, d.role]  # type: ignore[list-item]
+            return
+        self.parties[d.party.code] = PartyView(
+            code=d.party.code, name=d.party.name, role=d.role, roles=[d.role]  # type: ignore[arg-type,list-item]
+        )
 
     @handles(e.PartyLeft)
     def _left(self, r: Recorded, d: e.PartyLeft) -> None:
-        if d.party in self.parties:
-            self.parties[d.party].active = False
+        known = self.parties.get(d.party)
+        if known is None:
+            return
+        if d.role is not None and d.role in known.roles and len(known.roles) > 1:
+            # Leaving one of several roles: the party stays in its others.
+            known.roles = [role for role in known.roles if role != d.role]
+            if known.role == d.role:
+                known.role = known.roles[0]
+            return
+        known.active = False
 
     @handles(e.RoundScheduled, e.RoundHeld)
     def _round(self, r: Recorded, d: Any) -> None:
@@ -90,6 +106,11 @@ class NegotiationTally(StreamTally):
     def _concluded(self, r: Recorded, d: e.NegotiationConcluded) -> None:
         self.status, self.concluded_on, self.outcome = "concluded", r.occurred_on, d.outcome
 
+    @handles(e.NegotiationReopened)
+    def _reopened(self, r: Recorded, d: e.NegotiationReopened) -> None:
+        if self.status == "concluded":
+            self.status, self.concluded_on, self.outcome = "active", None, None
+
     def view(self) -> NegotiationView:
         parties = [msgspec.structs.replace(p, disputed=("party", p.code) in self.disputed) for p in self.parties.values()]
         return NegotiationView(
@@ -101,6 +122,7 @@ class NegotiationTally(StreamTally):
             mediators=[p for p in parties if p.role == "mediator"],
             rounds=[msgspec.structs.replace(r, disputed=("round", r.round_id) in self.disputed) for r in self.rounds.values()],
             outcome=self.outcome,
+            concluded_on=self.concluded_on,
             disputes=list(self.disputes),
             retracted=list(self.retracted),
             last_activity_on=self.last_activity_on,

@@ -11,9 +11,11 @@ from domain.context import Context, rule
 @rule(c.JoinParty)
 def party_joined(cmd: c.JoinParty, ctx: Context) -> e.PartyJoined:
     current = ctx.negotiation.parties.get(cmd.party.code)
-    if current is not None and current.active:
+    # v2: a party already in the negotiation may join in another role (a host
+    # that is also a guarantor); joining again in a role it holds is refused.
+    if current is not None and current.active and cmd.role in current.roles:
         raise errors.PartyAlreadyJoined(
-            f"party {cmd.party.code!r} is already in the negotiation as {current.role}", "/party/code"
+            f"party {cmd.party.code!r} is already in the negotiation as {', '.join(current.roles)}", "/party/code"
         )
     return e.PartyJoined(party=e.PartyRef(code=cmd.party.code, name=cmd.party.name), role=cmd.role)
 
@@ -21,6 +23,9 @@ def party_joined(cmd: c.JoinParty, ctx: Context) -> e.PartyJoined:
 @rule(c.LeaveParty)
 def party_left(cmd: c.LeaveParty, ctx: Context) -> e.PartyLeft:
     ctx.require_party(cmd.party, "/party")
-    if not ctx.negotiation.parties[cmd.party].active:
+    current = ctx.negotiation.parties[cmd.party]
+    if not current.active:
         raise errors.PartyNotActive(f"party {cmd.party!r} has already left", "/party")
+    if cmd.role is not None and cmd.role not in current.roles:
+        raise errors.PartyNotActive(f"party {cmd.party!r} is not in the negotiation as {cmd.role}", "/role")
     return e.PartyLeft(party=cmd.party, role=cmd.role, reason=cmd.reason)

@@ -1,4 +1,4 @@
-"""Proposals, counter-proposals and their answers; agreements.
+"""Proposals, counter-proposals and their answers (agreements: :mod:`domain.agreements`).
 
 Proposal, agreement and item ids share one namespace per issue stream, so an
 id names exactly one thing on the issue. (Unique per issue rather than per
@@ -12,7 +12,7 @@ from domain import commands as c
 from domain import errors
 from domain import events as e
 from domain.context import Context, rule
-from domain.views import AgreementView, ProposalView
+from domain.views import ProposalView
 
 
 def _fresh_id(given: str | None, field: str, ctx: Context) -> str:
@@ -92,57 +92,3 @@ def proposal_withdrawn(cmd: c.WithdrawProposal, ctx: Context) -> e.ProposalWithd
     if cmd.by != p.by:
         raise errors.NotProposer(f"only {p.by}, who made proposal {p.proposal_id!r}, can withdraw it", "/by")
     return e.ProposalWithdrawn(issue=cmd.issue, proposal_id=cmd.proposal_id, by=cmd.by, reason=cmd.reason)
-
-
-@rule(c.ReachAgreement)
-def agreement_reached(cmd: c.ReachAgreement, ctx: Context) -> e.AgreementReached:
-    agreement_id = _fresh_id(cmd.agreement_id, "agreement_id", ctx)
-    ctx.require_parties(cmd.parties, "/parties")
-    if cmd.proposal_id is not None:
-        p = ctx.on_issue.proposals.get(cmd.proposal_id)
-        if p is None:
-            raise errors.UnknownProposal(f"proposal {cmd.proposal_id!r} does not exist", "/proposal_id")
-        if p.status == "withdrawn":
-            raise errors.ProposalClosed(f"proposal {cmd.proposal_id!r} was withdrawn", "/proposal_id")
-    return e.AgreementReached(
-        issue=cmd.issue,
-        agreement_id=agreement_id,
-        level=cmd.level,
-        parties=list(cmd.parties),
-        summary=cmd.summary,
-        proposal_id=cmd.proposal_id,
-    )
-
-
-def _agreement(agreement_id: str, ctx: Context) -> AgreementView:
-    a = ctx.on_issue.agreements.get(agreement_id)
-    if a is None:
-        raise errors.UnknownAgreement(f"agreement {agreement_id!r} does not exist on issue {ctx.on_issue.key!r}", "/agreement_id")
-    return a
-
-
-@rule(c.ImplementAgreement)
-def agreement_implemented(cmd: c.ImplementAgreement, ctx: Context) -> e.AgreementImplemented:
-    a = _agreement(cmd.agreement_id, ctx)
-    if a.level != "final":
-        raise errors.AgreementNotFinal(
-            f"agreement {a.agreement_id!r} is in principle; record the final agreement before its implementation",
-            "/agreement_id",
-        )
-    if a.state == "implemented":
-        raise errors.InvalidTransition(f"agreement {a.agreement_id!r} is already implemented", "/agreement_id")
-    return e.AgreementImplemented(issue=cmd.issue, agreement_id=cmd.agreement_id, summary=cmd.summary)
-
-
-@rule(c.ReportAgreementViolation)
-def agreement_violated(cmd: c.ReportAgreementViolation, ctx: Context) -> e.AgreementViolated:
-    _agreement(cmd.agreement_id, ctx)
-    ctx.require_party(cmd.alleged_by, "/alleged_by")
-    ctx.require_parties(cmd.against, "/against")
-    return e.AgreementViolated(
-        issue=cmd.issue,
-        agreement_id=cmd.agreement_id,
-        alleged_by=cmd.alleged_by,
-        against=list(cmd.against),
-        summary=cmd.summary,
-    )

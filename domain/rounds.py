@@ -5,7 +5,7 @@ from __future__ import annotations
 from domain import commands as c
 from domain import errors
 from domain import events as e
-from domain.context import Context, rule
+from domain.context import Context, check_range, rule, when
 
 
 def _round_details(cmd: c.ScheduleRound, ctx: Context, round_id: str, *, new: bool) -> dict:
@@ -19,7 +19,10 @@ def _round_details(cmd: c.ScheduleRound, ctx: Context, round_id: str, *, new: bo
     ctx.require_party(cmd.mediator, "/mediator")
     for i, key in enumerate(cmd.issues):
         ctx.require_issue(key, f"/issues/{i}")
+    ends_on = when(cmd.ends_on, "/ends_on")
+    check_range(when(cmd.occurred_on, "/occurred_on"), ends_on, "/ends_on")
     return dict(
+        ends_on=ends_on,
         round_id=round_id,
         venue=cmd.venue,
         country=cmd.country,

@@ -22,6 +22,14 @@ def _list(codes: Any, name: Callable[[str], str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def article(word: str) -> str:
+    """"a" or "an" before a word as it is read aloud ("an issue.raised event", "a host")."""
+    lowered = word.lower()
+    if lowered.startswith(("uni", "use", "usu", "eu")):
+        return "a"
+    return "an" if lowered[:1] in ("a", "e", "i", "o", "u") or lowered.startswith("hon") else "a"
+
+
 def _first_upper(text: str) -> str:
     # str.capitalize() would lower-case place names.
     return text[:1].upper() + text[1:]
@@ -49,7 +57,7 @@ def describe(record: Recorded, names: Mapping[str, str] | None = None) -> str:
         if d.mediators:
             text += f", mediated by {_list([p.code for p in d.mediators], n)}"
     elif t == "party.joined":
-        text = f"{names.get(d.party.code, d.party.name)} joined as {d.role}"
+        text = f"{names.get(d.party.code, d.party.name)} joined as {article(d.role)} {d.role}"
     elif t == "party.left":
         text = f"{n(d.party)} left the negotiation"
     elif kind == "round":
@@ -57,6 +65,8 @@ def describe(record: Recorded, names: Mapping[str, str] | None = None) -> str:
         where = ", ".join(x for x in (d.venue, d.country) if x) if step != "cancelled" else ""
         level = f"{d.level} " if step != "cancelled" and d.level else ""
         text = f"Round {d.round_id} ({level}talks{' in ' + where if where else ''}) {step}"
+        if step != "cancelled" and d.ends_on:
+            text += f" until {d.ends_on}"
         if step != "cancelled" and d.participants:
             text += f" with {_list(d.participants, n)}"
         if step != "cancelled" and d.summary:
@@ -67,6 +77,8 @@ def describe(record: Recorded, names: Mapping[str, str] | None = None) -> str:
         text = "Negotiation resumed"
     elif t == "negotiation.concluded":
         text = "Negotiation concluded" + (f": {_quote(d.outcome)}" if d.outcome else "")
+    elif t == "negotiation.reopened":
+        text = "Negotiation reopened" + (f": {_quote(d.reason)}" if d.reason else "")
     elif t == "statement.made":
         who = d.speaker + (f" ({n(d.party)})" if d.party else "")
         text = f"{who} said {_quote(d.summary)}{on}"
@@ -94,10 +106,28 @@ def describe(record: Recorded, names: Mapping[str, str] | None = None) -> str:
     elif kind == "proposal":
         text = f"{n(d.by)} {t.split('.')[1]} proposal {d.proposal_id}{on}"
     elif t == "agreement.reached":
-        level = "in principle" if d.level == "in_principle" else "final"
-        text = f"{_list(d.parties, n)} reached a {level} agreement {_quote(d.summary)}{on}"
+        what = "an agreement in principle" if d.level == "in_principle" else "a final agreement"
+        on = f" on {_list(d.issues, str)}" if d.issues else on
+        text = f"{_list(d.parties, n)} reached {what} {_quote(d.summary)}{on}"
+    elif t == "agreement.signed":
+        text = f"{_list(d.parties, n)} signed agreement {d.agreement_id}{on}" + (f" in {d.venue}" if d.venue else "")
+    elif t in ("agreement.ratified", "agreement.rejected"):
+        verb = t.split(".")[1]
+        how = f" through {d.body}" if d.body else f" by {d.method}"
+        text = f"{n(d.by)} {verb} agreement {d.agreement_id}{on}{how}"
+        if d.result is not None:
+            figures = [f"{value:g}% {name}" for name, value in (("yes", d.result.yes), ("no", d.result.no)) if value is not None]
+            if d.result.turnout is not None:
+                figures.append(f"turnout {d.result.turnout:g}%")
+            if figures:
+                text += f" ({', '.join(figures)})"
     elif t == "agreement.implemented":
-        text = f"Agreement {d.agreement_id}{on} implemented"
+        extent = "" if d.extent == "full" else f" ({d.extent} extent)"
+        text = f"Agreement {d.agreement_id}{on} implemented" + (" in full" if d.extent == "full" else extent)
+    elif t == "agreement.withdrawn":
+        text = f"{n(d.by)} withdrew from agreement {d.agreement_id}{on}" + (f": {_quote(d.reason)}" if d.reason else "")
+    elif t == "agreement.superseded":
+        text = f"Agreement {d.agreement_id}{on} superseded by agreement {d.by_agreement}"
     elif t == "agreement.violated":
         text = f"{n(d.alleged_by)} reported a violation of agreement {d.agreement_id}{on}"
         if d.against:
@@ -114,6 +144,8 @@ def describe(record: Recorded, names: Mapping[str, str] | None = None) -> str:
             what += f" in {d.area}"
         if step in ("proposed", "rejected"):
             text = f"{n(d.by)} {step} {what}"
+        elif step == "declared":
+            text = f"{n(d.by)} declared a unilateral {what}"
         elif step == "agreed":
             text = f"{_first_upper(what)} agreed" + (f" by {_list(d.parties, n)}" if d.parties else "")
         elif step == "violated":

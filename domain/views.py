@@ -13,6 +13,9 @@ from domain.vocabulary import (
     AgreementLevel,
     Category,
     AgreementState,
+    Extent,
+    RatificationMethod,
+    RatificationOutcome,
     IssueStatus,
     ItemKind,
     ItemState,
@@ -52,14 +55,47 @@ class ProposalView(msgspec.Struct, kw_only=True):
     occurred_on: str = ""
 
 
+class ResultView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    yes: float | None = None
+    no: float | None = None
+    turnout: float | None = None
+
+
+class RatificationView(msgspec.Struct, kw_only=True):
+    by: str
+    method: RatificationMethod
+    outcome: RatificationOutcome
+    occurred_on: str
+    body: str | None = None
+    result: ResultView | None = None
+
+
+class ImplementationView(msgspec.Struct, kw_only=True):
+    extent: Extent
+    occurred_on: str
+
+
 class AgreementView(msgspec.Struct, kw_only=True):
+    """An agreement and its life after the table (DESIGN v2).
+
+    ``state`` is the latest step; ``in_force`` is false once it was rejected in
+    a ratification, superseded, or withdrawn from by every party but one.
+    """
+
     agreement_id: str
     level: AgreementLevel
     parties: list[str]
     summary: str
     state: AgreementState
+    issues: list[str] = []
+    in_force: bool = True
     disputed: bool = False
     proposal_id: str | None = None
+    signed_by: list[str] = []
+    ratifications: list[RatificationView] = []
+    implementation: ImplementationView | None = None
+    withdrawn_by: list[str] = []
+    superseded_by: str | None = None
     violations: int = 0
     occurred_on: str = ""
 
@@ -70,6 +106,7 @@ class ItemView(msgspec.Struct, kw_only=True):
     state: ItemState
     disputed: bool = False
     agreed: bool = False  # was ever agreed (an ended/closed item then is history)
+    declared: bool = False  # declared unilaterally (a ceasefire.declared)
     by: str | None = None
     parties: list[str] = []
     scope: str | None = None
@@ -123,7 +160,8 @@ class IssueView(msgspec.Struct, kw_only=True):
 class PartyView(msgspec.Struct, kw_only=True):
     code: str
     name: str
-    role: Role
+    role: Role  # the first role it joined in (which list it is shown in)
+    roles: list[Role] = []  # every role it holds (v2: a host may also be a guarantor)
     active: bool = True
     disputed: bool = False
 
@@ -140,6 +178,7 @@ class RoundView(msgspec.Struct, kw_only=True):
     issues: list[str] = []
     summary: str | None = None
     occurred_on: str = ""
+    ends_on: str | None = None
     disputed: bool = False
 
 
@@ -152,6 +191,7 @@ class NegotiationView(msgspec.Struct, kw_only=True):
     mediators: list[PartyView]
     rounds: list[RoundView]
     outcome: str | None
+    concluded_on: str | None
     disputes: list[DisputeView]
     retracted: list[str]
     last_activity_on: str | None

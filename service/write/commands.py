@@ -24,7 +24,7 @@ import msgspec
 
 from domain import errors
 from domain.commands import CommonFields, OpenNegotiation, command_type
-from domain.decide import CommandMeta, NewEvent, decide, open_negotiation, recorded
+from domain.decide import AGREEMENT_TYPES, CommandMeta, NewEvent, decide, open_negotiation, recorded
 from domain.events import encode_data
 from domain.issue import issue_stream_id
 from service.store.envelope import envelope
@@ -191,6 +191,7 @@ class CommandService:
                     issue=issue,
                     known_issues=frozenset(working.known_issues),
                     meta=meta,
+                    issues=await working.all_issues() if command_type(command) in AGREEMENT_TYPES else None,
                 )
             except errors.DomainError as error:
                 raise error.at(f"/commands/{index}") if request.batch else error

@@ -89,6 +89,13 @@ class WorkingSet:
             self.versions.setdefault(stream_id, version)
         return self.issues[key]
 
+    async def all_issues(self) -> dict[str, Issue]:
+        """Every raised issue's state: agreement commands need them all (agreement
+        ids are unique in the negotiation; a step names only the agreement)."""
+        for key in sorted(self.known_issues):
+            await self.issue(key)
+        return {key: issue for key, issue in self.issues.items() if issue is not None}
+
     async def issue_for(self, command: CommonFields) -> Issue | None:
         """The issue state decide needs for this command (None: the negotiation's stream)."""
         target = target_of(command)
@@ -97,6 +104,10 @@ class WorkingSet:
         kind, ref = target  # type: ignore[misc]
         if kind == "issue":
             return await self.issue(ref)
+        if kind == "agreement":
+            # The first issue holding the agreement (decide finds every issue it covers).
+            issues = await self.all_issues()
+            return next((i for _, i in sorted(issues.items()) if ref in i.state.agreements), None)
         # A correction acts on the stream of the event it names, which must be
         # this negotiation's (possibly decided earlier in this very batch).
         decided = self.decided_streams.get(ref)
@@ -147,8 +158,10 @@ class WorkingSet:
             stream_id = self.negotiation_id
         elif target[0] == "issue":  # type: ignore[index]
             stream_id = issue_stream_id(self.negotiation_id, target[1])  # type: ignore[index,arg-type]
+        elif issue is None:  # an agreement step for an agreement that does not exist: its rules say so
+            return None
         else:
-            stream_id = issue.id  # type: ignore[union-attr]
+            stream_id = issue.id
         # The version before this request: a batch on one stream matches as a whole.
         current = self.read_versions.get(stream_id, 0)
         if not if_match.matches(current):

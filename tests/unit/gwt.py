@@ -55,7 +55,10 @@ class World:
                 r.id == target[1] for r in self.records
             ) else None
             issue = next((i for i in self.issues.values() if i.id == stream), None)
-        return decide(cmd, negotiation=self.negotiation, issue=issue, known_issues=frozenset(self.issues), meta=self.meta())
+        return decide(
+            cmd, negotiation=self.negotiation, issue=issue, known_issues=frozenset(self.issues), meta=self.meta(),
+            issues=self.issues,
+        )  # fmt: skip
 
     def given(self, *commands: dict[str, Any]) -> World:
         for command in commands:

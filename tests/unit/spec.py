@@ -151,7 +151,9 @@ class Spec:
             issue = next((i for i in issues.values() if i.id == stream_id), None)
         negotiation = Negotiation.from_events(self.stream())
         meta = CommandMeta(recorded_by="spec", recorded_at=T0 + dt.timedelta(days=1), item_id=item_id)
-        return decide(cmd_, negotiation=negotiation, issue=issue, known_issues=frozenset(issues), meta=meta)
+        return decide(
+            cmd_, negotiation=negotiation, issue=issue, known_issues=frozenset(issues), meta=meta, issues=issues
+        )
 
 
 class When:

@@ -42,6 +42,16 @@ def every_type_world():
         cmd("agreement.violated", issue=ns, agreement_id="a1", alleged_by="UA", against=["RU"]),
         cmd("issue.dropped", issue="sg"),
         cmd("issue.reopened", issue="sg"),
+        cmd("agreement.reached", issues=[ns, "sg"], agreement_id="a2", level="final", parties=["RU", "UA"], summary="s2"),
+        cmd("agreement.signed", agreement_id="a2", parties=["RU", "UA"], venue="Istanbul"),
+        cmd("agreement.ratified", agreement_id="a2", by="RU", method="legislature", body="State Duma", result={"yes": 90.5}),
+        cmd("agreement.rejected", agreement_id="a2", by="UA", method="referendum", result={"yes": 49.8, "no": 50.2, "turnout": 37.4}),
+        cmd("agreement.reached", issue="sg", agreement_id="a3", level="final", parties=["RU", "UA", "TR"], summary="s3"),
+        cmd("agreement.superseded", agreement_id="a2", by_agreement="a3"),
+        cmd("agreement.implemented", agreement_id="a3", extent="minimal"),
+        cmd("agreement.withdrawn", agreement_id="a3", by="TR", reason="left"),
+        cmd("ceasefire.declared", ceasefire_id="c3", by="UA", scope="general", area="Donbas"),
+        cmd("round.held", round_id="r3", venue="Istanbul", level="delegation", ends_on="2022-03-12"),
         cmd("ceasefire.proposed", ceasefire_id="c1", by="RU", scope="local", starts_at="2022-03-05T10:00+03:00"),
         cmd("ceasefire.agreed", ceasefire_id="c1", parties=["RU", "UA"]),
         cmd("ceasefire.violated", ceasefire_id="c1", alleged_by="UA"),
@@ -58,6 +68,7 @@ def every_type_world():
     w.given(cmd("claim.disputed", event_id=str(w.last().id), by="RU", summary="it never closed"))
     w.given(cmd("record.retracted", event_id=str(w.last().id), reason="duplicate"))
     w.given(cmd("negotiation.concluded", outcome="o"))
+    w.given(cmd("negotiation.reopened", reason="renegotiation"))
     return w
 
 
