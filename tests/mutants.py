@@ -78,14 +78,24 @@ MUTANTS = [
         "status-precedence",
         "a violation outranks an implementation (the first matching rule wins)",
         "domain/status_rules.py",
-        'if any(a.state == "violated" for a in agreements) or any(i.agreed and i.state == "violated" for i in items):\n'
+        'if any(a.state == "violated" for a in in_force) or any(\n'
+        '        (i.agreed or i.declared) and i.state == "violated" for i in items\n'
+        '    ):\n'
         '        return "violated"\n'
-        '    if any(a.state == "implemented" for a in agreements):\n'
+        '    if any(a.withdrawn_by for a in in_force):\n'
+        '        return "withdrawn"\n'
+        '    implemented = [a.implementation.extent for a in in_force if a.implementation is not None]\n'
+        '    if "full" in implemented:\n'
         '        return "implemented"',
-        'if any(a.state == "implemented" for a in agreements):\n'
+        'implemented = [a.implementation.extent for a in in_force if a.implementation is not None]\n'
+        '    if "full" in implemented:\n'
         '        return "implemented"\n'
-        '    if any(a.state == "violated" for a in agreements) or any(i.agreed and i.state == "violated" for i in items):\n'
-        '        return "violated"',
+        '    if any(a.state == "violated" for a in in_force) or any(\n'
+        '        (i.agreed or i.declared) and i.state == "violated" for i in items\n'
+        '    ):\n'
+        '        return "violated"\n'
+        '    if any(a.withdrawn_by for a in in_force):\n'
+        '        return "withdrawn"',
         ("tests/unit/test_issue_rules.py", "tests/unit"),
     ),
     Mutant(
