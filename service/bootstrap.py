@@ -26,7 +26,8 @@ from service.audit.ledger import Ledger, Sealer, ledger_key
 from service.auth import Role, any_key, create_key, ensure_key
 from service.config import Settings
 from service.db import connect, create_pool
-from service.migrate import migrate
+from service.migrate import ensure_migrated, migrate
+from service.roles import grant_app_role
 from service.projection.runner import ProjectionWatch, Projector, projection_lag
 from service.read.queries import Queries
 from service.read.replicas import ReadRouter
@@ -91,12 +92,35 @@ def wire(settings: Settings, pool: asyncpg.Pool, standby_pools: Sequence[asyncpg
     )
 
 
-async def prepare_database(url: str, admin_key: str | None, *, first_admin_key: bool = False) -> str | None:
+async def prepare(settings: Settings, *, first_admin_key: bool = False, admin_key: bool = True) -> str | None:
+    """prepare_database for these settings: as the owner (and granting the
+    application role) when the owner's URL is known."""
+    url = settings.migration_url
+    if not url:
+        raise ValueError("the service needs settings.database_url")
+    return await prepare_database(
+        url,
+        settings.admin_key if admin_key else None,
+        first_admin_key=first_admin_key,
+        app_role=settings.app_role if settings.owner_database_url else None,
+    )
+
+
+async def prepare_database(
+    url: str, admin_key: str | None, *, first_admin_key: bool = False, app_role: str | None = None
+) -> str | None:
     """Migrate and ensure PARLEY_ADMIN_KEY. With `first_admin_key`, a database with
-    no key at all gets an admin key, returned to be shown once (`parley serve`)."""
+    no key at all gets an admin key, returned to be shown once (`parley serve`).
+    With `app_role` (`url` is then the owner's), migrations run and the role gets
+    the application grants (service.roles); without, a current schema is only
+    checked, so a role that may create nothing starts."""
     conn = await connect(url)
     try:
-        await migrate(conn)
+        if app_role:
+            await migrate(conn)
+            await grant_app_role(conn, app_role)
+        else:
+            await ensure_migrated(conn)
         if admin_key:
             await ensure_key(conn, admin_key, "admin", Role.ADMIN)
             return None
@@ -127,7 +151,7 @@ async def running(
     if not url:
         raise ValueError("the service needs settings.database_url; `parley serve` starts the embedded server")
     if migrate:
-        await prepare_database(url, settings.admin_key if ensure_admin_key else None)
+        await prepare(settings, admin_key=ensure_admin_key)
     pool = await create_pool(url, min_size=1, max_size=pool_size)
     # min_size 0: a standby that is down when this process starts must not stop it;
     # reads go to the primary until it answers (service.read.replicas).

@@ -53,6 +53,12 @@ class Settings:
     read_database_urls: tuple[str, ...] = ()
     read_token_wait: float = 1.0
     read_max_lag: float = 30.0
+    # The schema owner's URL (PARLEY_OWNER_DATABASE_URL; the embedded server's
+    # superuser): migrations, grants and rebuild swaps use it, the service's pools
+    # never do. With it, the role of PARLEY_APP_ROLE gets service.roles.APP_GRANTS
+    # after every migration run.
+    owner_database_url: str | None = None
+    app_role: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -68,7 +74,14 @@ class Settings:
             read_database_urls=tuple(split_urls(env.get("PARLEY_READ_DATABASE_URL"))),
             read_token_wait=_seconds(env, "PARLEY_READ_TOKEN_WAIT", 1.0),
             read_max_lag=_seconds(env, "PARLEY_READ_MAX_LAG", 30.0),
+            owner_database_url=env.get("PARLEY_OWNER_DATABASE_URL") or None,
+            app_role=env.get("PARLEY_APP_ROLE") or None,
         )
+
+    @property
+    def migration_url(self) -> str | None:
+        """Where migrations run: the owner's URL when known, else the service's."""
+        return self.owner_database_url or self.database_url
 
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

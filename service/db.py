@@ -51,14 +51,17 @@ async def connect(url: str, application_name: str = "parley") -> asyncpg.Connect
 
 
 @contextlib.contextmanager
-def database_url(settings: Settings) -> Iterator[str]:
-    """The URL to use: PARLEY_DATABASE_URL, or an embedded server started (and, on
-    exit, stopped) under PARLEY_DATA_DIR."""
+def database_settings(settings: Settings) -> Iterator[Settings]:
+    """The settings with the database to use: PARLEY_DATABASE_URL as given, or an
+    embedded server started (and, on exit, left) under PARLEY_DATA_DIR, whose
+    service URL is the application role's and whose owner URL is the superuser's."""
     if settings.database_url:
-        yield settings.database_url
+        yield settings
         return
     server = embedded.start(settings.data_dir)
     try:
-        yield server.url
+        yield settings.with_overrides(
+            database_url=server.app_url, owner_database_url=server.url, app_role=embedded.APP_ROLE
+        )
     finally:
         server.stop()

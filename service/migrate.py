@@ -1,8 +1,12 @@
 """Versioned schema migrations: `service/migrations/NNNN_name.sql`, applied in order.
 
-Applied by `parley migrate` and at every start. All pending files run in one
-transaction under an advisory lock: several processes starting at once apply each
-migration exactly once, and a failing migration leaves the schema as it was.
+Applied by `parley migrate` (as the owner of the schema) and at start-up. All
+pending files run in one transaction under an advisory lock: several processes
+starting at once apply each migration exactly once, and a failing migration leaves
+the schema as it was. A start on an up-to-date schema only reads
+`schema_migrations` (`pending`), so the application role, which may create
+nothing, starts without any DDL; with migrations pending it gets a one-line error
+saying to run `parley migrate` as the owner.
 """
 
 from __future__ import annotations
@@ -39,20 +43,50 @@ def available_migrations() -> list[Migration]:
     return found
 
 
+class MigrationsPending(RuntimeError):
+    """The schema is behind and this role may not migrate it."""
+
+
+async def pending(conn: asyncpg.Connection) -> list[Migration]:
+    """The migrations not applied yet; a read that needs no privilege beyond SELECT
+    on schema_migrations (none at all on an empty database)."""
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return available_migrations()
+    done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    return [m for m in available_migrations() if m.version not in done]
+
+
+async def ensure_migrated(conn: asyncpg.Connection) -> list[int]:
+    """At start-up: nothing but a read when the schema is current; otherwise migrate,
+    which only the owner may (MigrationsPending for any other role)."""
+    if not await pending(conn):
+        return []
+    try:
+        return await migrate(conn)
+    except asyncpg.InsufficientPrivilegeError as error:
+        missing = ", ".join(f"{m.version:04d}" for m in await pending(conn))
+        user = await conn.fetchval("SELECT current_user")
+        raise MigrationsPending(
+            f"migrations {missing} are not applied and role {user!r} may not apply them ({error}); "
+            "run `parley migrate` as the owner of the schema"
+        ) from None
+
+
 async def migrate(conn: asyncpg.Connection) -> list[int]:
     """Apply every migration not yet applied; returns the versions applied now."""
     applied_now = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-        await conn.execute(
-            """
-            CREATE TABLE IF NOT EXISTS schema_migrations (
-                version    integer PRIMARY KEY,
-                name       text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
+        if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            await conn.execute(
+                """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version    integer PRIMARY KEY,
+                    name       text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
             )
-            """
-        )
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
         for migration in available_migrations():
             if migration.version in done:

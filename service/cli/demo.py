@@ -137,8 +137,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.no_serve:
 
         async def record_only(settings: Settings) -> None:
-            url = settings.database_url or ""
-            announce_first_key(await bootstrap.prepare_database(url, settings.admin_key, first_admin_key=True))
+            announce_first_key(await bootstrap.prepare(settings, first_admin_key=True))
             record, keys = await prepare_demo(settings)
             print(describe(record, keys, None), file=sys.stderr, flush=True)
 

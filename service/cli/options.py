@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from service.config import Settings
-from service.db import database_url
+from service.db import database_settings
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -24,6 +24,5 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def run_on_database(args: argparse.Namespace, work: Callable[[Settings], Awaitable[int | None]]) -> int:
     """Run `work(settings)` with settings.database_url set: the configured server,
     or an embedded one started for the command and stopped after it."""
-    settings = settings_from(args)
-    with database_url(settings) as url:
-        return int(asyncio.run(work(settings.with_overrides(database_url=url))) or 0)
+    with database_settings(settings_from(args)) as settings:
+        return int(asyncio.run(work(settings)) or 0)

@@ -26,13 +26,22 @@ from service.migrate import migrate
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    """As the owner of the schema; `--app-role` (or PARLEY_APP_ROLE) then gives that
+    role exactly the application grants (service.roles.APP_GRANTS)."""
+    from service.roles import grant_app_role
+
     async def apply(settings: Settings) -> None:
-        conn = await connect(settings.database_url or "")
+        conn = await connect(settings.migration_url or "")
         try:
             applied = await migrate(conn)
+            role = args.app_role or settings.app_role
+            if role:
+                await grant_app_role(conn, role)
         finally:
             await conn.close()
         print(f"applied migrations: {applied}" if applied else "schema is up to date", file=sys.stderr)
+        if role:
+            print(f"granted the application grants to {role}", file=sys.stderr)
 
     return run_on_database(args, apply)
 
@@ -84,7 +93,10 @@ def cmd_project(args: argparse.Namespace) -> int:
 async def _rebuild(settings: Settings, names: list[str]) -> None:
     from service.projection.runner import rebuild
 
-    async with bootstrap.running(settings, pool_size=2) as runtime:
+    # The swap drops and replaces tables: the owner's work (the new tables keep
+    # the grants the old ones had, service.roles.copy_grants).
+    owner = settings.with_overrides(database_url=settings.migration_url)
+    async with bootstrap.running(owner, pool_size=2) as runtime:
         for name in names:
             result = await rebuild(runtime.pool, name)
             print(
@@ -121,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_options(serve)
     serve.set_defaults(run=cmd_serve)
 
-    migrate_cmd = commands.add_parser("migrate", help="apply schema migrations")
+    migrate_cmd = commands.add_parser("migrate", help="apply schema migrations (as the owner of the schema)")
+    migrate_cmd.add_argument("--app-role", help="then give this role the application grants (docs/operations.md)")
     migrate_cmd.set_defaults(run=cmd_migrate)
 
     openapi_cmd = commands.add_parser("openapi", help="print the OpenAPI document (openapi/openapi.json)")
@@ -166,7 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("PARLEY_LOG_LEVEL", "WARNING"), stream=sys.stderr)
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    from service.keyfiles import UnsafeKeyFile
+    from service.migrate import MigrationsPending
+
+    try:
+        return int(args.run(args) or 0)
+    except (MigrationsPending, UnsafeKeyFile) as error:
+        # A refusal an operator acts on: one line, no traceback.
+        print(f"parley: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from service import bootstrap
 from service.cli.options import settings_from
-from service.db import database_url
+from service.db import database_settings
 
 
 class _Stopped(Exception):
@@ -38,11 +38,14 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
 
-    settings = settings_from(args)
-    with database_url(settings) as url:
-        # Migrate once before the workers start, so they never race on an empty database.
-        announce_first_key(asyncio.run(bootstrap.prepare_database(url, settings.admin_key, first_admin_key=True)))
+    with database_settings(settings_from(args)) as settings:
+        url = settings.database_url or ""
+        # Migrate once before the workers start, so they never race on an empty
+        # database (as the owner when its URL is known; the workers only check).
+        announce_first_key(asyncio.run(bootstrap.prepare(settings, first_admin_key=True)))
+        # The workers get the application role's URL only.
         os.environ["PARLEY_DATABASE_URL"] = url
+        os.environ.pop("PARLEY_OWNER_DATABASE_URL", None)
         if settings.admin_key:
             os.environ["PARLEY_ADMIN_KEY"] = settings.admin_key
         if before_serving is not None:

@@ -43,6 +43,7 @@ from domain.records import Recorded
 from projections import PROJECTION_NAMES, PROJECTIONS, Projection
 from projections.records import StreamHistory, fact_from_stored, recorded_from_stored
 from service.db import connect
+from service.roles import copy_grants
 from service.store.event_store import START, Checkpoint, EventStore, StoredEvent
 
 log = logging.getLogger("parley.projector")
@@ -489,6 +490,8 @@ async def rebuild(
                 await catch_up(Checkpoint(row["txid"], row["position"]))
                 for table in projection.tables:
                     t = quote_identifier(table)
+                    # The application role keeps its grants on the new table.
+                    await copy_grants(swap, f"{live}.{t}", f"{fresh}.{t}")
                     await swap.execute(f"DROP TABLE {live}.{t}")
                     await swap.execute(f"ALTER TABLE {fresh}.{t} SET SCHEMA {live}")
                 await swap.execute(

@@ -66,7 +66,10 @@ def running(pid: int) -> bool:
 
 
 def socket_url(pgdata: Path) -> str:
-    return f"postgresql://postgres@/postgres?host={pgdata}"
+    """The running server's owner URL (its socket dir and generated password)."""
+    from service import embedded
+
+    return embedded.running_url(pgdata.parent)
 
 
 async def write_and_count(url: str, write: bool) -> int:

