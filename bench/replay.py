@@ -5,7 +5,7 @@ A template negotiation (~1,000 events) is recorded through the command service a
 cloned to 1,000,000 events (`--quick`: 50,000; bench._dataset). Then, on that log:
 
 - limit:   `SELECT * FROM events ORDER BY txid, position` through an asyncpg cursor;
-- rebuild: `service.projection.runner.rebuild` of every projection (what
+- rebuild: `service.projection.rebuild.rebuild` of every projection (what
   `parley projections rebuild ALL` runs), one after the other;
 - export:  `service.audit.log.export_lines` to an NDJSON file (`parley audit export`);
 - replay:  `service.audit.offline.replay_export` of that file (`parley audit replay`).
@@ -55,7 +55,7 @@ async def sequential_read(url: str) -> tuple[int, float]:
 
 async def rebuild_all(url: str) -> tuple[dict[str, float], int]:
     from projections import PROJECTION_NAMES
-    from service.projection.runner import rebuild
+    from service.projection.rebuild import rebuild
 
     seconds = {}
     events = 0

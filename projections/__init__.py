@@ -2,7 +2,8 @@
 
 Each projection (one module each) names the event types it handles, holds its
 SQL, applies a batch of the log inside the runner's transaction (the runner,
-`service.projection.runner`, writes the checkpoint in the same transaction) and offers
+`service.projection.runner`, writes the checkpoint in the same transaction), carries
+the DDL of its tables (`schema`, applied by service.migrate) and offers
 the queries the API calls. Projections depend on `domain` only; every query
 takes an asyncpg connection or pool as its first argument.
 
@@ -46,8 +47,6 @@ timeline row is one event (`event_id`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from projections.issue_status import IssueStatusProjection
 from projections.negotiation_summary import NegotiationSummaryProjection
 from projections.projection import Projection
@@ -56,7 +55,7 @@ from projections.timeline import TimelineProjection
 # Every projection, by name: the runner, `parley project` and `parley projections
 # rebuild NAME` know no others (the names are also the only table lists used in
 # rebuild DDL).
-PROJECTIONS: dict[str, Callable[[], Projection]] = {
+PROJECTIONS: dict[str, type[Projection]] = {
     IssueStatusProjection.name: IssueStatusProjection,
     NegotiationSummaryProjection.name: NegotiationSummaryProjection,
     TimelineProjection.name: TimelineProjection,

@@ -1,6 +1,6 @@
 """Read model: every issue's status view, stored as the exact JSON the API serves.
 
-One row per issue stream (table `issue_status`, migration 0002). The view is
+One row per issue stream (table `issue_status`, DDL below, migration 0002). The view is
 `domain.status.IssueFold(...).view()` -- the same fold the write side, time
 travel and offline replay use -- encoded once here, so a read is one indexed
 lookup that returns bytes, with no decoding or re-encoding.
@@ -20,6 +20,7 @@ import msgspec
 
 from domain.status import IssueFold, IssueView
 from projections.folds import FoldCache
+from projections.projection import SchemaStep
 from projections.records import Fact, StreamHistory, by_stream
 
 _encoder = msgspec.json.Encoder()
@@ -39,6 +40,36 @@ def parties_named(view: IssueView) -> list[str]:
         codes.update(item.parties)
     return sorted(codes)
 
+
+# The tables, as migration 0002 creates them (service.migrate applies every
+# projection's `schema` steps; a later change is a new step with a new number).
+SCHEMA_0002 = """
+-- projections/issue_status.py: one row per issue stream, the domain fold's view.
+CREATE TABLE issue_status (
+    stream_id        uuid PRIMARY KEY,
+    negotiation_id   uuid NOT NULL,
+    key              text NOT NULL,
+    title            text NOT NULL,
+    category         text NOT NULL,
+    status           text NOT NULL,
+    -- Every party the issue's positions, proposals, agreements and items name.
+    parties          text[] NOT NULL,
+    version          integer NOT NULL,
+    -- Position of the event at `version` (the newest fact the row reflects).
+    updated_position bigint NOT NULL,
+    last_activity_on text,
+    -- Lineage: the ids of the live (not retracted) events behind the row.
+    lineage          uuid[] NOT NULL,
+    view             jsonb NOT NULL,
+    -- The exact bytes the API serves (the jsonb copy above is for ad-hoc queries).
+    view_json        bytea NOT NULL,
+    UNIQUE (negotiation_id, key)
+);
+CREATE INDEX ON issue_status (negotiation_id, status);
+CREATE INDEX ON issue_status (negotiation_id, category);
+CREATE INDEX ON issue_status USING gin (parties);
+CREATE INDEX ON issue_status USING gin (lineage);
+"""
 
 _STORED_VERSIONS = "SELECT stream_id, version FROM issue_status WHERE stream_id = ANY($1::uuid[])"
 
@@ -67,6 +98,7 @@ class IssueStatusProjection:
     name: ClassVar[str] = "issue_status"
     tables: ClassVar[tuple[str, ...]] = ("issue_status",)
     lock_id: ClassVar[int] = 1
+    schema: ClassVar[tuple[SchemaStep, ...]] = (SchemaStep(2, "projections", SCHEMA_0002),)
 
     def __init__(self, fold_cache_size: int = 2000) -> None:
         self.folds: FoldCache[IssueFold] = FoldCache(IssueFold, fold_cache_size)

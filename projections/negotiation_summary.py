@@ -10,6 +10,9 @@ Events handled: every event on a negotiation stream (folded with
 with `IssueFold` for the issue's status). This projection folds issues itself
 rather than reading `issue_status`: each projection advances, fails and
 rebuilds on its own, so none may read another's tables.
+
+Over 300 lines on purpose: one read model is one module (its served shapes,
+its DDL, its writes and its queries), as every projection is.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import msgspec
 from domain.status import IssueFold, IssueView, NegotiationFold, NegotiationView
 from projections import cursors
 from projections.folds import FoldCache
+from projections.projection import SchemaStep
 from projections.records import Fact, StreamHistory, by_stream
 
 
@@ -73,6 +77,45 @@ class NegotiationPage(msgspec.Struct):
     items: list[msgspec.Raw]  # encoded NegotiationListItem, embedded as they are
     next: str | None  # cursor of the following page
 
+
+# The tables, as migration 0002 creates them (service.migrate applies every
+# projection's `schema` steps; a later change is a new step with a new number).
+SCHEMA_0002 = """
+-- projections/negotiation_summary.py: one row per negotiation...
+CREATE TABLE negotiation_summary (
+    negotiation_id   uuid PRIMARY KEY,
+    slug             text NOT NULL UNIQUE,
+    title            text NOT NULL,
+    status           text NOT NULL,
+    -- Codes of every party and mediator that ever took part (the list filter).
+    parties          text[] NOT NULL,
+    mediators        text[] NOT NULL,
+    rounds           integer NOT NULL,
+    issue_counts     jsonb NOT NULL,
+    -- Position of negotiation.opened: the keyset of the list.
+    created_position bigint NOT NULL UNIQUE,
+    version          integer NOT NULL,
+    updated_position bigint NOT NULL,
+    lineage          uuid[] NOT NULL,
+    view_json        bytea NOT NULL,
+    list_item_json   bytea NOT NULL
+);
+CREATE INDEX ON negotiation_summary (status, created_position);
+CREATE INDEX ON negotiation_summary USING gin (parties);
+CREATE INDEX ON negotiation_summary USING gin (lineage);
+
+-- ...and, for it, the status of each of the negotiation's issues, folded by the
+-- summary projection itself so that it never depends on another projection's
+-- progress (each projection rebuilds alone).
+CREATE TABLE negotiation_summary_issues (
+    stream_id        uuid PRIMARY KEY,
+    negotiation_id   uuid NOT NULL,
+    key              text NOT NULL,
+    version          integer NOT NULL,
+    brief_json       bytea NOT NULL
+);
+CREATE INDEX ON negotiation_summary_issues (negotiation_id, key);
+"""
 
 _encoder = msgspec.json.Encoder()
 _brief_decoder = msgspec.json.Decoder(IssueBrief)
@@ -145,6 +188,7 @@ class NegotiationSummaryProjection:
     name: ClassVar[str] = "negotiation_summary"
     tables: ClassVar[tuple[str, ...]] = ("negotiation_summary_issues", "negotiation_summary")
     lock_id: ClassVar[int] = 2
+    schema: ClassVar[tuple[SchemaStep, ...]] = (SchemaStep(2, "projections", SCHEMA_0002),)
 
     def __init__(self, fold_cache_size: int = 2000) -> None:
         self.issue_folds: FoldCache[IssueFold] = FoldCache(IssueFold, fold_cache_size)

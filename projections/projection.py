@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 import asyncpg
 
 from projections.records import Fact, StreamHistory
+
+
+class SchemaStep(NamedTuple):
+    """A projection's DDL, beside its module: applied by schema migration `version`
+    (service.migrate runs it after that number's file in service/migrations, if
+    any, in the same transaction). A change to a projection's tables is a new step
+    with a new number; a step already applied is never edited."""
+
+    version: int
+    name: str
+    sql: str
 
 
 class Projection(Protocol):
@@ -18,6 +29,8 @@ class Projection(Protocol):
     tables: ClassVar[tuple[str, ...]]
     # Key of the PostgreSQL advisory lock that lets one runner hold it.
     lock_id: ClassVar[int]
+    # The DDL of its tables, in migration order.
+    schema: ClassVar[tuple[SchemaStep, ...]]
 
     async def apply(self, conn: asyncpg.Connection, facts: Sequence[Fact], history: StreamHistory) -> None:
         """Apply a batch of the log (in commit order) inside the caller's

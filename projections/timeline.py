@@ -27,6 +27,7 @@ import msgspec
 from domain import world_time
 from domain.timeline import describe
 from projections import cursors
+from projections.projection import SchemaStep
 from projections.records import Fact, StreamHistory
 
 
@@ -51,6 +52,44 @@ class TimelinePage(msgspec.Struct):
     next: str | None  # cursor of the following page
 
 
+# The tables, as migration 0002 creates them (service.migrate applies every
+# projection's `schema` steps; a later change is a new step with a new number).
+SCHEMA_0002 = """
+-- projections/timeline.py: one row per recorded fact.
+CREATE TABLE timeline (
+    event_id         uuid PRIMARY KEY,
+    negotiation_id   uuid NOT NULL,
+    stream_id        uuid NOT NULL,
+    stream_type      text NOT NULL,
+    issue_key        text,
+    type             text NOT NULL,
+    occurred_on      text NOT NULL,
+    -- World-time order (domain.world_time.sort_key): the instant the fact's
+    -- world time begins, then days before timed facts, then record order.
+    world_start      timestamptz NOT NULL,
+    world_timed      smallint NOT NULL,
+    position         bigint NOT NULL,
+    recorded_at      timestamptz NOT NULL,
+    claimed_by       text[] NOT NULL,
+    line             text NOT NULL,
+    -- Set on record.retracted / claim.disputed rows: the fact they correct.
+    retracts         uuid,
+    disputes         uuid
+);
+CREATE INDEX ON timeline (negotiation_id, world_start, world_timed, position);
+CREATE INDEX ON timeline (retracts) WHERE retracts IS NOT NULL;
+CREATE INDEX ON timeline (disputes) WHERE disputes IS NOT NULL;
+
+-- Party display names per negotiation, as known so far in log order (the
+-- timeline's sentences say "Russia", not "RU").
+CREATE TABLE timeline_parties (
+    negotiation_id   uuid NOT NULL,
+    code             text NOT NULL,
+    name             text NOT NULL,
+    PRIMARY KEY (negotiation_id, code)
+);
+"""
+
 _PARTY_NAMES = "SELECT negotiation_id, code, name FROM timeline_parties WHERE negotiation_id = ANY($1::uuid[])"
 
 _UPSERT_PARTY = """
@@ -71,6 +110,7 @@ class TimelineProjection:
     name: ClassVar[str] = "timeline"
     tables: ClassVar[tuple[str, ...]] = ("timeline_parties", "timeline")
     lock_id: ClassVar[int] = 3
+    schema: ClassVar[tuple[SchemaStep, ...]] = (SchemaStep(2, "projections", SCHEMA_0002),)
 
     def __init__(self) -> None:
         # An issue stream's key never changes: safe to keep across transactions.

@@ -27,8 +27,9 @@ from service.auth import Role, any_key, create_key, ensure_key
 from service.config import Settings
 from service.db import connect, create_pool
 from service.migrate import ensure_migrated, migrate
+from service.projection.runner import Projector
+from service.projection.watch import ProjectionWatch, projection_lag
 from service.roles import grant_app_role
-from service.projection.runner import ProjectionWatch, Projector, projection_lag
 from service.read.queries import Queries
 from service.read.replicas import ReadRouter
 from service.store.event_store import EventStore

@@ -50,6 +50,15 @@ async def connect(url: str, application_name: str = "parley") -> asyncpg.Connect
     return await asyncpg.connect(url, server_settings={"application_name": application_name})
 
 
+async def close_connection(conn: asyncpg.Connection, timeout: float = 2.0) -> None:
+    """Close a connection of its own, terminating it if the server does not answer."""
+    try:
+        await asyncio.wait_for(conn.close(), timeout=timeout)
+    except BaseException:
+        conn.terminate()
+        raise
+
+
 @contextlib.contextmanager
 def database_settings(settings: Settings) -> Iterator[Settings]:
     """The settings with the database to use: PARLEY_DATABASE_URL as given, or an

@@ -1,4 +1,12 @@
-"""Versioned schema migrations: `service/migrations/NNNN_name.sql`, applied in order.
+"""Versioned schema migrations, applied in order.
+
+A migration is `service/migrations/NNNN_name.sql`, followed (same number, same
+transaction) by the `schema` steps of the projections that carry that number:
+each projection keeps the DDL of its tables beside its module
+(projections/<name>.py, `projections.projection.SchemaStep`). Migration 2 is the
+checkpoints table (its file) and then every projection's tables; a database
+migrated when all of it was one file has exactly the same schema, and its
+recorded version 2 is not applied again.
 
 Applied by `parley migrate` (as the owner of the schema) and at start-up. All
 pending files run in one transaction under an advisory lock: several processes
@@ -31,15 +39,25 @@ class Migration:
 
 
 def available_migrations() -> list[Migration]:
-    found = []
+    from projections import PROJECTIONS
+
+    files: dict[int, Migration] = {}
     for entry in resources.files("service.migrations").iterdir():
         if entry.name.endswith(".sql"):
             number, _, rest = entry.name.partition("_")
-            found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError(f"two migrations share a number: {versions}")
+            migration = Migration(int(number), rest.removesuffix(".sql"), entry.read_text())
+            if migration.version in files:
+                raise RuntimeError(f"two migrations share the number {migration.version}")
+            files[migration.version] = migration
+    steps: dict[int, list[tuple[str, str]]] = {}
+    for projection in PROJECTIONS.values():
+        for step in projection.schema:
+            steps.setdefault(step.version, []).append((step.name, step.sql))
+    found = []
+    for version in sorted(files.keys() | steps.keys()):
+        parts = ([files[version].sql] if version in files else []) + [sql for _, sql in steps.get(version, [])]
+        name = files[version].name if version in files else "+".join(dict.fromkeys(n for n, _ in steps[version]))
+        found.append(Migration(version, name, "\n".join(parts)))
     return found
 
 

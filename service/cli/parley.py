@@ -91,7 +91,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 async def _rebuild(settings: Settings, names: list[str]) -> None:
-    from service.projection.runner import rebuild
+    from service.projection.rebuild import rebuild
 
     # The swap drops and replaces tables: the owner's work (the new tables keep
     # the grants the old ones had, service.roles.copy_grants).

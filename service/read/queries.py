@@ -27,7 +27,7 @@ from projections import issue_status, negotiation_summary, timeline
 from projections.negotiation_summary import IssueBrief, summarise
 from projections.records import recorded_from_stored
 from service.store.envelope import EventEnvelope, envelope
-from service.projection.runner import ProjectionWatch
+from service.projection.watch import ProjectionWatch
 from service.store.consistency import ConsistencyToken
 from service.store.event_store import EventStore
 

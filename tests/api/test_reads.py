@@ -136,7 +136,7 @@ async def test_read_refusals(api, client, keys):
 
 
 async def test_a_token_the_read_models_cannot_reach_is_a_503(api, client, keys, monkeypatch):
-    from service.projection.runner import ProjectionWatch
+    from service.projection.watch import ProjectionWatch
 
     token = (await api.open())["consistency_token"]
 

@@ -24,7 +24,7 @@ import pytest
 
 from projections import PROJECTION_NAMES, PROJECTIONS
 from service.db import create_pool
-from service.projection.runner import rebuild
+from service.projection.rebuild import rebuild
 from tests.reliability.conftest import (
     PARTIES,
     Keys,
@@ -263,7 +263,7 @@ async def test_runner_killed_mid_batch_is_replaced_with_no_gap_and_no_double_cou
         holder_query = """
             SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::bigint AND granted
         """
-        from service.projection.runner import HOLDER_LOCK_CLASS
+        from service.projection.checkpoints import HOLDER_LOCK_CLASS
 
         deadline = time.monotonic() + 60
         while await conn.fetchval(holder_query, HOLDER_LOCK_CLASS) < len(PROJECTION_NAMES):

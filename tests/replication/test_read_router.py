@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from service.db import create_pool
-from service.projection.runner import ProjectionWatch
+from service.projection.watch import ProjectionWatch
 from service.read.queries import Queries, UnknownWrite
 from service.read.replicas import PRIMARY, STANDBY, ReadRouter, ReadTarget
 from service.store.consistency import ConsistencyToken, committed_lsn

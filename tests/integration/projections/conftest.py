@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,15 +14,31 @@ import pytest
 from domain.example import COMMANDS, OPENED
 from projections import PROJECTIONS, issue_status, negotiation_summary, timeline
 from projections.projection import Projection
-from service.projection.runner import apply_batch, read_checkpoint
+from service.projection.checkpoints import apply_batch, read_checkpoint
 from service.store.event_store import Checkpoint, EventStore
 from tests.integration.projections.workload import Recorder
 
 
+async def wait_until_visible(conn: asyncpg.Connection | asyncpg.Pool, timeout: float = 60.0) -> None:
+    """Wait until every committed event is past the gap-free horizon. Transaction ids
+    are server-wide: on a shared server another database's open transaction (even a
+    slow DROP DATABASE) holds the horizon back for a moment, and "everything
+    visible" would then be less than what the test recorded."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await conn.fetchval(
+        "SELECT NOT EXISTS (SELECT FROM events WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()))"
+    ):
+        if loop.time() > deadline:
+            raise TimeoutError("the log's horizon did not pass the recorded events")
+        await asyncio.sleep(0.05)
+
+
 async def catch_up(database_url: str, store: EventStore, projection: Projection, batch_size: int = 500) -> Checkpoint:
-    """Apply everything visible in the log to `projection`, as the runner would."""
+    """Apply everything in the log to `projection`, as the runner would."""
     conn = await asyncpg.connect(database_url)
     try:
+        await wait_until_visible(conn)
         checkpoint = await read_checkpoint(conn, projection.name)
         while batch := await store.read_log(checkpoint, batch_size):
             checkpoint = await apply_batch(conn, store, projection, checkpoint, batch)

@@ -10,7 +10,8 @@ import msgspec
 from domain.status import fold_issue
 from projections import PROJECTIONS, negotiation_summary
 from projections.records import recorded_from_stored
-from service.projection.runner import Projector, ProjectionWatch
+from service.projection.runner import Projector
+from service.projection.watch import ProjectionWatch
 from service.store.event_store import Checkpoint
 from tests.integration.projections.conftest import served
 

@@ -7,7 +7,9 @@ import os
 import sys
 
 from projections import PROJECTION_NAMES, PROJECTIONS, issue_status, negotiation_summary, timeline
-from service.projection.runner import ProjectionWatch, Projector, rebuild
+from service.projection.rebuild import rebuild
+from service.projection.runner import Projector
+from service.projection.watch import ProjectionWatch
 from service.store.event_store import Checkpoint
 from tests.integration.projections.conftest import last_written, served
 from tests.integration.projections.workload import RandomWorkload

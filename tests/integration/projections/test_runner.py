@@ -12,9 +12,11 @@ import pytest
 from domain.status import fold_issue
 from projections import PROJECTIONS, issue_status
 from projections.records import recorded_from_stored
-from service.projection.runner import ProjectionWatch, ProjectionWorker, Projector, projection_lag, read_checkpoint
+from service.projection.checkpoints import read_checkpoint
+from service.projection.runner import ProjectionWorker, Projector
+from service.projection.watch import ProjectionWatch, projection_lag
 from service.store.event_store import Checkpoint
-from tests.integration.projections.conftest import catch_up, last_written, served
+from tests.integration.projections.conftest import catch_up, last_written, served, wait_until_visible
 from tests.integration.projections.workload import RandomWorkload
 
 
@@ -201,6 +203,7 @@ async def test_the_projector_follows_the_log_and_wait_for_reflects_a_write(datab
 
 async def test_lag_counts_events_and_seconds_behind_the_visible_head(database_url, pool, store, recorder):
     await RandomWorkload(recorder, seed=3).run(negotiations=1, commands=5)
+    await wait_until_visible(pool)
     total = await pool.fetchval("SELECT count(*) FROM events")
     lags = await projection_lag(pool)
     assert [lag["name"] for lag in lags] == sorted(PROJECTIONS)

@@ -1,0 +1,150 @@
+"""Rebuild: replay the whole log into fresh tables and swap them in.
+
+The fresh tables live in the schema `parley_rebuild` (`LIKE` the live ones,
+so indexes and constraints are the same); the projection's own SQL writes them
+unchanged because the search path points at that schema first. The swap is one
+short transaction that first locks the checkpoint row (waiting for a live
+batch in flight and holding the next one back), catches up to what is being
+served, and moves the tables in. Reads are served from the live tables all
+along.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import asyncpg
+
+from projections import PROJECTION_NAMES, PROJECTIONS, Projection
+from projections.records import fact_from_stored
+from service.projection.checkpoints import (
+    PROJECTIONS_CHANNEL,
+    REBUILD_LOCK_CLASS,
+    ensure_checkpoints,
+    stream_history,
+)
+from service.roles import copy_grants
+from service.store.event_store import START, Checkpoint, EventStore
+
+REBUILD_SCHEMA = "parley_rebuild"
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class RebuildResult:
+    name: str
+    events: int
+    checkpoint: Checkpoint
+    seconds: float
+    tables: tuple[str, ...] = field(default_factory=tuple)
+
+
+async def rebuild(
+    pool: asyncpg.Pool,
+    name: str,
+    *,
+    batch_size: int = 2000,
+    progress: TextIO | None = sys.stderr,
+    projection_factory: Callable[[], Projection] | None = None,
+) -> RebuildResult:
+    """Replay the whole log into fresh tables and swap them in atomically.
+
+    Reads keep being served from the live tables throughout; they wait only for
+    the swap itself (a few DROP/ALTER statements). A live runner carries on from
+    the swapped-in checkpoint: its next batch finds the checkpoint moved,
+    forgets its folds and resumes from the stored checkpoint.
+    """
+    from tqdm import tqdm
+
+    if name not in PROJECTIONS:
+        raise ValueError(f"unknown projection {name!r}; known: {', '.join(PROJECTION_NAMES)}")
+    projection = (projection_factory or PROJECTIONS[name])()
+    started = time.perf_counter()
+    store = EventStore(pool)
+    # Two connections of the caller's pool: one replays, the other swaps.
+    async with pool.acquire() as work, pool.acquire() as swap:
+        # One rebuild of a projection at a time (a second one waits here).
+        await work.execute("SELECT pg_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, projection.lock_id)
+        await ensure_checkpoints(work, [name])
+        live_schema = await work.fetchval(
+            """
+            SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = to_regclass($1)
+            """,
+            quote_identifier(projection.tables[0]),
+        )
+        live = quote_identifier(live_schema)
+        fresh = quote_identifier(REBUILD_SCHEMA)
+        # Identifiers below come from the projection's fixed table list, quoted.
+        await work.execute(f"CREATE SCHEMA IF NOT EXISTS {fresh}")
+        for table in projection.tables:
+            t = quote_identifier(table)
+            await work.execute(f"DROP TABLE IF EXISTS {fresh}.{t}")
+            await work.execute(f"CREATE TABLE {fresh}.{t} (LIKE {live}.{t} INCLUDING ALL)")
+        # The projection's own SQL now writes the fresh tables; `events` is
+        # still found in the live schema.
+        await work.execute(f"SET search_path TO {fresh}, {live}")
+
+        [everything] = await store.backlog([START], conn=work)
+        total = everything.events
+        bar = tqdm(
+            total=total, unit="event", desc=f"rebuild {name}", file=progress, disable=progress is None,
+            dynamic_ncols=True,
+        )
+        checkpoint, applied = START, 0
+
+        async def catch_up(until: Checkpoint | None) -> None:
+            nonlocal checkpoint, applied
+            history = stream_history(store, work)
+            while until is None or checkpoint < until:
+                batch = await store.read_log(checkpoint, batch_size, conn=work)
+                if not batch:
+                    return
+                async with work.transaction():
+                    await projection.apply(work, [fact_from_stored(e) for e in batch], history)
+                checkpoint = batch[-1].checkpoint
+                applied += len(batch)
+                if applied > bar.total:
+                    bar.total = applied
+                bar.update(len(batch))
+
+        try:
+            await catch_up(None)
+            async with swap.transaction():
+                await swap.execute("SET LOCAL lock_timeout = '10s'")
+                # Locking the checkpoint row first waits for a live batch in
+                # flight and holds the next one back (a batch locks it first too).
+                row = await swap.fetchrow(
+                    "SELECT txid, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name
+                )
+                # Never swap in something older than what is being served.
+                await catch_up(Checkpoint(row["txid"], row["position"]))
+                for table in projection.tables:
+                    t = quote_identifier(table)
+                    # The application role keeps its grants on the new table.
+                    await copy_grants(swap, f"{live}.{t}", f"{fresh}.{t}")
+                    await swap.execute(f"DROP TABLE {live}.{t}")
+                    await swap.execute(f"ALTER TABLE {fresh}.{t} SET SCHEMA {live}")
+                await swap.execute(
+                    """
+                    UPDATE projection_checkpoints
+                    SET txid = $2, position = $3, events_applied = $4, updated_at = now()
+                    WHERE name = $1
+                    """,
+                    name,
+                    checkpoint.txid,
+                    checkpoint.position,
+                    applied,
+                )
+                await swap.execute("SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, name)
+        finally:
+            # Releasing the connections resets their search path and advisory locks.
+            bar.close()
+    return RebuildResult(name, applied, checkpoint, time.perf_counter() - started, projection.tables)
