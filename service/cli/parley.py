@@ -91,14 +91,14 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 async def _rebuild(settings: Settings, names: list[str]) -> None:
-    from service.projection.rebuild import rebuild
+    from service.projection.rebuild import rebuild_all
 
     # The swap drops and replaces tables: the owner's work (the new tables keep
     # the grants the old ones had, service.roles.copy_grants).
     owner = settings.with_overrides(database_url=settings.migration_url)
     async with bootstrap.running(owner, pool_size=2) as runtime:
-        for name in names:
-            result = await rebuild(runtime.pool, name)
+        # ALL is one pass over the log for every projection (one bar).
+        for result in await rebuild_all(runtime.pool, names):
             print(
                 f"rebuilt {result.name}: {result.events} events in {result.seconds:.1f}s, "
                 f"swapped in at {result.checkpoint.token()}",

@@ -1,5 +1,9 @@
 """Rebuild: replay the whole log into fresh tables and swap them in.
 
+All the projections asked for are rebuilt in one pass over the log: each batch
+is read and converted once and applied to every projection (one transaction per
+batch), then one swap transaction moves every projection's tables in.
+
 The fresh tables live in the schema `parley_rebuild` (`LIKE` the live ones,
 so indexes and constraints are the same); the projection's own SQL writes them
 unchanged because the search path points at that schema first. The swap is one
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -54,7 +58,23 @@ async def rebuild(
     progress: TextIO | None = sys.stderr,
     projection_factory: Callable[[], Projection] | None = None,
 ) -> RebuildResult:
-    """Replay the whole log into fresh tables and swap them in atomically.
+    """Rebuild one projection (`rebuild_all` with one name)."""
+    if name not in PROJECTIONS:
+        raise ValueError(f"unknown projection {name!r}; known: {', '.join(PROJECTION_NAMES)}")
+    projection = (projection_factory or PROJECTIONS[name])()
+    [result] = await rebuild_all(pool, [projection], batch_size=batch_size, progress=progress)
+    return result
+
+
+async def rebuild_all(
+    pool: asyncpg.Pool,
+    projections: Sequence[str | Projection] = PROJECTION_NAMES,
+    *,
+    batch_size: int = 2000,
+    progress: TextIO | None = sys.stderr,
+) -> list[RebuildResult]:
+    """Replay the whole log once into fresh tables of every projection given (by
+    name, or as an object), then swap them all in atomically.
 
     Reads keep being served from the live tables throughout; they wait only for
     the swap itself (a few DROP/ALTER statements). A live runner carries on from
@@ -63,40 +83,55 @@ async def rebuild(
     """
     from tqdm import tqdm
 
-    if name not in PROJECTIONS:
-        raise ValueError(f"unknown projection {name!r}; known: {', '.join(PROJECTION_NAMES)}")
-    projection = (projection_factory or PROJECTIONS[name])()
+    chosen: list[Projection] = []
+    for item in projections:
+        if isinstance(item, str):
+            if item not in PROJECTIONS:
+                raise ValueError(f"unknown projection {item!r}; known: {', '.join(PROJECTION_NAMES)}")
+            item = PROJECTIONS[item]()
+        chosen.append(item)
+    names = [p.name for p in chosen]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a projection named twice: {names}")
     started = time.perf_counter()
     store = EventStore(pool)
     # Two connections of the caller's pool: one replays, the other swaps.
     async with pool.acquire() as work, pool.acquire() as swap:
-        # One rebuild of a projection at a time (a second one waits here).
-        await work.execute("SELECT pg_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, projection.lock_id)
-        await ensure_checkpoints(work, [name])
-        live_schema = await work.fetchval(
-            """
-            SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.oid = to_regclass($1)
-            """,
-            quote_identifier(projection.tables[0]),
-        )
-        live = quote_identifier(live_schema)
+        # One rebuild of a projection at a time (a second one waits here); locks
+        # taken in one order, so two rebuilds of overlapping sets cannot deadlock.
+        for projection in sorted(chosen, key=lambda p: p.lock_id):
+            await work.execute("SELECT pg_advisory_lock($1, $2)", REBUILD_LOCK_CLASS, projection.lock_id)
+        await ensure_checkpoints(work, names)
         fresh = quote_identifier(REBUILD_SCHEMA)
-        # Identifiers below come from the projection's fixed table list, quoted.
         await work.execute(f"CREATE SCHEMA IF NOT EXISTS {fresh}")
-        for table in projection.tables:
-            t = quote_identifier(table)
-            await work.execute(f"DROP TABLE IF EXISTS {fresh}.{t}")
-            await work.execute(f"CREATE TABLE {fresh}.{t} (LIKE {live}.{t} INCLUDING ALL)")
-        # The projection's own SQL now writes the fresh tables; `events` is
+        live_schemas = set()
+        for projection in chosen:
+            live_schemas.add(
+                await work.fetchval(
+                    """
+                    SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE c.oid = to_regclass($1)
+                    """,
+                    quote_identifier(projection.tables[0]),
+                )
+            )
+        if len(live_schemas) != 1 or None in live_schemas:
+            raise RuntimeError(f"the projections' tables are not in one schema: {live_schemas}")
+        live = quote_identifier(live_schemas.pop())
+        # Identifiers below come from the projections' fixed table lists, quoted.
+        for projection in chosen:
+            for table in projection.tables:
+                t = quote_identifier(table)
+                await work.execute(f"DROP TABLE IF EXISTS {fresh}.{t}")
+                await work.execute(f"CREATE TABLE {fresh}.{t} (LIKE {live}.{t} INCLUDING ALL)")
+        # The projections' own SQL now writes the fresh tables; `events` is
         # still found in the live schema.
         await work.execute(f"SET search_path TO {fresh}, {live}")
 
         [everything] = await store.backlog([START], conn=work)
-        total = everything.events
         bar = tqdm(
-            total=total, unit="event", desc=f"rebuild {name}", file=progress, disable=progress is None,
-            dynamic_ncols=True,
+            total=everything.events, unit="event", desc=f"rebuild {', '.join(names)}", file=progress,
+            disable=progress is None, dynamic_ncols=True,
         )
         checkpoint, applied = START, 0
 
@@ -107,8 +142,10 @@ async def rebuild(
                 batch = await store.read_log(checkpoint, batch_size, conn=work)
                 if not batch:
                     return
+                facts = [fact_from_stored(e) for e in batch]
                 async with work.transaction():
-                    await projection.apply(work, [fact_from_stored(e) for e in batch], history)
+                    for projection in chosen:
+                        await projection.apply(work, facts, history)
                 checkpoint = batch[-1].checkpoint
                 applied += len(batch)
                 if applied > bar.total:
@@ -119,32 +156,37 @@ async def rebuild(
             await catch_up(None)
             async with swap.transaction():
                 await swap.execute("SET LOCAL lock_timeout = '10s'")
-                # Locking the checkpoint row first waits for a live batch in
-                # flight and holds the next one back (a batch locks it first too).
-                row = await swap.fetchrow(
-                    "SELECT txid, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name
+                # Locking the checkpoint rows first waits for a live batch in
+                # flight and holds the next one back (a batch locks its row first too).
+                rows = await swap.fetch(
+                    "SELECT txid, position FROM projection_checkpoints WHERE name = ANY($1::text[])"
+                    " ORDER BY name FOR UPDATE",
+                    names,
                 )
                 # Never swap in something older than what is being served.
-                await catch_up(Checkpoint(row["txid"], row["position"]))
-                for table in projection.tables:
-                    t = quote_identifier(table)
-                    # The application role keeps its grants on the new table.
-                    await copy_grants(swap, f"{live}.{t}", f"{fresh}.{t}")
-                    await swap.execute(f"DROP TABLE {live}.{t}")
-                    await swap.execute(f"ALTER TABLE {fresh}.{t} SET SCHEMA {live}")
+                await catch_up(max(Checkpoint(r["txid"], r["position"]) for r in rows))
+                for projection in chosen:
+                    for table in projection.tables:
+                        t = quote_identifier(table)
+                        # The application role keeps its grants on the new table.
+                        await copy_grants(swap, f"{live}.{t}", f"{fresh}.{t}")
+                        await swap.execute(f"DROP TABLE {live}.{t}")
+                        await swap.execute(f"ALTER TABLE {fresh}.{t} SET SCHEMA {live}")
                 await swap.execute(
                     """
                     UPDATE projection_checkpoints
                     SET txid = $2, position = $3, events_applied = $4, updated_at = now()
-                    WHERE name = $1
+                    WHERE name = ANY($1::text[])
                     """,
-                    name,
+                    names,
                     checkpoint.txid,
                     checkpoint.position,
                     applied,
                 )
-                await swap.execute("SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, name)
+                for name in names:
+                    await swap.execute("SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, name)
         finally:
             # Releasing the connections resets their search path and advisory locks.
             bar.close()
-    return RebuildResult(name, applied, checkpoint, time.perf_counter() - started, projection.tables)
+    seconds = time.perf_counter() - started
+    return [RebuildResult(p.name, applied, checkpoint, seconds, p.tables) for p in chosen]
