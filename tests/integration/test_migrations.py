@@ -4,11 +4,13 @@ upgrading to exactly the schema a fresh database gets."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import asyncpg
 
 from projections import PROJECTIONS
+from service.db import with_database
 from service.migrate import MIGRATION_LOCK, available_migrations, migrate
 
 OLD_0002 = (Path(__file__).parent / "fixtures" / "0002_projections_v1.sql").read_text()
@@ -73,10 +75,10 @@ async def test_a_fresh_database_has_the_schema_of_one_migrated_by_the_old_0002(e
         await conn.close()
 
     admin = await asyncpg.connect(pg_server_url)
-    name = empty_database_url.rsplit("/", 1)[1] + "_old"
+    name = f"parley_old_{uuid.uuid4().hex[:12]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        old = await asyncpg.connect(empty_database_url.rsplit("/", 1)[0] + "/" + name)
+        old = await asyncpg.connect(with_database(pg_server_url, name))
         try:
             # Migrated by the old code up to 0006, then upgraded by this one.
             await _migrate_the_old_way(old, up_to=6)
