@@ -111,6 +111,11 @@ def ledger_key(settings: Settings) -> LedgerKey:
     return _loaded[(path, settings.ledger_origin)]
 
 
+def trusted_verifier(settings: Settings) -> NoteVerifier:
+    """The public key verifiers trust: configuration (the key file), never a table row."""
+    return ledger_key(settings).verifier
+
+
 # -- what the ledger publishes ---------------------------------------------------
 
 

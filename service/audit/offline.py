@@ -22,8 +22,9 @@ from typing import Any
 import msgspec
 
 from service.audit import merkle
-from service.store.canonical import ZERO_HASH, CanonicalEvent, canonical_decoder, chain_hash, timestamp_text
-from service.store.envelope import EventEnvelope, ExportedEvent
+from service.audit.served import disagreements
+from service.store.canonical import ZERO_HASH, canonical_decoder, chain_hash
+from service.store.envelope import ExportedEvent
 from service.audit.signed_note import NoteError, NoteVerifier, TreeHead, open_checkpoint, split_note
 
 
@@ -60,38 +61,6 @@ class ExportReport(msgspec.Struct, kw_only=True):
 MAX_LISTED = 100
 
 _exported = msgspec.json.Decoder(ExportedEvent)
-
-
-def disagreements(event: EventEnvelope, hashed: CanonicalEvent) -> list[str]:
-    """The served facts of `event` that are not what its body hashed (docs/audit-format.md §2)."""
-    pairs = {
-        "id": (event.id, hashed.id),
-        "stream_id": (event.stream_id, hashed.stream_id),
-        "stream_type": (event.stream_type, hashed.stream_type),
-        "version": (event.version, hashed.version),
-        "type": (event.type, hashed.type),
-        "schema_version": (event.schema_version, hashed.schema_version),
-        "occurred_on": (event.occurred_on, hashed.occurred_on),
-        "recorded_at": (timestamp_text(event.recorded_at), hashed.recorded_at),
-        "recorded_by": (event.recorded_by, hashed.recorded_by),
-        # As JSON values: an export re-serialised by another tool keeps its meaning.
-        "data": (_json_value(event.data), _json_value(hashed.data)),
-        "claimed_by": (tuple(event.claimed_by), hashed.claimed_by),
-        "source": (event.source, hashed.source),
-        "note": (event.note, hashed.note),
-        "negotiation_id": (event.negotiation_id, hashed.negotiation_id),
-        "correlation_id": (event.correlation_id, hashed.correlation_id),
-        "causation_id": (event.causation_id, hashed.causation_id),
-        "import_claim": (event.import_claim, hashed.import_claim),
-    }
-    return [name for name, (served, signed) in pairs.items() if served != signed]
-
-
-def _json_value(raw: msgspec.Raw) -> Any:
-    try:
-        return msgspec.json.decode(bytes(raw))
-    except msgspec.DecodeError:
-        return raw  # unreadable: compared as bytes, and the body check names it
 
 
 def _checkpoint_order(token: str) -> tuple[int, int] | None:
@@ -312,30 +281,43 @@ class ReplayedIssue(msgspec.Struct, kw_only=True):
 
 
 def _as_stored(event: ExportedEvent) -> Any:
+    """The event as the fold sees it, from its hashed body alone: no served field
+    beside the body is trusted (a changed `type` with the body untouched changes
+    nothing). Only the place in the log (position, checkpoint) comes from the line;
+    it orders, and the verifier checks it against the tree. None: not an event."""
+    import datetime as dt
+
     from service.store.event_store import StoredEvent
 
-    txid, _, position = event.checkpoint.partition(".")
+    body = event.body.encode()
+    try:
+        hashed = canonical_decoder.decode(body)
+        recorded_at = dt.datetime.fromisoformat(hashed.recorded_at.replace("Z", "+00:00"))
+    except (msgspec.DecodeError, ValueError):
+        return None
+    txid, _, _position = event.checkpoint.partition(".")
     return StoredEvent(
         position=event.position,
         txid=int(txid) if txid.isdigit() else 0,
-        id=event.id,
-        stream_id=event.stream_id,
-        stream_type=event.stream_type,
-        negotiation_id=event.negotiation_id,
-        version=event.version,
-        type=event.type,
-        schema_version=event.schema_version,
-        body=event.body.encode(),
-        data=bytes(event.data),
-        occurred_on=event.occurred_on,
-        recorded_at=event.recorded_at,
-        recorded_by=event.recorded_by,
-        claimed_by=tuple(event.claimed_by),
-        source=event.source,
-        note=event.note,
-        correlation_id=event.correlation_id,
-        causation_id=event.causation_id,
+        id=hashed.id,
+        stream_id=hashed.stream_id,
+        stream_type=hashed.stream_type,
+        negotiation_id=hashed.negotiation_id,
+        version=hashed.version,
+        type=hashed.type,
+        schema_version=hashed.schema_version,
+        body=body,
+        data=bytes(hashed.data),
+        occurred_on=hashed.occurred_on,
+        recorded_at=recorded_at,
+        recorded_by=hashed.recorded_by,
+        claimed_by=tuple(hashed.claimed_by),
+        source=hashed.source,
+        note=hashed.note,
+        correlation_id=hashed.correlation_id,
+        causation_id=hashed.causation_id,
         hash=bytes.fromhex(event.hash),
+        import_claim=hashed.import_claim,
     )
 
 
@@ -350,11 +332,11 @@ def replay_export(lines: Iterable[bytes]) -> list[ReplayedIssue]:
     for raw in lines:
         if not raw.strip():
             continue
-        event = _exported.decode(raw)
-        if event.stream_type != "issue":
-            continue
-        streams.setdefault(event.stream_id, []).append(recorded_from_stored(_as_stored(event)))
-        negotiation_of[event.stream_id] = event.negotiation_id or event.stream_id
+        stored = _as_stored(_exported.decode(raw))
+        if stored is None or stored.stream_type != "issue":
+            continue  # (an unreadable body: `parley audit verify` names it)
+        streams.setdefault(stored.stream_id, []).append(recorded_from_stored(stored))
+        negotiation_of[stored.stream_id] = stored.negotiation_id or stored.stream_id
     replayed = []
     for stream_id, records in streams.items():
         records.sort(key=lambda record: record.version)  # the fold wants stream order

@@ -33,7 +33,7 @@ from service.bootstrap import Runtime
 from service.cli.options import run_on_database
 from service.config import Settings
 from domain.events import UnknownEventType
-from service.audit.offline import disagreements
+from service.audit.served import disagreements
 from service.store.canonical import ZERO_HASH, canonical_decoder, chain_hash
 from service.store.envelope import ExportedEvent
 from service.write.requests import Idempotency, OpenRequest, RecordRequest, SlugTaken

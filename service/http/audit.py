@@ -8,7 +8,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from service.audit import log as audit_log
+from service.audit.ledger import trusted_verifier
 from service.auth import Permission
+from service.bootstrap import Runtime
 from service.store.envelope import ExportedEvent
 from service.http.auth import requires
 from service.http.events import NegotiationFilter
@@ -63,13 +65,19 @@ class AuditController(Controller):
     @get(
         "/verify",
         operation_id="verifyEvents",
-        summary="Recompute every hash chain and the ledger's leaves; the first mismatch (auditor)",
+        summary="Recompute every hash chain, every served field, the ledger and its checkpoints (auditor)",
         description="`ok` is false when anything is wrong: a hash that is not sha256(previous || body), a "
-        "body that disagrees with its row, a missing version, an event out of order, a stream head or a "
-        "sealed leaf that no longer matches its event. `first_mismatch` names the event.",
+        "served field (any column: recorded_at, recorded_by, occurred_on, claimed_by, note…) that disagrees "
+        "with the hashed body, a missing version, an event out of order, a stream head or a sealed leaf that "
+        "no longer matches its event, a stored checkpoint whose root is not the one recomputed from the "
+        "stored leaves, or one not signed by the configured public key (`trusted_key`). "
+        "`first_mismatch` names the event or the checkpoint.",
         responses=problem_responses(401, 403),
         response_headers=READ_HEADERS,
     )
-    async def verify(self, reads: NamedDependency[ReadRouter]) -> Response[audit_log.VerifyReport]:
-        report, target = await reads.run(lambda target: audit_log.verify_store(target.store))
+    async def verify(
+        self, reads: NamedDependency[ReadRouter], runtime: NamedDependency[Runtime]
+    ) -> Response[audit_log.VerifyReport]:
+        trusted = trusted_verifier(runtime.settings)
+        report, target = await reads.run(lambda target: audit_log.verify_store(target.store, trusted))
         return Response(report, headers=served_by(target))

@@ -20,8 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 import asyncpg
 import msgspec
 
-from service.store.canonical import body_data
-from service.store.events import EVENT_COLUMNS, START, Checkpoint, StoredEvent, row_to_event
+from service.store.events import EVENT_COLUMNS, START, Checkpoint, StoredEvent, row_to_event, tolerant_event
 
 # A row is readable once its transaction is below the oldest one still running.
 GAP_FREE = "events.txid < pg_snapshot_xmin(pg_current_snapshot())"
@@ -89,15 +88,6 @@ _BACKLOG_SQL = f"""
 _READABLE_SQL = f"SELECT EXISTS (SELECT 1 FROM events WHERE id = $1 AND {GAP_FREE})"
 
 
-def _tolerant_event(row: asyncpg.Record) -> StoredEvent:
-    try:
-        # The fact's fields exactly as hashed, as the store serves them.
-        data = body_data(row["body"])
-    except msgspec.DecodeError:
-        data = row["data_text"].encode()  # a damaged body: show the queryable copy instead
-    return row_to_event(row, data)
-
-
 class Backlog(msgspec.Struct, frozen=True):
     """Readable events after a checkpoint, and seconds since the oldest was recorded."""
 
@@ -145,7 +135,7 @@ class LogReader:
             recorded_after,
             recorded_before,
         )
-        return [_tolerant_event(r) if serve_damaged else row_to_event(r) for r in rows]
+        return [tolerant_event(r) if serve_damaged else row_to_event(r) for r in rows]
 
     async def read_filtered(
         self,

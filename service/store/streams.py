@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 import asyncpg
 import msgspec
 
-from service.store.events import EVENT_COLUMNS, Checkpoint, StoredEvent, row_to_event
+from service.store.events import EVENT_COLUMNS, Checkpoint, StoredEvent, row_to_event, tolerant_event
 
 Runner = asyncpg.Connection | asyncpg.Pool
 
@@ -60,6 +60,15 @@ class SealedPlace(msgspec.Struct, frozen=True, kw_only=True):
 # than its version 5 when writers queue on one stream.
 _CHAIN_SQL = """
     SELECT position, txid::text::bigint AS txid, id, stream_id, version, type, body, hash
+    FROM events
+    WHERE (stream_id, version) > ($1::uuid, $2)
+    ORDER BY stream_id, version
+    LIMIT $3
+"""
+# The same walk with whole events, as served (the audit compares each served field
+# with its hashed body); a damaged body is still read.
+_CHAIN_EVENTS_SQL = f"""
+    SELECT {EVENT_COLUMNS}, data::text AS data_text
     FROM events
     WHERE (stream_id, version) > ($1::uuid, $2)
     ORDER BY stream_id, version
@@ -170,6 +179,12 @@ class StreamReader:
         """Events after (stream id, version), stream by stream in version order."""
         rows = await self.pool.fetch(_CHAIN_SQL, after[0], after[1], limit)
         return [ChainLink(**dict(row)) for row in rows]
+
+    async def chain_events(self, after: tuple[uuid.UUID, int], limit: int) -> list[StoredEvent]:
+        """Whole events after (stream id, version), stream by stream in version order,
+        as the routes serve them (a body that no longer parses included)."""
+        rows = await self.pool.fetch(_CHAIN_EVENTS_SQL, after[0], after[1], limit)
+        return [tolerant_event(row) for row in rows]
 
     async def stream_heads(self) -> AsyncIterator[StreamHead]:
         """Every stream's head as stored (a cursor: constant memory)."""

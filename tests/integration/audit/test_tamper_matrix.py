@@ -1,0 +1,291 @@
+"""The tamper matrix (issue 14): each way of rewriting history, done by someone with
+the database owner's rights (triggers off) and, where a row says so, the log's
+signing key; and which verifier catches it. The table in docs/auditor-guide.md
+is this test's CATCHES, row for row.
+
+Verifiers:
+- `db`: `/audit/verify` (service.audit.verify.verify_store with the configured key,
+  as the route calls it): chains, every served field, heads, leaves, every stored
+  checkpoint's root and signature.
+- `offline`: `parley audit verify EXPORT --checkpoint LATEST --older-checkpoint
+  SAVED --public-key VKEY`, the auditor having saved a checkpoint before the
+  tampering and fetching the latest one after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import msgspec
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from service.audit import log as audit_log
+from service.audit import merkle
+from service.audit.ledger import Ledger, LedgerKey, Sealer, ledger_key, trusted_verifier
+from service.audit.signed_note import TreeHead
+from service.cli.parley import main
+from service.config import Settings
+from service.store.canonical import ZERO_HASH, canonical_encoder, chain_hash, timestamp_text
+from service.store.event_store import EventStore, StoredEvent
+
+from .conftest import Writer
+
+# Which verifiers catch each row (and no other verifier: the test fails both ways).
+CATCHES: dict[str, set[str]] = {
+    "edit body": {"db", "offline"},
+    "edit + re-chain": {"db", "offline"},
+    "edit + re-chain + rewrite leaves": {"db", "offline"},
+    "edit + re-chain + rewrite leaves + re-sign with the key": {"offline"},
+    "delete a middle event": {"db", "offline"},
+    "delete + renumber + re-chain": {"db", "offline"},
+    "swap two events' order": {"db", "offline"},
+    "column recorded_at": {"db", "offline"},
+    "column recorded_by": {"db", "offline"},
+    "column occurred_on": {"db", "offline"},
+    "column claimed_by": {"db", "offline"},
+    "column note": {"db", "offline"},
+    "column type": {"db", "offline"},
+    "column stream_type": {"db", "offline"},
+    "column source": {"db", "offline"},
+    "column correlation_id": {"db", "offline"},
+    "backdated chained insert": set(),
+    "forged checkpoint row": {"db", "offline"},
+}
+
+
+class Scene:
+    """Twelve events in three streams, sealed in two checkpoints; the auditor saved
+    the first. `victim` is stream 1's version 2 (its version 3 follows it)."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, events: list[StoredEvent]) -> None:
+        self.pool, self.settings, self.events = pool, settings, events
+        self.key = ledger_key(settings)
+        self.victim = events[4] if len(events) > 4 else None
+
+    async def owner(self, sql: str, *args: object) -> None:
+        """As the owner, every trigger off (append-only, record time)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute(sql, *args)
+
+    async def stream(self, stream_id) -> list[StoredEvent]:  # noqa: ANN001
+        return await EventStore(self.pool).read_stream(stream_id)
+
+    async def rewrite_stream(self, stream_id, bodies: list[tuple[StoredEvent, bytes]]) -> None:  # noqa: ANN001
+        """Give these events new bodies and re-chain the stream from the zero hash."""
+        previous = ZERO_HASH
+        new_bodies = {event.id: body for event, body in bodies}
+        for event in await self.stream(stream_id):
+            body = new_bodies.get(event.id, event.body)
+            digest = chain_hash(previous, body)
+            await self.owner("UPDATE events SET body = $2, hash = $3 WHERE id = $1", event.id, body, digest)
+            previous = digest
+        await self.owner("UPDATE streams SET head_hash = $2 WHERE stream_id = $1", stream_id, previous)
+
+    async def rewrite_leaves(self) -> None:
+        """Every leaf again from the events' present hashes."""
+        for row in await self.pool.fetch('SELECT "index", event_id FROM ledger_leaves'):
+            digest = await self.pool.fetchval("SELECT hash FROM events WHERE id = $1", row["event_id"])
+            await self.owner(
+                'UPDATE ledger_leaves SET leaf_hash = $2, entry = $3 WHERE "index" = $1',
+                row["index"], merkle.leaf_hash(digest), digest,
+            )
+
+    async def resign(self) -> None:
+        """Every checkpoint again, over the rewritten leaves, with the log's key."""
+        leaves = [r["leaf_hash"] for r in await self.pool.fetch('SELECT leaf_hash FROM ledger_leaves ORDER BY "index"')]
+        for row in await self.pool.fetch("SELECT tree_size FROM ledger_checkpoints"):
+            head = TreeHead(origin=self.key.origin, tree_size=row["tree_size"], root=merkle.root(leaves[: row["tree_size"]]))
+            await self.owner(
+                "UPDATE ledger_checkpoints SET root = $2, signature = $3 WHERE tree_size = $1",
+                head.tree_size, head.root, self.key.sign(head),
+            )
+
+
+def edited(event: StoredEvent) -> bytes:
+    body = msgspec.json.decode(event.body)
+    body["data"]["n"] = 99
+    return canonical_encoder.encode(body)
+
+
+async def edit_body(s: Scene) -> None:
+    await s.owner("UPDATE events SET body = $2 WHERE id = $1", s.victim.id, edited(s.victim))
+
+
+async def edit_rechain(s: Scene) -> None:
+    await s.rewrite_stream(s.victim.stream_id, [(s.victim, edited(s.victim))])
+
+
+async def edit_rechain_leaves(s: Scene) -> None:
+    await edit_rechain(s)
+    await s.rewrite_leaves()
+
+
+async def edit_rechain_leaves_resign(s: Scene) -> None:
+    await edit_rechain_leaves(s)
+    await s.resign()
+
+
+async def delete_middle(s: Scene) -> None:
+    await s.owner("DELETE FROM events WHERE id = $1", s.victim.id)
+
+
+async def delete_renumber(s: Scene) -> None:
+    later = [e for e in await s.stream(s.victim.stream_id) if e.version > s.victim.version]
+    await s.owner("DELETE FROM events WHERE id = $1", s.victim.id)
+    rewritten = []
+    for event in later:
+        body = msgspec.json.decode(event.body)
+        body["version"] = event.version - 1
+        await s.owner("UPDATE events SET version = version - 1 WHERE id = $1", event.id)
+        rewritten.append((event, canonical_encoder.encode(body)))
+    await s.owner("UPDATE streams SET version = version - 1 WHERE stream_id = $1", s.victim.stream_id)
+    await s.rewrite_stream(s.victim.stream_id, rewritten)
+
+
+async def swap_order(s: Scene) -> None:
+    a, b = s.events[3], s.events[4]  # other streams, next to each other in the log
+    await s.owner("UPDATE events SET position = -1 WHERE id = $1", a.id)
+    await s.owner("UPDATE events SET position = $2, txid = $3::text::xid8 WHERE id = $1", b.id, a.position, str(a.txid))
+    await s.owner("UPDATE events SET position = $2, txid = $3::text::xid8 WHERE id = $1", a.id, b.position, str(b.txid))
+
+
+def column(name: str, value: object) -> Callable[[Scene], Awaitable[None]]:
+    async def change(s: Scene) -> None:
+        await s.owner(f"UPDATE events SET {name} = $2 WHERE id = $1", s.victim.id, value)
+
+    return change
+
+
+async def backdated_insert(s: Scene) -> None:
+    """A new event, correctly chained at the head of its stream, recorded "an hour ago"."""
+    head = (await s.stream(s.victim.stream_id))[-1]
+    then = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    body = msgspec.json.decode(head.body)
+    import uuid
+
+    body.update(id=str(uuid.uuid4()), version=head.version + 1, recorded_at=timestamp_text(then))
+    raw = canonical_encoder.encode(body)
+    digest = chain_hash(head.hash, raw)
+    await s.owner(
+        """
+        INSERT INTO events (id, stream_id, stream_type, negotiation_id, version, type, schema_version, body, data,
+                            occurred_on, recorded_at, recorded_by, claimed_by, hash, content_digest)
+        SELECT $1, stream_id, stream_type, negotiation_id, $2, type, schema_version, $3, data,
+               occurred_on, $4, recorded_by, claimed_by, $5, content_digest FROM events WHERE id = $6
+        """,
+        uuid.UUID(body["id"]), head.version + 1, raw, then, digest, head.id,
+    )
+    await s.owner("UPDATE streams SET version = $2, head_hash = $3 WHERE stream_id = $1",
+                  s.victim.stream_id, head.version + 1, digest)
+    await Sealer(s.pool, s.key).seal_once()  # the running sealer seals it, as any event
+
+
+async def forged_checkpoint(s: Scene) -> None:
+    other = LedgerKey(Ed25519PrivateKey.generate(), s.key.origin)
+    size = await s.pool.fetchval("SELECT coalesce(max(tree_size), 0) + 1000 FROM ledger_checkpoints")
+    head = TreeHead(origin=other.origin, tree_size=size, root=bytes(32))
+    await s.owner(
+        "INSERT INTO ledger_checkpoints (origin, tree_size, root, signed_at, signature, public_key) "
+        "VALUES ($1, $2, $3, now(), $4, $5)",
+        head.origin, size, head.root, other.sign(head), other.public_key,
+    )
+
+
+TAMPERS: dict[str, Callable[[Scene], Awaitable[None]]] = {
+    "edit body": edit_body,
+    "edit + re-chain": edit_rechain,
+    "edit + re-chain + rewrite leaves": edit_rechain_leaves,
+    "edit + re-chain + rewrite leaves + re-sign with the key": edit_rechain_leaves_resign,
+    "delete a middle event": delete_middle,
+    "delete + renumber + re-chain": delete_renumber,
+    "swap two events' order": swap_order,
+    "column recorded_at": column("recorded_at", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)),
+    "column recorded_by": column("recorded_by", "un-secretary-general"),
+    "column occurred_on": column("occurred_on", "1999-01-01"),
+    "column claimed_by": column("claimed_by", ["UA"]),
+    "column note": column("note", "it never happened"),
+    "column type": column("type", "issue.dropped"),
+    "column stream_type": column("stream_type", "negotiation"),
+    "column source": column("source", '{"url": "https://example.org/forged"}'),
+    "column correlation_id": column("correlation_id", __import__("uuid").uuid4()),
+    "backdated chained insert": backdated_insert,
+    "forged checkpoint row": forged_checkpoint,
+}
+
+
+def test_the_matrix_names_every_row() -> None:
+    assert set(TAMPERS) == set(CATCHES)
+
+
+async def caught_by_db(s: Scene) -> bool:
+    report = await audit_log.verify_store(EventStore(s.pool), trusted_verifier(s.settings))
+    return not report.ok
+
+
+async def caught_offline(s: Scene, saved: Path, tmp_path: Path) -> bool:
+    export = tmp_path / "after.ndjson"
+    export.write_bytes(b"".join([c async for c in audit_log.export_lines(EventStore(s.pool))]))
+    latest = await Ledger(s.pool).latest_checkpoint()
+    assert latest is not None
+    (tmp_path / "latest.checkpoint").write_text(latest.note())
+    (tmp_path / "log.vkey").write_text(s.key.verifier.vkey() + "\n")
+    argv = ["audit", "verify", str(export), "--public-key", str(tmp_path / "log.vkey"),
+            "--checkpoint", str(tmp_path / "latest.checkpoint"), "--older-checkpoint", str(saved)]
+    return await asyncio.to_thread(main, argv) != 0
+
+
+@pytest.mark.parametrize("row", list(TAMPERS))
+async def test_tamper_matrix(row: str, pool: asyncpg.Pool, settings: Settings, tmp_path: Path) -> None:
+    writer = Writer(EventStore(pool))
+    sealer = Sealer(pool, ledger_key(settings))
+    events = await writer.write(9)
+    await sealer.seal_once()
+    saved = tmp_path / "saved.checkpoint"
+    first = await Ledger(pool).latest_checkpoint()
+    assert first is not None and first.tree_size == 9
+    saved.write_text(first.note())
+    events += await writer.write(3)
+    await sealer.seal_once()
+    scene = Scene(pool, settings, events)
+
+    # Untouched, nobody complains: every catch below is the tampering's.
+    assert not await caught_by_db(scene) and not await caught_offline(scene, saved, tmp_path)
+    await TAMPERS[row](scene)
+    caught = set()
+    if await caught_by_db(scene):
+        caught.add("db")
+    if await caught_offline(scene, saved, tmp_path):
+        caught.add("offline")
+    assert caught == CATCHES[row]
+
+
+async def test_replay_reads_the_hashed_body_only(pool: asyncpg.Pool, runtime) -> None:  # noqa: ANN001
+    from service.audit.offline import replay_export
+    from service.cli.demo import record_example
+
+    await record_example(runtime)
+    lines = b"".join([c async for c in audit_log.export_lines(EventStore(pool))]).splitlines()
+    honest = msgspec.to_builtins(replay_export(lines))
+    served = [msgspec.json.decode(line) for line in lines]
+    for line in served:  # every served field beside the body changed, the body untouched
+        line.update(type="issue.dropped", stream_type="negotiation", recorded_by="someone", note="forged",
+                    data={"reason": "forged"})
+    assert msgspec.to_builtins(replay_export([msgspec.json.encode(line) for line in served])) == honest
+    assert honest and any(issue["view"]["status"] != "dropped" for issue in honest)
+
+
+async def test_a_forged_checkpoint_row_does_not_change_the_served_key(
+    pool: asyncpg.Pool, settings: Settings, api, auditor: dict[str, str]  # noqa: ANN001
+) -> None:
+    before = (await api.get("/ledger/public-key", headers=auditor)).json()
+    await forged_checkpoint(Scene(pool, settings, []))
+    assert (await api.get("/ledger/public-key", headers=auditor)).json() == before
+    assert before["vkey"] == trusted_verifier(settings).vkey()
+    report = (await api.get("/audit/verify", headers=auditor)).json()
+    assert not report["ok"] and report["first_mismatch"]["kind"] == "checkpoint_key"
