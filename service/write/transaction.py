@@ -49,8 +49,10 @@ async def in_transaction(
         try:
             async with conn.transaction():
                 if key is not None:
-                    replay = await _replay(conn, key)
+                    # Released in any case below: unlocking a key the claim did not
+                    # get (another request holds it) is a harmless no-op.
                     claimed = True
+                    replay = await _replay(conn, key)
                     if replay is not None:
                         return replay
                 outcome = await work(conn)
