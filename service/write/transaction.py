@@ -73,7 +73,9 @@ async def _after_commit(
     # After the commit, not inside it: PostgreSQL holds a database-wide lock from a
     # transaction's NOTIFY until its commit is flushed, which serialised every
     # command's commit (bench.http, bench.lag). The same statement reads the LSN.
-    lsn = await store.wake_readers()
+    # On this request's own connection: taking a second one from the pool while
+    # holding this one deadlocks a pool that every request has emptied so.
+    lsn = await store.wake_readers(conn)
     if lsn is None:
         return outcome  # its token names the write by its place in the log alone: still valid
     finished = outcome.with_lsn(lsn)

@@ -241,3 +241,36 @@ async def test_two_app_instances_racing_on_one_database(database_url, tmp_path, 
             assert len(statements) == ROUNDS
         assert races > 0, "no request lost a race: the instances did not meet concurrency"
         assert seen["in use"] + seen["replayed"] > 0
+
+
+async def test_more_commands_at_once_than_pooled_connections_all_complete(database_url, tmp_path, keys):
+    """Each command holds one pooled connection from its first statement to its
+    answer (the wake-up and the stored answer included), never a second one: with
+    four times as many commands in flight as the pool has connections, every one
+    completes and the database stays reachable. (Taking a second connection while
+    holding the first deadlocked the pool for good.)"""
+    in_flight = 40  # the API pool holds 10
+    async with live_server(make_app(database_url, tmp_path)) as base_url:
+        limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=0)
+        # The timeout is a ceiling that fails loudly on a deadlock, not a speed claim.
+        async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as http:
+            recorder = keys.headers("recorder")
+            slug = "pool-talks"
+            await open_with_issue(http, recorder, slug)
+            for attempt in range(3):
+                responses = await asyncio.gather(*(
+                    http.post(f"/negotiations/{slug}/commands", headers={
+                        **recorder, "Idempotency-Key": f"pool-{attempt}-{n}" if n % 2 else f"pool-{attempt}-shared"},
+                        json={"type": "statement.made", "occurred_on": DAY, "speaker": "P1",
+                              "summary": f"statement {attempt}.{n}"})
+                    for n in range(in_flight)
+                ), return_exceptions=True)
+                failures = [r for r in responses if isinstance(r, Exception)]
+                assert not failures, failures[:3]
+                statuses = Counter(r.status_code for r in responses)
+                # Odd ones have their own keys; the even ones share one key (one write,
+                # replays or key-in-use for the others; the bodies differ, so reused).
+                assert statuses[201] >= in_flight // 2 + 1, statuses
+                assert set(statuses) <= {201, 409, 422}, statuses
+            ready = await http.get("/health/ready")
+            assert ready.status_code == 200, ready.text
