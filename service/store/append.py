@@ -4,6 +4,12 @@ hash-chained, without a table lock (the one code that writes events and streams)
 Each stream is a hash chain: `hash = sha256(previous hash || body)`, with `body`
 the canonical JSON bytes of the event (service.store.canonical), stored and
 served exactly as hashed.
+
+An append is one statement, the `parley_append` function of migration 0060: the
+writer sends each body as two pieces around its record time and version (which
+only the server knows once it holds the heads), and the server locks the heads,
+checks ids and expected versions, finishes and chains the bodies, inserts and
+moves the heads. Outside a transaction that one statement is the whole append.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 import msgspec
 
-from service.store.canonical import CanonicalEvent, canonical_encoder, chain_hash, timestamp_text
+from service.store.canonical import CanonicalEvent, canonical_encoder, timestamp_text
 from service.store.events import (
     EVENT_COLUMNS,
     AppendResult,
@@ -25,7 +31,6 @@ from service.store.events import (
     PendingEvent,
     row_to_event,
 )
-from service.store.log_reader import NOTIFY_CHANNEL
 
 
 def _canonical(event: PendingEvent, version: int, recorded_at: str) -> bytes:
@@ -41,6 +46,39 @@ def canonical_body(event: PendingEvent, version: int, recorded_at: dt.datetime |
     return _canonical(event, version, timestamp_text(moment))
 
 
+def _piece(name: str, keep) -> type[msgspec.Struct]:
+    fields = []
+    for field in msgspec.structs.fields(CanonicalEvent):
+        if keep(field.encode_name):
+            if field.default is not msgspec.NODEFAULT:
+                fields.append((field.name, field.type, field.default))
+            elif field.default_factory is not msgspec.NODEFAULT:
+                fields.append((field.name, field.type, msgspec.field(default_factory=field.default_factory)))
+            else:
+                fields.append((field.name, field.type))
+    return msgspec.defstruct(name, fields, kw_only=True, omit_defaults=True)
+
+
+# The canonical body sorts its keys: everything before "recorded_at", the record
+# time, everything after it, and "version", the last key of all. The two pieces
+# are encoded like the whole (same encoder, same fields and defaults), so
+# head + time + tail + version + "}" is byte for byte canonical_body's result
+# (tests/unit/test_body_pieces.py); the server finishes the body (migration 0060).
+_KEYS = sorted(f.encode_name for f in msgspec.structs.fields(CanonicalEvent))
+assert _KEYS[-1] == "version" and "recorded_at" in _KEYS
+_Head = _piece("CanonicalHead", lambda key: key < "recorded_at")
+_Tail = _piece("CanonicalTail", lambda key: "recorded_at" < key < "version")
+
+
+def body_pieces(event: PendingEvent) -> tuple[bytes, bytes]:
+    """The event's canonical body without its record time and version, as the
+    two pieces around them: body = head + time text + tail + version + b"}"."""
+    values = {**event.meta(), "data": msgspec.Raw(event.data)}
+    head = canonical_encoder.encode(_Head(**{f: values[f] for f in _Head.__struct_fields__}))
+    tail = canonical_encoder.encode(_Tail(**{f: values[f] for f in _Tail.__struct_fields__}))
+    return head[:-1] + b',"recorded_at":"', b'",' + tail[1:-1] + b',"version":'
+
+
 def content_digest(event: PendingEvent) -> bytes:
     """What makes a retry "the same event": everything the writer chose, not the
     server's clock, which differs on every retry."""
@@ -54,79 +92,57 @@ async def append_in(
     *,
     wake_readers: bool,
 ) -> AppendResult:
-    """The append inside the caller's transaction (see EventStore.append)."""
+    """The append as ONE statement (the parley_append function of migration 0060):
+    it locks the heads in stream id order, checks the ids and the expected
+    versions, finishes each body with its record time and version, chains it,
+    inserts and moves the heads. Atomic on its own (a connection outside a
+    transaction needs no BEGIN/COMMIT) or inside the caller's transaction."""
     ids = [e.id for e in events]
     if len(set(ids)) != len(ids):
         raise ValueError("the same event id twice in one append")
     streams: dict[uuid.UUID, PendingEvent] = {}
     for event in events:
         streams.setdefault(event.stream_id, event)
-    ordered = sorted(streams)
-    # One round trip: lock every stream head (creating new streams) and look the
-    # ids up. Each statement while the heads are locked makes the hottest stream
-    # wait, so the append is two statements, not one per step.
-    found = await conn.fetch(
-        _LOCK_HEADS_SQL,
-        ordered,
-        [streams[s].stream_type for s in ordered],
-        [streams[s].negotiation_id for s in ordered],
-        ids,
-    )
-    existing = {r["id"]: r["content_digest"] for r in found if r["id"] is not None}
-    if existing:
-        return await _replay(conn, events, existing)
-    heads: dict[uuid.UUID, tuple[int, bytes]] = {
-        r["stream_id"]: (r["version"], r["head_hash"]) for r in found if r["stream_id"] is not None
-    }
-    clock = next(r["clock"] for r in found if r["clock"] is not None)
-    for stream_id in ordered:
-        want = expected.get(stream_id)
-        if want is not None and want != heads[stream_id][0]:
-            raise ConcurrencyError(stream_id, want, heads[stream_id][0])
     for stream_id, want in expected.items():
         if stream_id not in streams and want is not None:
             raise ValueError(f"expected version given for stream {stream_id} that is not written")
-
-    rows = []
-    for event in events:
-        version, previous = heads[event.stream_id]
-        version += 1
-        recorded_at = event.recorded_at or clock
-        body = canonical_body(event, version, recorded_at)
-        digest = chain_hash(previous, body)
-        heads[event.stream_id] = (version, digest)
-        rows.append(
-            (
-                event.id,
-                event.stream_id,
-                event.stream_type,
-                event.negotiation_id,
-                version,
-                event.type,
-                event.schema_version,
-                body,
-                event.data.decode(),
-                event.occurred_on,
-                recorded_at,
-                event.recorded_by,
-                list(event.claimed_by),
-                msgspec.json.encode(event.source).decode() if event.source is not None else None,
-                event.note,
-                event.correlation_id,
-                event.causation_id,
-                content_digest(event),
-                digest,
-            )
+    ordered = sorted(streams)
+    pieces = [body_pieces(e) for e in events]
+    try:
+        rows = await conn.fetch(
+            _APPEND_SQL,
+            ordered,
+            [streams[s].stream_type for s in ordered],
+            [streams[s].negotiation_id for s in ordered],
+            [expected.get(s) for s in ordered],
+            ids,
+            [e.stream_id for e in events],
+            [e.stream_type for e in events],
+            [e.negotiation_id for e in events],
+            [e.type for e in events],
+            [e.schema_version for e in events],
+            [head for head, _ in pieces],
+            [tail for _, tail in pieces],
+            [e.data.decode() for e in events],
+            [e.occurred_on for e in events],
+            [e.recorded_at for e in events],
+            [e.recorded_by for e in events],
+            [msgspec.json.encode(e.claimed_by).decode() for e in events],
+            [msgspec.json.encode(e.source).decode() if e.source is not None else None for e in events],
+            [e.note for e in events],
+            [e.correlation_id for e in events],
+            [e.causation_id for e in events],
+            [content_digest(e) for e in events],
+            wake_readers,
         )
-    # Events, new stream heads and the wake-up for readers in one statement.
-    inserted = await conn.fetch(
-        _APPEND_AND_WAKE_SQL if wake_readers else _APPEND_SQL,
-        *_columns(rows),
-        list(heads),
-        [version for version, _ in heads.values()],
-        [head_hash for _, head_hash in heads.values()],
-    )
-    stored = sorted((row_to_event(r) for r in inserted), key=lambda e: e.position)
+    except asyncpg.PostgresError as error:
+        if getattr(error, "sqlstate", None) == CONFLICT_SQLSTATE:
+            stream, want, actual = (error.detail or "").split()
+            raise ConcurrencyError(uuid.UUID(stream), int(want), int(actual)) from None
+        raise
+    if rows and rows[0]["outcome"] == "exists":
+        return await _replay(conn, events, {r["id"]: r["content_digest"] for r in rows})
+    stored = [row_to_event(r) for r in rows]
     return AppendResult(events=stored, checkpoint=stored[-1].checkpoint)
 
 
@@ -146,67 +162,13 @@ async def _replay(
     return AppendResult(events=stored, checkpoint=max(e.checkpoint for e in stored), replayed=True)
 
 
-_INSERT_SQL = f"""
-    INSERT INTO events (
-        id, stream_id, stream_type, negotiation_id, version, type, schema_version,
-        body, data, occurred_on, recorded_at, recorded_by, claimed_by, source, note,
-        correlation_id, causation_id, content_digest, hash)
-    SELECT id, stream_id, stream_type, negotiation_id, version, type, schema_version,
-        body, data, occurred_on, recorded_at, recorded_by,
-        -- unnest cannot carry an array per row; claimed_by travels as JSON text
-        ARRAY(SELECT jsonb_array_elements_text(claimed_by)), source, note,
-        correlation_id, causation_id, content_digest, hash
-    FROM unnest(
-        $1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::int[], $6::text[], $7::int[],
-        $8::bytea[], $9::jsonb[], $10::text[], $11::timestamptz[], $12::text[], $13::jsonb[],
-        $14::jsonb[], $15::text[], $16::uuid[], $17::uuid[], $18::bytea[], $19::bytea[])
-        WITH ORDINALITY AS batch(id, stream_id, stream_type, negotiation_id, version, type,
-            schema_version, body, data, occurred_on, recorded_at, recorded_by, claimed_by,
-            source, note, correlation_id, causation_id, content_digest, hash, ord)
-    ORDER BY ord
-    RETURNING {EVENT_COLUMNS}
+# What parley_append raises when a stream is not at the version the writer expected
+# (detail: "<stream id> <expected> <actual>").
+CONFLICT_SQLSTATE = "PV409"
+
+_APPEND_SQL = """
+    SELECT * FROM parley_append(
+        $1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::uuid[], $6::uuid[], $7::text[], $8::uuid[],
+        $9::text[], $10::int[], $11::bytea[], $12::bytea[], $13::jsonb[], $14::text[], $15::timestamptz[],
+        $16::text[], $17::jsonb[], $18::jsonb[], $19::text[], $20::uuid[], $21::uuid[], $22::bytea[], $23::boolean)
 """
-
-
-# Locks the heads in stream id order (two multi-stream appends cannot deadlock; writers
-# to other streams never wait on each other). DO UPDATE, unlike DO NOTHING, returns and
-# locks a head that already exists, or that a concurrent writer has just created.
-_LOCK_HEADS_SQL = """
-    WITH heads AS (
-        INSERT INTO streams (stream_id, stream_type, negotiation_id)
-        SELECT stream_id, stream_type, negotiation_id
-        FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS s(stream_id, stream_type, negotiation_id)
-        ORDER BY stream_id
-        ON CONFLICT (stream_id) DO UPDATE SET stream_id = EXCLUDED.stream_id
-        RETURNING stream_id, version, head_hash
-    )
-    -- now(): the record time of every event of this transaction (PostgreSQL's clock).
-    SELECT stream_id, version, head_hash, NULL::uuid AS id, NULL::bytea AS content_digest, now() AS clock
-    FROM heads
-    UNION ALL
-    SELECT NULL, NULL, NULL, id, content_digest, NULL FROM events WHERE id = ANY($4::uuid[])
-"""
-
-_INSERT_AND_MOVE_HEADS = f"""
-    WITH inserted AS ({_INSERT_SQL}),
-    moved AS (
-        UPDATE streams SET version = head.version, head_hash = head.head_hash
-        FROM unnest($20::uuid[], $21::int[], $22::bytea[]) AS head(stream_id, version, head_hash)
-        WHERE streams.stream_id = head.stream_id
-    )"""
-
-_APPEND_SQL = f"""{_INSERT_AND_MOVE_HEADS}
-    SELECT * FROM inserted
-"""
-
-_APPEND_AND_WAKE_SQL = f"""{_INSERT_AND_MOVE_HEADS},
-    -- A CTE with a volatile function is evaluated once, not once per event.
-    woken AS (SELECT pg_notify('{NOTIFY_CHANNEL}', ''))
-    SELECT inserted.* FROM inserted, woken
-"""
-
-
-def _columns(rows: list[tuple]) -> list[list]:
-    columns = [list(column) for column in zip(*rows)]
-    columns[12] = [msgspec.json.encode(claimed).decode() for claimed in columns[12]]
-    return columns

@@ -84,8 +84,8 @@ class EventStore(LogReader, StreamReader):
         async with self.pool.acquire() as own:
             for attempt in range(3):
                 try:
-                    async with own.transaction():
-                        result = await append_in(own, events, expected or {}, wake_readers=False)
+                    # One statement outside a transaction: it is its own transaction.
+                    result = await append_in(own, events, expected or {}, wake_readers=False)
                     # NOTIFY takes a database-wide lock held until its transaction has
                     # committed (WAL flush included), which would serialise every
                     # appending commit; sent after ours, from a transaction that
