@@ -11,9 +11,12 @@ import enum
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 import asyncpg
+
+from service.invalidation import CHANNEL as INVALIDATION_CHANNEL, Invalidations
 
 
 class Role(str, enum.Enum):
@@ -92,10 +95,14 @@ async def ensure_key(conn: asyncpg.Connection | asyncpg.Pool, key: str, name: st
         raise ValueError("a key must look like pk_<id>_<secret> (make one with `parley keys create`)")
     key_id, secret = parts
     await conn.execute(
-        """
-        INSERT INTO api_keys (key_id, name, role, secret_hash) VALUES ($1, $2, $3, $4)
-        ON CONFLICT (key_id) DO UPDATE SET role = EXCLUDED.role, secret_hash = EXCLUDED.secret_hash,
-            revoked_at = NULL
+        f"""
+        WITH changed AS (
+            INSERT INTO api_keys (key_id, name, role, secret_hash) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (key_id) DO UPDATE SET role = EXCLUDED.role, secret_hash = EXCLUDED.secret_hash,
+                revoked_at = NULL
+            RETURNING key_id
+        )
+        {_ANNOUNCE}
         """,
         key_id,
         name,
@@ -118,10 +125,22 @@ async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> Api
 
 
 async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
-    status = await conn.execute(
-        "UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name
+    revoked = await conn.fetch(
+        f"""
+        WITH changed AS (
+            UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING key_id
+        )
+        {_ANNOUNCE}
+        """,
+        name,
     )
-    return status.endswith(" 1")
+    return len(revoked) == 1
+
+
+# The caches of every process forget a changed key when its change commits
+# (service.invalidation; the kind is KeyCache.KIND). In the changing statement, so
+# the announcement travels with the change and only with it.
+_ANNOUNCE = f"SELECT pg_notify('{INVALIDATION_CHANNEL}', 'api_key:' || changed.key_id) FROM changed"
 
 
 async def list_keys(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
@@ -132,3 +151,68 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Rec
 
 async def any_key(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL)"))
+
+
+@dataclass(frozen=True)
+class _Held:
+    key: ApiKey
+    secret_hash: bytes
+    fetched: float
+
+
+class KeyCache:
+    """API keys looked up once, then answered from memory (per process).
+
+    A revoked or changed key is refused within a second, however it changed:
+    `revoke_key` and `ensure_key` announce the change (service.invalidation), which
+    drops the entry in every process at once, and no entry is trusted for longer
+    than `ttl` seconds anyway (a change made by raw SQL, or announced while this
+    process's listener was down). The secret is checked against the stored hash on
+    every request; a key id that is unknown or revoked is never cached."""
+
+    KIND = "api_key"
+
+    def __init__(self, pool: asyncpg.Pool, *, ttl: float = 1.0, size: int = 10_000) -> None:
+        self.pool = pool
+        self.ttl = ttl
+        self.size = size
+        self._held: dict[str, _Held] = {}
+        # Bumped by every invalidation: a lookup that started before one does not
+        # cache what it read (the change may have committed just after the read).
+        self._generation = 0
+
+    def attach(self, invalidations: Invalidations) -> None:
+        invalidations.subscribe(self.KIND, self._changed, self.forget_all)
+
+    def _changed(self, key_id: str) -> None:
+        self._generation += 1
+        self._held.pop(key_id, None)
+
+    def forget_all(self) -> None:
+        self._generation += 1
+        self._held.clear()
+
+    async def authenticate(self, key: str) -> ApiKey | None:
+        parts = _split(key)
+        key_id, secret = parts if parts else ("", key)
+        held = self._held.get(key_id)
+        if held is None or time.monotonic() - held.fetched > self.ttl:
+            generation = self._generation
+            fetched = time.monotonic()
+            row = await self.pool.fetchrow(_KEY_SQL, key_id)
+            if row is None:
+                self._held.pop(key_id, None)
+                hmac.compare_digest(_hash(secret), _DUMMY_HASH)
+                return None
+            held = _Held(ApiKey(key_id=row["key_id"], name=row["name"], role=Role(row["role"])),
+                         row["secret_hash"], fetched)  # fmt: skip
+            if generation == self._generation:
+                if len(self._held) >= self.size:
+                    self._held.clear()
+                self._held[key_id] = held
+        if not hmac.compare_digest(_hash(secret), held.secret_hash):
+            return None
+        return held.key
+
+
+_KEY_SQL = "SELECT key_id, name, role, secret_hash FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL"

@@ -23,9 +23,10 @@ from typing import Any
 import asyncpg
 
 from service.audit.ledger import Ledger, Sealer, ledger_key
-from service.auth import Role, any_key, create_key, ensure_key
+from service.auth import KeyCache, Role, any_key, create_key, ensure_key
 from service.config import Settings
 from service.db import connect, create_pool
+from service.invalidation import Invalidations
 from service.migrate import ensure_migrated, migrate
 from service.projection.runner import Projector
 from service.projection.watch import ProjectionWatch, projection_lag
@@ -55,6 +56,11 @@ class Runtime:
     reads: ReadRouter
     ledger: Ledger
     projection_watch: ProjectionWatch
+    # API keys answered from memory, a change seen within a second (service.auth).
+    keys: KeyCache
+    # What tells this process's caches that the primary changed something they hold
+    # (started by `running`; without it the caches rely on their time limits).
+    invalidations: Invalidations | None = None
     # The projection runner and the sealer when this process runs them.
     projector: Projector | None = None
     sealer: Sealer | None = None
@@ -90,6 +96,7 @@ def wire(settings: Settings, pool: asyncpg.Pool, standby_pools: Sequence[asyncpg
         reads=reads,
         ledger=Ledger(pool),
         projection_watch=watch,
+        keys=KeyCache(pool),
     )
 
 
@@ -159,7 +166,10 @@ async def running(
     standby_pools = [await create_pool(u, min_size=0, max_size=pool_size) for u in settings.read_database_urls]
     runtime = wire(settings, pool, standby_pools)
     runner_pool = None
+    runtime.invalidations = Invalidations(url)
+    runtime.keys.attach(runtime.invalidations)
     try:
+        await runtime.invalidations.start()
         await runtime.reads.start()
         if projections:
             # Its own pool, so the runner never competes with requests for
@@ -186,6 +196,7 @@ async def running(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await runtime.reads.close()
+        await runtime.invalidations.close()
         if runner_pool is not None:
             await runner_pool.close()
         for standby in standby_pools:

@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 
-from service.auth import ApiKey, Permission, authenticate
+from service.auth import ApiKey, Permission
 from service.http.problems import ProblemError
 
 PUBLIC_PATHS = ["^/health", "^/schema", "^/docs", "^/static", "^/$", "^/favicon"]
@@ -71,7 +71,8 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise NotAuthorizedException("Send an API key as `Authorization: Bearer <key>`.")
-        api_key = await authenticate(connection.app.state.runtime.pool, key.strip())
+        # From the process's key cache (a revoked key is refused within a second).
+        api_key = await connection.app.state.runtime.keys.authenticate(key.strip())
         if api_key is None:
             self.throttle.failed(client)
             raise NotAuthorizedException("The API key is unknown or revoked.")

@@ -109,6 +109,8 @@ class EventPage(msgspec.Struct):
 
 
 _HISTORY_CURSOR = "history.v1"
+# Resolved refs held per process (dropped all at once beyond this: cheap to refill).
+_REFS_HELD = 100_000
 
 
 # -- negotiations and issues ----------------------------------------------------------
@@ -121,6 +123,10 @@ class Queries:
         self.store = store
         self.pool = store.pool
         self.watch = watch
+        # Resolved refs (id or slug -> id). A negotiation is never removed and a slug
+        # never renamed or reused, so a ref that resolved once resolves the same way
+        # for good; a ref that did not resolve is asked again next time.
+        self._refs: dict[str, uuid.UUID] = {}
 
     async def wait_until_reflected(self, token: ConsistencyToken, wait: float) -> None:
         """Read-your-writes: return once every projection has passed the write
@@ -139,6 +145,16 @@ class Queries:
         """The id of the negotiation named by its id or slug, from the command side's
         tables (never behind the log), then the projection (negotiations recorded by
         other means, e.g. an import)."""
+        known = self._refs.get(ref)
+        if known is not None:
+            return known
+        found = await self._resolve(ref)
+        if len(self._refs) >= _REFS_HELD:
+            self._refs.clear()
+        self._refs[ref] = found
+        return found
+
+    async def _resolve(self, ref: str) -> uuid.UUID:
         try:
             as_id = uuid.UUID(ref)
         except ValueError:
