@@ -28,8 +28,9 @@ from domain.decide import AGREEMENT_TYPES, CommandMeta, NewEvent, decide, open_n
 from domain.events import encode_data
 from domain.issue import issue_stream_id
 from service.store.envelope import envelope
-from service.store.event_store import AppendResult, EventStore, PendingEvent
-from service.write.aggregate_cache import AggregateCache
+from service.store.event_store import AppendResult, ConcurrencyError, EventStore, PendingEvent
+from domain.records import Recorded
+from service.write.aggregate_cache import AggregateCache, Turns
 from service.write.requests import (
     CommandResult,
     OpenRequest,
@@ -144,22 +145,28 @@ class CommandService:
     async def record(self, request: RecordRequest) -> Outcome:
         """Record the request's commands atomically on its negotiation (all or nothing)."""
         committed: list[tuple[WorkingSet, AppendResult]] = []
+        # Requests on one issue take turns on its cached state (aggregate_cache.Turns).
+        turns = self.cache.turns() if self.cache is not None else None
 
         async def work(conn: asyncpg.Connection) -> Outcome:
             async def attempt(number: int, written: set[uuid.UUID]) -> tuple[WorkingSet, AppendResult]:
-                # Only the first attempt starts from cached states: a retry reads
-                # whole streams (what it took from the cache is dropped).
-                return await self._attempt(conn, request, self.cache if number == 1 else None, written)
+                # A retry starts from the cache too: a failed attempt put back what
+                # it had not evolved (service.write.working_set.put_back_untouched).
+                return await self._attempt(conn, request, self.cache, written, turns)
 
             working, result = await until_not_overtaken(conn, self.store, attempt, self.stats)
             committed.append((working, result))
             return _outcome(request.negotiation_id, result)
 
-        outcome = await in_transaction(self.store, request.idempotency, work)
-        if committed and not outcome.replayed:
-            # Committed: the evolved states are folds of the committed streams.
-            working, result = committed[0]
-            working.keep(self.cache, result)
+        try:
+            outcome = await in_transaction(self.store, request.idempotency, work)
+            if committed and not outcome.replayed:
+                # Committed: the evolved states are folds of the committed streams.
+                working, result = committed[0]
+                working.keep(self.cache, result)
+        finally:
+            if turns is not None:
+                turns.release()
         return outcome
 
     async def _attempt(
@@ -168,14 +175,34 @@ class CommandService:
         request: RecordRequest,
         cache: AggregateCache | None,
         written: set[uuid.UUID],
+        turns: Turns | None = None,
     ) -> tuple[WorkingSet, AppendResult]:
         """One try at deciding and appending; fills `written` with the streams it
-        writes (locked before the next try if this one loses a race)."""
+        writes (locked before the next try if this one loses a race). What it took
+        from the cache goes back if it fails before evolving it."""
+        working = WorkingSet(self.store, conn, request.negotiation_id, cache, turns)
+        try:
+            return await self._decide_and_append(working, request, written)
+        except (ConcurrencyError, asyncpg.DeadlockDetectedError):
+            # Lost a race: what it took and had not evolved is still a fold of the
+            # committed stream, for the retry. (After any other failure it is
+            # dropped, as a request that fails caches nothing.)
+            working.put_back_untouched()
+            raise
+
+    async def _decide_and_append(
+        self, working: WorkingSet, request: RecordRequest, written: set[uuid.UUID]
+    ) -> tuple[WorkingSet, AppendResult]:
+        conn = working.conn
         negotiation_id, restoring = request.negotiation_id, request.restoring
-        working = await WorkingSet.load(self.store, conn, negotiation_id, cache)
+        await working.load_negotiation()
         # PostgreSQL's clock, the same for the whole transaction (and every attempt).
         recorded_at = await self.store.clock(conn)
         pending: list[PendingEvent] = []
+        # The last command's records evolve the states only once appended: an
+        # attempt that loses the race leaves them as committed (put back for the retry).
+        deferred: list[tuple[Recorded, str]] = []
+        last = len(request.commands) - 1
         for index, command in enumerate(request.commands):
             try:
                 issue = await working.issue_for(command)
@@ -203,7 +230,11 @@ class CommandService:
                 if restoring is not None:
                     restoring.check(decided, stream_id, working.versions.get(stream_id, 0) + 1)
                 version = working.next_version(stream_id)
-                working.evolve(recorded(event, id=event_id, stream_id=stream_id, version=version, meta=meta), event.stream)
+                record = recorded(event, id=event_id, stream_id=stream_id, version=version, meta=meta)
+                if index == last:
+                    deferred.append((record, event.stream))
+                else:
+                    working.evolve(record, event.stream)
                 pending.append(
                     pending_event(
                         event, event_id=event_id, stream_id=stream_id, negotiation_id=negotiation_id, meta=meta,
@@ -214,7 +245,10 @@ class CommandService:
         if request.if_match is not None and len(written) > 1:
             raise PreconditionNotApplicable("If-Match applies to a request that writes to one stream")
         expected = {stream_id: working.read_versions[stream_id] for stream_id in written}
-        return working, await self.store.append(pending, expected, conn=conn, wake_readers=False)
+        result = await self.store.append(pending, expected, conn=conn, wake_readers=False)
+        for record, stream_type in deferred:
+            working.evolve(record, stream_type)
+        return working, result
 
 
 __all__ = ["CommandService", "pending_event"]

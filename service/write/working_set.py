@@ -22,7 +22,7 @@ from domain.negotiation import Negotiation
 from domain.records import Recorded
 from projections.records import recorded_from_stored
 from service.store.event_store import AppendResult, EventStore
-from service.write.aggregate_cache import AggregateCache
+from service.write.aggregate_cache import AggregateCache, Turns
 from service.write.requests import IfMatch, PreconditionFailed
 
 log = logging.getLogger("parley.commands")
@@ -30,13 +30,24 @@ log = logging.getLogger("parley.commands")
 
 class WorkingSet:
     def __init__(
-        self, store: EventStore, conn: asyncpg.Connection, negotiation_id: uuid.UUID, cache: AggregateCache | None
+        self,
+        store: EventStore,
+        conn: asyncpg.Connection,
+        negotiation_id: uuid.UUID,
+        cache: AggregateCache | None,
+        turns: Turns | None = None,
     ) -> None:
         self.store = store
         self.conn = conn
         self.negotiation_id = negotiation_id
         # Where loaded states come from first (None: straight from the store).
         self.cache = cache
+        # The request's turns on issue streams (service.write.aggregate_cache.Turns).
+        self.turns = turns
+        # What was taken from the cache, as committed (version read, state), and the
+        # streams whose state this attempt has evolved since (not to be put back).
+        self.taken: dict[uuid.UUID, tuple[int, Negotiation | Issue]] = {}
+        self.evolved: set[uuid.UUID] = set()
         self.negotiation: Negotiation
         self.known_issues: set[str] = set()
         self.issues: dict[str, Issue | None] = {}
@@ -52,29 +63,45 @@ class WorkingSet:
 
     @classmethod
     async def load(
-        cls, store: EventStore, conn: asyncpg.Connection, negotiation_id: uuid.UUID, cache: AggregateCache | None
+        cls,
+        store: EventStore,
+        conn: asyncpg.Connection,
+        negotiation_id: uuid.UUID,
+        cache: AggregateCache | None,
+        turns: Turns | None = None,
     ) -> "WorkingSet":
-        working = cls(store, conn, negotiation_id, cache)
-        negotiation, version = await working._state(negotiation_id, Negotiation)
-        if negotiation is None:
-            raise errors.UnknownNegotiation(f"no negotiation {negotiation_id}")
-        working.negotiation = negotiation  # type: ignore[assignment]
-        working.known_issues = await store.raised_issue_keys(negotiation_id, conn=conn)
-        working.read_versions[negotiation_id] = working.versions[negotiation_id] = version
+        working = cls(store, conn, negotiation_id, cache, turns)
+        await working.load_negotiation()
         return working
+
+    async def load_negotiation(self) -> None:
+        """The negotiation's state and its raised issues (first, before any issue)."""
+        negotiation, version = await self._state(self.negotiation_id, Negotiation)
+        if negotiation is None:
+            raise errors.UnknownNegotiation(f"no negotiation {self.negotiation_id}")
+        self.negotiation = negotiation  # type: ignore[assignment]
+        self.known_issues = await self.store.raised_issue_keys(self.negotiation_id, conn=self.conn)
+        self.read_versions[self.negotiation_id] = self.versions[self.negotiation_id] = version
 
     async def _state(
         self, stream_id: uuid.UUID, kind: type[Negotiation] | type[Issue]
     ) -> tuple[Negotiation | Issue | None, int]:
         """The fold of a stream as committed now, and its version (None, 0: no such
-        stream). From a cached fold plus the events after it when there is one."""
-        held = self.cache.take(stream_id) if self.cache is not None else None
+        stream). From a cached fold plus the events after it when there is one;
+        an issue after waiting for this request's turn on it."""
+        cache = self.cache
+        if cache is not None and kind is Issue and self.turns is not None and cache.is_long(stream_id):
+            if not await self.turns.enter(stream_id):
+                cache = None  # another request has its turn: work on a fold of our own
+        held = cache.take(stream_id) if cache is not None else None
         if held is not None and isinstance(held[1], kind):
             version, aggregate = held
             tail = await self.store.read_stream(stream_id, version + 1, conn=self.conn)
             for event in tail:
                 aggregate.apply(recorded_from_stored(event))
-            return aggregate, tail[-1].version if tail else version
+            version = tail[-1].version if tail else version
+            self.taken[stream_id] = (version, aggregate)
+            return aggregate, version
         records = [recorded_from_stored(e) for e in await self.store.read_stream(stream_id, conn=self.conn)]
         if not records or (kind is Negotiation and records[0].type != kind.CREATED_TYPE):
             return None, 0
@@ -136,6 +163,7 @@ class WorkingSet:
         """Apply a decided record to the working state."""
         self.decided.append(record)
         self.decided_streams[record.id] = (record.stream_id, stream_type)
+        self.evolved.add(record.stream_id)
         if record.stream_type == "negotiation":
             self.negotiation.apply(record)
             return
@@ -167,6 +195,16 @@ class WorkingSet:
         if not if_match.matches(current):
             return PreconditionFailed(stream_id, str(if_match), current)
         return None
+
+    def put_back_untouched(self) -> None:
+        """After a failed attempt: what it took from the cache and did not evolve
+        is still the fold of the committed stream at the version it read."""
+        if self.cache is None:
+            return
+        for stream_id, (version, aggregate) in self.taken.items():
+            if stream_id not in self.evolved:
+                self.cache.put(stream_id, version, aggregate)
+        self.taken.clear()
 
     def keep(self, cache: AggregateCache | None, result: AppendResult) -> None:
         """After the commit: cache every state this request folded, at the version
