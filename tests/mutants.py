@@ -117,7 +117,7 @@ MUTANTS = [
     Mutant(
         "served-data-checked",
         "an export whose served data differ from the hashed body fails verification",
-        "service/audit/offline.py",
+        "service/audit/served.py",
         '"data": (_json_value(event.data), _json_value(hashed.data)),',
         "",
         ("tests/integration/audit/test_served_fields.py", "tests/integration/audit"),
