@@ -29,6 +29,8 @@ WORLD_TIME_PATTERN = (
 )
 _DATE = re.compile(DATE_PATTERN)
 _WORLD_TIME = re.compile(WORLD_TIME_PATTERN)
+# A datetime written without its offset: the commonest mistake, named as such.
+_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$")
 
 WorldTime = Annotated[
     str,
@@ -52,9 +54,14 @@ UTC = dt.timezone.utc
 def parse(value: str, pointer: str = "/occurred_on") -> dt.date | dt.datetime:
     """Parse a world time; the pattern alone lets through e.g. 2022-02-30."""
     if not isinstance(value, str) or not _WORLD_TIME.match(value):
+        if isinstance(value, str) and _NAIVE.match(value):
+            raise InvalidDate(
+                f"{value!r} has no UTC offset, so it names no instant: add one, e.g. {value}Z or {value}+02:00.",
+                pointer,
+            )
         raise InvalidDate(
-            f"{value!r} is not an ISO date (2022-03-10) or datetime with offset "
-            "(2022-03-10T14:30:00+02:00)",
+            f"{value!r} is not an ISO 8601 date or datetime: write e.g. 2022-03-10, or "
+            "2022-03-10T14:30:00+02:00 (a datetime needs its UTC offset).",
             pointer,
         )
     try:
@@ -66,9 +73,14 @@ def parse(value: str, pointer: str = "/occurred_on") -> dt.date | dt.datetime:
             parsed.astimezone(UTC)
         return parsed
     except ValueError as exc:
-        raise InvalidDate(f"{value!r} is not a real date or time: {exc}", pointer) from None
+        raise InvalidDate(
+            f"{value!r} is not a real date or time ({exc}): write e.g. 2022-03-10 or 2022-03-10T14:30:00+02:00.",
+            pointer,
+        ) from None
     except OverflowError:
-        raise InvalidDate(f"{value!r} has no instant in UTC within years 1-9999", pointer) from None
+        raise InvalidDate(
+            f"{value!r} has no instant in UTC within years 1-9999: write e.g. 2022-03-10T14:30:00+02:00.", pointer
+        ) from None
 
 
 def normalise(value: str, pointer: str = "/occurred_on") -> str:
@@ -107,7 +119,7 @@ def occurred_by(occurred_on: str, as_of: str | dt.date | dt.datetime) -> bool:
     fact = start(occurred_on)
     if isinstance(as_of, dt.datetime):
         if as_of.tzinfo is None:
-            raise InvalidDate("as_of needs a UTC offset", "/as_of")
+            raise InvalidDate("as_of needs a UTC offset, e.g. 2022-03-10T14:30:00+02:00", "/as_of")
         return fact <= as_of.astimezone(UTC)
     end_of_day = dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC) + dt.timedelta(days=1)
     return fact < end_of_day

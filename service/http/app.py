@@ -23,6 +23,7 @@ from service.audit.ledger import Ledger
 from service.bootstrap import Runtime
 from service.config import Settings
 from service.dashboard import dashboard_route_handlers
+from service.http.allow import allow_every_method
 from service.http.audit import AuditController
 from service.http.auth import authentication_middleware
 from service.http.docs import DOCS_ROUTES
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies=DEPENDENCIES,
         middleware=[metrics_middleware, authentication_middleware()],
         exception_handlers={Exception: handle_exception},
+        before_send=[allow_every_method],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Parley",

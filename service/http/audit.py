@@ -13,7 +13,7 @@ from service.auth import Permission
 from service.bootstrap import Runtime
 from service.store.envelope import ExportedEvent
 from service.http.auth import requires
-from service.http.events import NegotiationFilter
+from service.http.events import NegotiationFilter, negotiation_filter
 from service.http.problems import problem_responses
 from service.http.reads import READ_HEADERS, served_by
 from service.read.replicas import ReadRouter
@@ -48,10 +48,10 @@ class AuditController(Controller):
         },
     )
     async def export(self, reads: NamedDependency[ReadRouter], negotiation: NegotiationFilter = None) -> Stream:
-        where = LogFilter(negotiation_id=negotiation)
         # One server for the whole export (its head bounds it); the primary if that
         # standby goes away mid-way.
         target = await reads.choose()
+        where = LogFilter(negotiation_id=await negotiation_filter(target, negotiation))
         return Stream(
             audit_log.export_lines(target.store, where, fallback=reads.primary.store),
             media_type=NDJSON,

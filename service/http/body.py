@@ -16,6 +16,7 @@ import msgspec
 from litestar import Request
 
 from service.http.problems import InvalidField, ProblemError, field_from_message
+from service.http.validation import Fault, faults
 
 T = TypeVar("T")
 
@@ -56,9 +57,7 @@ def decode(body: bytes, type_: type[T] | Any, *, pointer_prefix: str = "") -> T:
     try:
         value = msgspec.json.decode(body, type=type_, strict=True)
     except msgspec.ValidationError as error:
-        field = field_from_message(str(error))
-        field.pointer = pointer_prefix + (field.pointer or "")
-        raise ProblemError(400, "invalid-request", "The request is not valid", field.detail, errors=[field]) from None
+        raise invalid_fields(body, type_, error, pointer_prefix) from None
     except UnicodeDecodeError:
         raise invalid_body("The body is not valid UTF-8.", slug="malformed-json") from None
     except RecursionError:
@@ -67,6 +66,28 @@ def decode(body: bytes, type_: type[T] | Any, *, pointer_prefix: str = "") -> T:
         raise invalid_body(f"The body is not valid JSON: {error}", slug="malformed-json") from None
     refuse_nul(value, pointer_prefix)
     return value
+
+
+def invalid_fields(body: bytes, type_: Any, error: msgspec.ValidationError, pointer_prefix: str) -> ProblemError:
+    """Every fault of a body that failed to decode (service.http.validation), at
+    once: 422 `invalid-date` when only dates are wrong, else 400 `invalid-request`."""
+    try:
+        found = faults(msgspec.json.decode(body), type_)
+    except (RecursionError, msgspec.DecodeError):  # nested too deeply to walk: msgspec's first fault
+        found = []
+    if not found:
+        field = field_from_message(str(error))
+        found = [Fault(field)]
+    for fault in found:
+        fault.field.pointer = pointer_prefix + (fault.field.pointer or "")
+    fields = [fault.field for fault in found]
+    if all(fault.date for fault in found):
+        detail = fields[0].detail if len(fields) == 1 else f"{len(fields)} dates are not valid: " + " ".join(
+            f.detail for f in fields
+        )
+        return ProblemError(422, "invalid-date", "Invalid date", detail, errors=fields)
+    detail = fields[0].detail if len(fields) == 1 else f"{len(fields)} fields are not valid; see `errors`."
+    return ProblemError(400, "invalid-request", "The request is not valid", detail, errors=fields)
 
 
 def refuse_nul(value: Any, pointer: str = "") -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,10 +23,12 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
+from domain.errors import UnknownNegotiation
+from domain.vocabulary import SLUG_PATTERN
 from service.auth import Permission
 from service.store.envelope import EventEnvelope, envelope
 from service.http.auth import requires
-from service.http.problems import invalid_parameter, problem_responses
+from service.http.problems import invalid_date_parameter, invalid_parameter, problem_responses
 from service.http.reads import READ_HEADERS, served_by
 from service.read.replicas import ReadRouter, ReadTarget
 from service.store.event_store import EVERYTHING, START, Checkpoint, LogFilter, StoredEvent
@@ -44,7 +47,9 @@ class EventList(msgspec.Struct):
 
 
 NegotiationFilter = Annotated[
-    uuid.UUID | None, QueryParameter(name="negotiation", required=False, description="Only this negotiation's events (id).")
+    str | None,
+    QueryParameter(name="negotiation", required=False, max_length=100,
+                   description="Only this negotiation's events (its id or slug; 404 for an unknown one)."),
 ]
 StreamFilter = Annotated[uuid.UUID | None, QueryParameter(name="stream", required=False, description="Only this stream.")]
 TypeFilter = Annotated[
@@ -52,12 +57,16 @@ TypeFilter = Annotated[
     QueryParameter(name="type", required=False, description="Only these event types (repeat the parameter for several)."),
 ]
 RecordedAfter = Annotated[
-    dt.datetime | None,
-    QueryParameter(name="recorded_after", required=False, description="Recorded at or after this instant (ISO 8601)."),
+    str | None,
+    QueryParameter(name="recorded_after", required=False, max_length=40,
+                   description="Recorded at or after this instant (ISO 8601 with offset, e.g. 2022-03-16T00:00:00Z; "
+                   "422 `invalid-date` otherwise)."),
 ]
 RecordedBefore = Annotated[
-    dt.datetime | None,
-    QueryParameter(name="recorded_before", required=False, description="Recorded strictly before this instant (ISO 8601)."),
+    str | None,
+    QueryParameter(name="recorded_before", required=False, max_length=40,
+                   description="Recorded strictly before this instant (ISO 8601 with offset; 422 `invalid-date` "
+                   "otherwise)."),
 ]
 LogCursor = Annotated[
     str | None,
@@ -89,27 +98,47 @@ def parse_cursor(token: str | None, name: str, location: Any = "query") -> Check
     return checkpoint
 
 
+def _instant(name: str, text: str | None) -> dt.datetime | None:
+    """A record-time bound: an ISO 8601 datetime with its offset, nothing else."""
+    if text is None:
+        return None
+    # A "+02:00" offset left unencoded in a query string arrives as " 02:00".
+    text = text.strip().replace(" ", "+")
+    if not _DATETIME.match(text):
+        if _DATE_ONLY.match(text):
+            detail = f"{text!r} is a day, not an instant: write e.g. {text}T00:00:00Z."
+        else:
+            detail = f"{text!r} is not an ISO 8601 datetime with offset: write e.g. 2022-03-16T00:00:00Z."
+        raise invalid_date_parameter(name, detail)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment.astimezone(dt.timezone.utc)  # what PostgreSQL is sent
+    except ValueError as error:
+        raise invalid_date_parameter(name, f"{text!r} is not a real time ({error}): write e.g. "
+                                     "2022-03-16T00:00:00Z.") from None
+    except OverflowError:
+        raise invalid_date_parameter(name, f"{text!r} is out of range: the instant in UTC must fall within "
+                                     "years 1-9999, e.g. 2022-03-16T00:00:00Z.") from None
+    return moment
+
+
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def _filter(
     negotiation: uuid.UUID | None,
     stream: uuid.UUID | None,
     types: list[str] | None,
-    recorded_after: dt.datetime | None = None,
-    recorded_before: dt.datetime | None = None,
+    recorded_after: str | None = None,
+    recorded_before: str | None = None,
 ) -> LogFilter:
-    for name, moment in (("recorded_after", recorded_after), ("recorded_before", recorded_before)):
-        if moment is not None and moment.tzinfo is None:
-            raise invalid_parameter(name, "give a time zone (e.g. 2022-03-16T00:00:00Z)")
-        try:
-            if moment is not None:
-                moment.astimezone(dt.timezone.utc)  # what PostgreSQL is sent
-        except OverflowError:
-            raise invalid_parameter(name, "out of range: the instant in UTC must fall within years 1-9999") from None
     return LogFilter(
         negotiation_id=negotiation,
         stream_id=stream,
         types=tuple(types or ()),
-        recorded_after=recorded_after,
-        recorded_before=recorded_before,
+        recorded_after=_instant("recorded_after", recorded_after),
+        recorded_before=_instant("recorded_before", recorded_before),
     )
 
 
@@ -149,11 +178,16 @@ class EventsController(Controller):
         recorded_after: RecordedAfter = None,
         recorded_before: RecordedBefore = None,
     ) -> Response[EventList]:
-        where = _filter(negotiation, stream, types, recorded_after, recorded_before)
+        where = _filter(None, stream, types, recorded_after, recorded_before)
         after = parse_cursor(cursor, "cursor")
-        page, target = await reads.run(
-            lambda target: target.store.read_filtered(after, limit, where, serve_damaged=True)
-        )
+
+        async def read(target: ReadTarget) -> list[StoredEvent]:
+            named = await negotiation_filter(target, negotiation)
+            return await target.store.read_filtered(
+                after, limit, msgspec.structs.replace(where, negotiation_id=named), serve_damaged=True
+            )
+
+        page, target = await reads.run(read)
         next_cursor = page[-1].checkpoint.token() if len(page) == limit else None
         headers = {"Cache-Control": "no-store", **served_by(target)}
         if next_cursor is not None:
@@ -186,10 +220,36 @@ class EventsController(Controller):
             start = parse_cursor(last_event_id, "Last-Event-ID", "header")
         else:
             start = parse_cursor(after, "after")
-        where = _filter(negotiation, stream, types)
         # The headers say where the stream starts; each poll picks its server again.
         first = await reads.choose()
+        where = _filter(await negotiation_filter(first, negotiation), stream, types)
         return ServerSentEvent(_follow(reads, start, where), headers={"Cache-Control": "no-store", **served_by(first)})
+
+
+# A filter naming no negotiation matches no event (no negotiation has the nil id).
+_NO_NEGOTIATION = uuid.UUID(int=0)
+
+
+async def negotiation_filter(target: ReadTarget, ref: str | None) -> uuid.UUID | None:
+    """The negotiation a filter names, by id or slug as every other route takes it.
+    A filter is a filter: one that names no negotiation matches nothing (an empty
+    page), whether it is an unknown id or an unknown slug; anything that is neither
+    an id nor a slug is a 400."""
+    if ref is None:
+        return None
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        pass
+    if not _SLUG.match(ref):
+        raise invalid_parameter("negotiation", f"{ref[:40]!r} is neither a negotiation id nor a slug")
+    try:
+        return await target.queries.resolve_negotiation(ref)
+    except UnknownNegotiation:
+        return _NO_NEGOTIATION
+
+
+_SLUG = re.compile(SLUG_PATTERN)
 
 
 async def _follow(reads: ReadRouter, after: Checkpoint, where: LogFilter) -> AsyncIterator[ServerSentEventMessage]:

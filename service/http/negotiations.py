@@ -8,13 +8,14 @@ declared with `opt={"request_body": ...}` and added by service.http.openapi.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from domain import vocabulary
 from domain.commands import OpenNegotiation
 from domain.status import IssueView
 from projections.negotiation_summary import NegotiationListItem, NegotiationSummary
@@ -49,25 +50,18 @@ from service.write.requests import CommandResult, OpenRequest, RecordRequest
 
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=500, description="Page size.")]
 NegotiationStatus = Annotated[
-    Literal["active", "suspended", "concluded"] | None, QueryParameter(name="status", required=False)
+    vocabulary.NegotiationStatus | None,
+    QueryParameter(name="status", required=False, description="Only negotiations in this status."),
 ]
 IssueStatus = Annotated[
-    Literal[
-        "dropped",
-        "violated",
-        "implemented",
-        "agreed",
-        "partially_agreed",
-        "agreed_in_principle",
-        "proposal_on_table",
-        "deadlocked",
-        "under_discussion",
-        "raised",
-    ]
-    | None,
-    QueryParameter(name="status", required=False),
+    vocabulary.IssueStatus | None,
+    QueryParameter(name="status", required=False, description="Only issues in this status."),
 ]
-IssueCategory = Annotated[str | None, QueryParameter(name="category", max_length=40, required=False)]
+IssueCategory = Annotated[
+    vocabulary.Category | None,
+    QueryParameter(name="category", required=False, description="Only issues of this category."),
+]
+
 
 class NegotiationList(msgspec.Struct):
     items: list[NegotiationListItem]
@@ -76,7 +70,7 @@ class NegotiationList(msgspec.Struct):
 
 class IssueList(msgspec.Struct):
     items: list[IssueView]
-    next: str | None  # always null: a negotiation's issues come in one page
+    next: str | None
 
 
 class NegotiationController(Controller):
@@ -223,7 +217,7 @@ class IssueController(Controller):
     @get(
         "/",
         operation_id="listIssues",
-        summary="Every issue's status view",
+        summary="Every issue's status view (cursor-paginated, by key)",
         guards=[requires(Permission.READ)],
         responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404, 503)},
         response_headers=READ_HEADERS,
@@ -238,16 +232,20 @@ class IssueController(Controller):
         party: PartyCode = None,
         as_of: AsOf = None,
         known_at: KnownAt = None,
+        cursor: Cursor = None,
+        limit: Limit = 100,
         consistency_token: ConsistencyToken = None,
     ) -> Response[IssueList]:
         travel = TimeTravel.parse(as_of, known_at)
 
-        async def read(target: ReadTarget) -> bytes:
+        async def read(target: ReadTarget) -> tuple[bytes, str | None]:
             negotiation_id = await target.queries.resolve_negotiation(ref)
-            return await target.queries.issues(negotiation_id, travel, status=status, category=category, party=party)
+            return await target.queries.issues(
+                negotiation_id, travel, status=status, category=category, party=party, cursor=cursor, limit=limit
+            )
 
-        body, target = await routed(reads, consistency_token, read, log_read=travel.requested)
-        return json_read(request, body, target=target)
+        (body, next_cursor), target = await routed(reads, consistency_token, read, log_read=travel.requested)
+        return json_read(request, body, next_cursor, target=target)
 
     @get(
         "/{key:str}",

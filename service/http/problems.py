@@ -49,6 +49,17 @@ def invalid_parameter(name: str, detail: str, location: Literal["query", "path",
     )
 
 
+def invalid_date_parameter(name: str, detail: str, location: Literal["query", "header"] = "query") -> "ProblemError":
+    """A date or datetime parameter that does not parse: 422 `invalid-date`, as in a body."""
+    return ProblemError(
+        422,
+        "invalid-date",
+        "Invalid date",
+        f"{name}: {detail}",
+        errors=[InvalidField(pointer=None, detail=detail, parameter=name, in_=location)],
+    )
+
+
 class Problem(msgspec.Struct, omit_defaults=True):
     type: str
     title: str
@@ -147,13 +158,20 @@ def _from_http_exception(exc: HTTPException) -> tuple[Problem, dict[str, str]]:
     status = exc.status_code
     headers = dict(exc.headers or {})
     if isinstance(exc, ValidationException):
+        fields = validation_fields(exc)
+        # A query, path or header parameter is `invalid-parameter` however it is
+        # wrong (Litestar's check or the route's own); a body is `invalid-request`.
+        if fields and all(f.parameter is not None for f in fields):
+            detail = "; ".join(f"{f.parameter}: {f.detail}" for f in fields)
+            return Problem(type=TYPE_PREFIX + "invalid-parameter", title="A parameter is not valid", status=400,
+                           detail=detail, errors=fields), headers
         return (
             Problem(
                 type=TYPE_PREFIX + "invalid-request",
                 title="The request is not valid",
                 status=400,
                 detail=exc.detail if exc.detail != "Validation failed" else "Some fields are not valid.",
-                errors=validation_fields(exc) or None,
+                errors=fields or None,
             ),
             headers,
         )
@@ -225,7 +243,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[Problem]:
             {"Retry-After": "1"},
         )
     if isinstance(exc, queries.InvalidTimeParameter):
-        return problem_response(invalid_parameter(exc.parameter, str(exc)).problem)
+        return problem_response(invalid_date_parameter(exc.parameter, str(exc)).problem)
     if isinstance(exc, InvalidCursor):
         return problem_response(invalid_parameter("cursor", f"not a cursor this list issued ({exc})").problem)
 
@@ -337,6 +355,7 @@ __all__ = [
     "InvalidField",
     "domain_problem",
     "field_from_message",
+    "invalid_date_parameter",
     "invalid_parameter",
     "Problem",
     "ProblemError",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -202,14 +203,25 @@ class Queries:
         status: str | None,
         category: str | None,
         party: str | None,
-    ) -> bytes:
+        cursor: str | None = None,
+        limit: int = 500,
+    ) -> tuple[bytes, str | None]:
+        """A page of the issues' status views, by key; the cursor names the last key
+        of the page before. Before the negotiation existed (time travel): 404, as
+        the negotiation itself."""
+        after = cursors.decode("issues.v1", cursor, 1)[0] if cursor else None
         if not travel.requested:
             projected = await issue_status.fetch_for_negotiation(
                 self.pool, negotiation_id, status=status, category=category, party=party
             )
             if len(projected) == await self.store.count_issue_streams(negotiation_id) or status or category or party:
-                return _encoder.encode({"items": projected, "next": None})
-        _, records = await _negotiation_records(self.store, negotiation_id)
+                keyed = [(_KEY.decode(raw).key, raw) for raw in projected]
+                return _issue_page(keyed, after, limit)
+        negotiation_records, records = await _negotiation_records(self.store, negotiation_id)
+        if travel.requested:
+            selected = select_known(negotiation_records, as_of=travel.as_of, known_at=travel.known_at)
+            if not selected or selected[0].type != "negotiation.opened":
+                raise errors.UnknownNegotiation(f"negotiation {negotiation_id} was not yet recorded at that time")
         views = [
             view
             for view in _issue_views(records, travel)
@@ -217,7 +229,7 @@ class Queries:
             and (category is None or view.category == category)
             and (party is None or party in issue_status.parties_named(view))
         ]
-        return _encoder.encode({"items": sorted(views, key=lambda v: v.key), "next": None})
+        return _issue_page([(view.key, view) for view in sorted(views, key=lambda v: v.key)], after, limit)
 
 
     async def issue(self, negotiation_id: uuid.UUID, key: str, travel: TimeTravel) -> bytes:
@@ -265,6 +277,20 @@ class Queries:
 
 async def _stream_records(store: EventStore, stream_id: uuid.UUID) -> list[Recorded]:
     return [recorded_from_stored(e) for e in await store.read_stream(stream_id)]
+
+
+class _Keyed(msgspec.Struct):
+    key: str
+
+
+_KEY = msgspec.json.Decoder(_Keyed)
+
+
+def _issue_page(keyed: list[tuple[str, Any]], after: str | None, limit: int) -> tuple[bytes, str | None]:
+    rest = [(key, item) for key, item in keyed if after is None or key > after]
+    page = rest[:limit]
+    next_cursor = cursors.encode("issues.v1", page[-1][0]) if len(rest) > limit else None
+    return _encoder.encode({"items": [item for _, item in page], "next": next_cursor}), next_cursor
 
 
 async def _negotiation_records(

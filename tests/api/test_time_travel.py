@@ -77,9 +77,9 @@ async def test_the_example_report_folds_the_same_from_the_log(api, client, keys)
         assert folded.content == projected.content, path
 
 
-async def test_times_at_the_edge_of_the_calendar_are_400(api, client, keys):
+async def test_times_at_the_edge_of_the_calendar_are_invalid_dates(api, client, keys):
     # A day's end, or an instant in UTC, that Python's calendar cannot hold is a
-    # client's mistake (400 on the parameter), not a 500.
+    # client's mistake (422 invalid-date on the parameter), not a 500.
     await api.open()
     await api.record("russia-ukraine-2022", {"commands": COMMANDS})
     cases = [("as_of", "9999-12-31"), ("as_of", "9999-12-31T23:00:00-05:00"),
@@ -87,5 +87,5 @@ async def test_times_at_the_edge_of_the_calendar_are_400(api, client, keys):
     for path in (BASE, f"{BASE}/issues", f"{BASE}/issues/ceasefire"):
         for name, value in cases:
             response = await client.get(path, params={name: value}, headers=keys.headers("reader"))
-            assert response.status_code == 400, (path, name, value, response.text)
-            assert response.json()["type"].endswith("invalid-parameter"), response.text
+            assert response.status_code == 422, (path, name, value, response.text)
+            assert response.json()["type"].endswith("invalid-date"), response.text

@@ -66,17 +66,22 @@ async def test_the_log_filters_by_negotiation_stream_type_and_record_time(
 async def test_bad_input_and_wrong_roles_are_problems_not_errors(
     api: AsyncTestClient, auditor: dict[str, str], reader: dict[str, str]
 ) -> None:
-    for url in ("/events?cursor=nonsense", "/events?limit=0", "/events?negotiation=not-a-uuid",
-                "/events?recorded_after=2022-03-16T00:00:00", "/events/stream?after=x.y",
+    for url in ("/events?cursor=nonsense", "/events?limit=0", "/events?negotiation=Not%20a%20slug",
+                "/events/stream?after=x.y",
                 # a checkpoint no xid8/bigint holds (was a 500)
                 "/events?cursor=99999999999999999999999.1", "/events?cursor=1.99999999999999999999",
                 "/events/stream?after=1.99999999999999999999",
-                # an instant outside years 1-9999 in UTC (was a 500)
-                "/events?recorded_after=9999-12-31T23:00:00-05:00",
                 "/ledger/proofs/inclusion?event_id=nope", "/ledger/proofs/consistency?first=-1"):
         response = await api.get(url, headers=auditor)
         assert response.status_code == 400, (url, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+    # Record-time bounds that are not instants: invalid-date, like every date error.
+    for url in ("/events?recorded_after=2022-03-16T00:00:00", "/events?recorded_before=0.5",
+                # an instant outside years 1-9999 in UTC (was a 500)
+                "/events?recorded_after=9999-12-31T23:00:00-05:00"):
+        response = await api.get(url, headers=auditor)
+        assert response.status_code == 422, (url, response.text)
+        assert response.json()["type"] == "urn:parley:problem:invalid-date", response.text
     # A tree size beyond bigint names no published checkpoint (was a 500).
     response = await api.get("/ledger/checkpoint?tree_size=99999999999999999999", headers=auditor)
     assert response.status_code == 404, response.text
