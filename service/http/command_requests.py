@@ -33,27 +33,40 @@ IfMatch = Annotated[
     HeaderParameter(
         name="If-Match",
         required=False,
-        description='The version of the one stream the request writes to, quoted ("7"), or *; '
-        "412 when the stream is at another version.",
+        description="The `ETag` a status view served (GET /negotiations/{ref} or /negotiations/{ref}/issues/{key}): "
+        "the request is refused with 412 `precondition-failed` (naming the stream and its `current_version`) "
+        'unless that stream is still at the version the view showed; several ETags, comma-separated, name '
+        'several streams. Also accepted: the bare version of the one stream the request is about, quoted ("7"), '
+        "or *.",
     ),
 ]
 
-_ETAG_VERSION = re.compile(r'^(?:W/)?"(\d{1,9})"$')
+_BARE_VERSION = re.compile(r'^(?:W/)?"(\d{1,9})"$')
+# The ETag of a status view (service.http.reads.entity_tag): its stream, its version.
+_VIEW_TAG = re.compile(r'^(?:W/)?"(?:(n)|i\.([a-z0-9][a-z0-9_-]{0,62}))\.(\d{1,9})\.[0-9a-f]{32}"$')
+_IF_MATCH_FORMS = ('the ETag of a status view (GET /negotiations/{ref} or .../issues/{key}), a quoted stream '
+                   'version such as "7", a list of either, or *')
 
 
 def parse_if_match(header: str) -> requests.IfMatch:
-    """`If-Match: "7"` (the `version` of a status view), a list of them, or `*`."""
+    """`If-Match`: the ETags that GET /negotiations/{ref} and /issues/{key} served
+    (each a precondition on its stream, whichever streams the request writes), a
+    bare stream version `"7"` (the one stream the request is about), or `*`."""
     if header.strip() == "*":
         return requests.IfMatch(any_version=True)
-    versions = set()
+    versions: set[int] = set()
+    streams: list[tuple[str | None, int]] = []
     for part in header.split(","):
-        match = _ETAG_VERSION.match(part.strip())
-        if not match:
-            raise invalid_parameter(
-                "If-Match", 'expected a quoted stream version such as "7", a list of them, or *', "header"
-            )
-        versions.add(int(match[1]))
-    return requests.IfMatch(versions=frozenset(versions))
+        part = part.strip()
+        if bare := _BARE_VERSION.match(part):
+            versions.add(int(bare[1]))
+        elif tagged := _VIEW_TAG.match(part):
+            streams.append((None if tagged[1] else tagged[2], int(tagged[3])))
+        else:
+            raise invalid_parameter("If-Match", f"{part[:80]!r} is not {_IF_MATCH_FORMS}", "header")
+    if versions and streams:
+        raise invalid_parameter("If-Match", "send status views' ETags or bare versions, not both", "header")
+    return requests.IfMatch(versions=frozenset(versions), streams=tuple(streams), text=header.strip()[:200])
 
 
 def idempotency_of(request: Request[Any, Any, Any], key: str | None, value: Any) -> Idempotency | None:

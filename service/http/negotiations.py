@@ -33,6 +33,7 @@ from service.http.command_requests import (
 )
 from service.http.problems import problem_responses
 from service.http.reads import (
+    NEGOTIATION_STREAM,
     NOT_MODIFIED,
     AsOf,
     ConsistencyToken,
@@ -40,6 +41,7 @@ from service.http.reads import (
     KnownAt,
     READ_HEADERS,
     PartyCode,
+    issue_stream_tag,
     json_read,
     routed,
 )
@@ -183,7 +185,7 @@ class NegotiationController(Controller):
             return await target.queries.negotiation(await target.queries.resolve_negotiation(ref), travel)
 
         body, target = await routed(reads, consistency_token, read, log_read=travel.requested)
-        return json_read(request, body, target=target)
+        return json_read(request, body, target=target, stream=NEGOTIATION_STREAM)
 
     @get(
         "/{ref:str}/timeline",
@@ -271,7 +273,7 @@ class IssueController(Controller):
             return await target.queries.issue(await target.queries.resolve_negotiation(ref), key, travel)
 
         body, target = await routed(reads, consistency_token, read, log_read=travel.requested)
-        return json_read(request, body, target=target)
+        return json_read(request, body, target=target, stream=issue_stream_tag(key))
 
     @get(
         "/{key:str}/history",

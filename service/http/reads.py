@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
+import msgspec
 from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
@@ -117,8 +118,28 @@ async def routed(
         ) from None
 
 
-def entity_tag(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+class _Versioned(msgspec.Struct):
+    version: int
+
+
+_VERSION = msgspec.json.Decoder(_Versioned)
+
+# The stream a status view's ETag names: the negotiation's (`n`) or an issue's (`i.<key>`).
+NEGOTIATION_STREAM = "n"
+
+
+def issue_stream_tag(key: str) -> str:
+    return f"i.{key}"
+
+
+def entity_tag(body: bytes, stream: str | None = None) -> str:
+    """A digest of the exact bytes served. A status view's tag also names its stream
+    and that stream's version (`"i.ceasefire.7.<digest>"`), so that the same tag,
+    sent back as `If-Match` with a command, is a precondition on that stream."""
+    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+    if stream is None:
+        return f'"{digest}"'
+    return f'"{stream}.{_VERSION.decode(body).version}.{digest}"'
 
 
 def _matches(if_none_match: str, tag: str) -> bool:
@@ -129,9 +150,14 @@ def _matches(if_none_match: str, tag: str) -> bool:
 
 
 def json_read(
-    request: Request[Any, Any, Any], body: bytes, next_cursor: str | None = None, *, target: ReadTarget | None = None
+    request: Request[Any, Any, Any],
+    body: bytes,
+    next_cursor: str | None = None,
+    *,
+    target: ReadTarget | None = None,
+    stream: str | None = None,
 ) -> Response[Any]:
-    tag = entity_tag(body)
+    tag = entity_tag(body, stream)
     headers = {"ETag": tag, "Cache-Control": "private, no-cache", "Vary": "Authorization"}
     if target is not None:
         headers.update(served_by(target))
@@ -153,7 +179,9 @@ __all__ = [
     "Cursor",
     "KnownAt",
     "PartyCode",
+    "NEGOTIATION_STREAM",
     "entity_tag",
+    "issue_stream_tag",
     "json_read",
     "routed",
     "served_by",

@@ -203,10 +203,13 @@ class CommandService:
         # attempt that loses the race leaves them as committed (put back for the retry).
         deferred: list[tuple[Recorded, str]] = []
         last = len(request.commands) - 1
+        if request.if_match is not None:
+            # Preconditions come before the commands' own rules (RFC 9110 13.2.2).
+            await _check_preconditions(working, request)
         for index, command in enumerate(request.commands):
             try:
                 issue = await working.issue_for(command)
-                if request.if_match is not None:
+                if request.if_match is not None and not request.if_match.streams:
                     # Preconditions come before the command's own rules (RFC 9110 13.2.2).
                     failed = working.precondition_failure(command, issue, request.if_match)
                     if failed is not None:
@@ -242,13 +245,37 @@ class CommandService:
                     )
                 )  # fmt: skip
                 written.add(stream_id)
-        if request.if_match is not None and len(written) > 1:
+        if request.if_match is not None and not request.if_match.streams and len(written) > 1:
             raise PreconditionNotApplicable("If-Match applies to a request that writes to one stream")
         expected = {stream_id: working.read_versions[stream_id] for stream_id in written}
         result = await self.store.append(pending, expected, conn=conn, wake_readers=False)
         for record, stream_type in deferred:
             working.evolve(record, stream_type)
         return working, result
+
+
+async def _check_preconditions(working: WorkingSet, request: RecordRequest) -> None:
+    """ETags name their streams: checked here, whatever the request writes. A bare
+    version (`"7"`, `*`) names the one stream the request is about, so a request
+    about several streams is refused with it (400) before any version is compared,
+    rather than answered with a 412 about whichever stream came first."""
+    if_match = request.if_match
+    assert if_match is not None
+    if if_match.streams:
+        failed = await working.named_precondition_failure(if_match)
+        if failed is not None:
+            raise failed
+        return
+    targets = set()
+    for command in request.commands:
+        try:
+            target = working.target_stream(command, await working.issue_for(command))
+        except errors.DomainError:
+            return  # refused in the loop, with its pointer
+        if target is not None:
+            targets.add(target)
+    if len(targets) > 1:
+        raise PreconditionNotApplicable("If-Match with a bare version applies to a request about one stream")
 
 
 __all__ = ["CommandService", "pending_event"]

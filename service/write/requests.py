@@ -32,16 +32,27 @@ class Idempotency:
 
 
 class IfMatch(msgspec.Struct, frozen=True):
-    """A precondition on the version of the one stream a request writes: any
-    version of an existing stream, or one of these versions."""
+    """A precondition: on the version of the one stream a request writes (any
+    version of an existing stream, or one of `versions`), or, from the ETags of
+    status views, on named streams (`streams`: (issue key, or None for the
+    negotiation's stream; version)), each of which must be at a version named
+    for it, whichever streams the request writes."""
 
     any_version: bool = False
     versions: frozenset[int] = frozenset()
+    streams: tuple[tuple[str | None, int], ...] = ()
+    # The header as sent, for the 412's detail.
+    text: str = ""
 
     def matches(self, version: int) -> bool:
         return version > 0 if self.any_version else version in self.versions
 
+    def versions_for(self, stream: str | None) -> frozenset[int]:
+        return frozenset(v for name, v in self.streams if name == stream)
+
     def __str__(self) -> str:
+        if self.text:
+            return self.text
         return "*" if self.any_version else ", ".join(f'"{v}"' for v in sorted(self.versions))
 
 

@@ -178,18 +178,22 @@ class WorkingSet:
                 return
         raise RuntimeError(f"decided an event for stream {record.stream_id} that was not loaded")
 
+    def target_stream(self, command: CommonFields, issue: Issue | None) -> uuid.UUID | None:
+        """The stream a command is about (the one a bare `If-Match` names); None
+        for an agreement step naming no known agreement."""
+        target = target_of(command)
+        if target == "negotiation" or (target[0] == "event" and issue is None):  # type: ignore[index]
+            return self.negotiation_id
+        if target[0] == "issue":  # type: ignore[index]
+            return issue_stream_id(self.negotiation_id, target[1])  # type: ignore[index,arg-type]
+        return issue.id if issue is not None else None
+
     def precondition_failure(
         self, command: CommonFields, issue: Issue | None, if_match: IfMatch
     ) -> PreconditionFailed | None:
-        target = target_of(command)
-        if target == "negotiation" or (target[0] == "event" and issue is None):  # type: ignore[index]
-            stream_id = self.negotiation_id
-        elif target[0] == "issue":  # type: ignore[index]
-            stream_id = issue_stream_id(self.negotiation_id, target[1])  # type: ignore[index,arg-type]
-        elif issue is None:  # an agreement step for an agreement that does not exist: its rules say so
+        stream_id = self.target_stream(command, issue)
+        if stream_id is None:  # an agreement step for an agreement that does not exist: its rules say so
             return None
-        else:
-            stream_id = issue.id
         # The version before this request: a batch on one stream matches as a whole.
         current = self.read_versions.get(stream_id, 0)
         if not if_match.matches(current):
@@ -205,6 +209,20 @@ class WorkingSet:
             if stream_id not in self.evolved:
                 self.cache.put(stream_id, version, aggregate)
         self.taken.clear()
+
+    async def named_precondition_failure(self, if_match: IfMatch) -> PreconditionFailed | None:
+        """If-Match with status views' ETags: every stream they name must still be
+        at a version named for it (the first that is not is the one the 412 names)."""
+        for name in dict.fromkeys(stream for stream, _ in if_match.streams):
+            if name is None:
+                stream_id = self.negotiation_id
+            else:
+                await self.issue(name)
+                stream_id = issue_stream_id(self.negotiation_id, name)
+            current = self.read_versions.get(stream_id, 0)
+            if current not in if_match.versions_for(name):
+                return PreconditionFailed(stream_id, str(if_match), current)
+        return None
 
     def keep(self, cache: AggregateCache | None, result: AppendResult) -> None:
         """After the commit: cache every state this request folded, at the version

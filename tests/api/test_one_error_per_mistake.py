@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 from domain.example import COMMANDS
 
@@ -199,3 +200,53 @@ async def test_options_allows_every_method_of_the_path(client, keys, tmp_path):
 
 
 
+
+
+async def test_if_match_takes_the_etag_that_the_view_served(api, client, keys):
+    from domain.issue import issue_stream_id
+
+    opened = await api.open()
+    negotiation_id = opened["negotiation_id"]
+    await api.record(REF, {"commands": [{**RAISE, "occurred_on": "2022-03-01"},
+                                        {**RAISE, "issue": "territory", "category": "territory",
+                                         "occurred_on": "2022-03-01"}]})
+    reader, path = keys.headers("reader"), f"/negotiations/{REF}/commands"
+
+    async def etag(url: str) -> str:
+        response = await client.get(url, headers=reader)
+        assert response.status_code == 200, response.text
+        again = await client.get(url, headers={**reader, "If-None-Match": response.headers["etag"]})
+        assert again.status_code == 304  # the tag still serves conditional reads
+        return response.headers["etag"]
+
+    def post(body, tag):
+        return client.post(path, json=body, headers=keys.headers("recorder", **{"If-Match": tag}))
+
+    discuss = {"type": "issue.discussed", "issue": "security", "occurred_on": "2022-03-02"}
+    position = {"type": "position.stated", "issue": "territory", "party": "UA", "stance": "rejects",
+                "summary": "no", "occurred_on": "2022-03-02"}
+    security = await etag(f"/negotiations/{REF}/issues/security")
+    assert (await post(discuss, security)).status_code == 201
+    stale = problem(await post(discuss, security), 412, "precondition-failed")
+    assert stale["stream_id"] == str(issue_stream_id(uuid.UUID(negotiation_id), "security"))
+    assert stale["current_version"] == 2
+    # A batch over several streams: the 412 names the stream whose ETag is stale.
+    territory = await etag(f"/negotiations/{REF}/issues/territory")
+    both = {"commands": [position, discuss]}
+    named = problem(await post(both, f"{territory}, {security}"), 412, "precondition-failed")
+    assert named["stream_id"] == str(issue_stream_id(uuid.UUID(negotiation_id), "security")), named
+    fresh = await etag(f"/negotiations/{REF}/issues/security")
+    assert (await post(both, f"{territory}, {fresh}")).status_code == 201
+    # A bare version cannot say which of several streams it means: 400, not a 412.
+    problem(await post({"commands": [position, discuss]}, '"3"'), 400, "invalid-parameter")
+    # The negotiation's ETag guards the negotiation's stream.
+    negotiation = await etag(f"/negotiations/{REF}")
+    join = {"type": "party.joined", "party": {"code": "TR", "name": "Turkey"}, "role": "host",
+            "occurred_on": "2022-03-03"}
+    assert (await post(join, negotiation)).status_code == 201
+    stale = problem(await post({**join, "party": {"code": "UN", "name": "UN"}}, negotiation),
+                    412, "precondition-failed")
+    assert stale["stream_id"] == negotiation_id
+    # What is neither an ETag of a view nor a version is a 400 naming the header.
+    body = problem(await post(join, '"deadbeef"'), 400, "invalid-parameter")
+    assert body["errors"][0]["parameter"] == "If-Match"
