@@ -73,7 +73,9 @@ def invalid_fields(body: bytes, type_: Any, error: msgspec.ValidationError, poin
     once: 422 `invalid-date` when only dates are wrong, else 400 `invalid-request`."""
     try:
         found = faults(msgspec.json.decode(body), type_)
-    except (RecursionError, msgspec.DecodeError):  # nested too deeply to walk: msgspec's first fault
+    except (RecursionError, UnicodeDecodeError, msgspec.DecodeError, ValueError):
+        # Not walkable (nested too deeply, bytes that are not UTF-8 in a string
+        # msgspec had not reached yet): msgspec's first fault alone.
         found = []
     if not found:
         field = field_from_message(str(error))

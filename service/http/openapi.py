@@ -7,6 +7,8 @@ Litestar generates the document from the routes; three things are added here:
   Structs that decode them, so documented and enforced constraints cannot differ;
 * the command union as `oneOf` + `discriminator: {propertyName: type, mapping}`
   (Litestar emits a plain `anyOf`; msgspec emits the discriminator on `anyOf`);
+* what client generators need (service.http.openapi_contract: typed enums, const
+  tags, optional fields, headers, 429/503, problem types, the event union);
 * a stable order of keys, so the committed `openapi/openapi.json` is reproducible.
 
 `downgrade_to_3_0` makes the copy that the offline reference page (Swagger UI
@@ -23,6 +25,7 @@ from litestar import Litestar
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from domain.commands import Command, CommandBatch
+from service.http.openapi_contract import refine
 
 REF_TEMPLATE = "#/components/schemas/{name}"
 COMMANDS_BODY = "commands"
@@ -88,6 +91,7 @@ def finish(app: Litestar, generated: dict[str, Any]) -> dict[str, Any]:
     """The document as served and committed."""
     document = _rename_components(copy.deepcopy(generated))
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    request_components: set[str] = set()
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
             marker = handler.opt.get("request_body")
@@ -96,6 +100,7 @@ def finish(app: Litestar, generated: dict[str, Any]) -> dict[str, Any]:
             body_schema, components = _request_body_schema(marker)
             for name, component in components.items():
                 schemas[name] = component
+                request_components.add(name)
             for method in handler.http_methods:
                 operation = document["paths"][route.path_format or "/"].get(method.lower())
                 if operation is not None:
@@ -104,6 +109,7 @@ def finish(app: Litestar, generated: dict[str, Any]) -> dict[str, Any]:
                         "content": {"application/json": {"schema": body_schema}},
                     }
     _one_of_with_discriminator(document)
+    refine(document, request_components)
     return _sorted(document)
 
 

@@ -110,3 +110,123 @@ async def test_the_reference_page_works_offline(client):
     assert displayed["openapi"] == "3.0.3"
     assert "/negotiations/{ref}/commands" in displayed["paths"]
     assert (await client.get("/docs/assets/../../etc/passwd")).status_code == 404
+
+
+# --- what generators need (service/http/openapi_contract.py, issue 16) ---------------
+
+
+def _nodes(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
+
+
+def test_every_closed_vocabulary_is_a_typed_enum(tmp_path):
+    document = json.loads(current(tmp_path))
+    enums = [n for n in _nodes(document) if isinstance(n.get("enum"), list)]
+    assert len(enums) > 25
+    for node in enums:
+        assert node.get("type") == "string" and None not in node["enum"], node
+    schemas = document["components"]["schemas"]
+    for view, field in (("IssueView", "status"), ("IssueView", "category"), ("ProposalView", "status"),
+                        ("ItemView", "state"), ("PositionView", "stance"), ("JoinParty", "role"),
+                        ("HoldRound", "level"), ("AgreementView", "state")):
+        assert '"enum"' in json.dumps(schemas[view]["properties"][field]), (view, field)
+
+
+def test_request_fields_with_defaults_are_optional_and_tags_are_consts(tmp_path):
+    document = json.loads(current(tmp_path))
+    schemas = document["components"]["schemas"]
+    for cls in COMMAND_CLASSES:
+        schema = schemas[cls.__name__]
+        tag = cls.__struct_config__.tag
+        assert schema["properties"]["type"] == {"const": tag, "default": tag, "type": "string"}
+        for name, prop in schema["properties"].items():
+            if name != "type":
+                assert "default" not in prop, (cls.__name__, name)
+        optional = {f.encode_name for f in msgspec.structs.fields(cls) if not f.required}
+        assert not optional & set(schema["required"]), cls.__name__
+    # Optional query parameters are their value type alone.
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if not parameter.get("required"):
+                    text = json.dumps(parameter["schema"])
+                    assert '"null"' not in text, parameter
+
+
+def test_headers_429_503_and_date_errors_are_declared(tmp_path):
+    document = json.loads(current(tmp_path))
+    conditional = 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            names = {p["name"] for p in operation.get("parameters", [])}
+            where = f"{method} {path}"
+            if "401" in responses:
+                assert {"429", "503"} <= set(responses), where
+                assert "Retry-After" in responses["429"]["headers"] and "Retry-After" in responses["503"]["headers"]
+            else:
+                assert operation["security"] == [], where
+            if names & {"as_of", "known_at", "recorded_after", "recorded_before"}:
+                assert "422" in responses, where
+            if "304" in responses:
+                conditional += 1
+                assert "If-None-Match" in names, where
+                assert {"ETag", "Cache-Control"} <= set(responses["200"]["headers"]), where
+            if "cursor" in names and method == "get":
+                assert "Link" in responses["200"]["headers"], where
+            for response in responses.values():
+                for header in response.get("headers", {}).values():
+                    assert "schema" in header, where
+    assert conditional >= 6
+    commands = document["paths"]["/negotiations/{ref}/commands"]["post"]
+    assert {"Idempotency-Key", "If-Match"} <= {p["name"] for p in commands["parameters"]}
+    assert "Idempotent-Replayed" in commands["responses"]["201"]["headers"]
+    opened = document["paths"]["/negotiations"]["post"]["responses"]["201"]["headers"]
+    assert {"Location", "Idempotent-Replayed"} <= set(opened)
+    assert "Retry-After" in commands["responses"]["409"]["headers"]
+
+
+def test_every_problem_type_the_code_answers_is_listed(tmp_path):
+    from service.http.openapi_contract import problem_types
+
+    root = COMMITTED.parents[1] / "service"
+    found = set()
+    for source in root.rglob("*.py"):
+        text = source.read_text()
+        found |= set(re.findall(r'TYPE_PREFIX \+ "([a-z0-9-]+)"', text))
+        found |= set(re.findall(r'ProblemError\(\s*\d{3},\s*"([a-z0-9-]+)"', text))
+        found |= set(re.findall(r'slug="([a-z0-9-]+)"', text))
+        found |= set(re.findall(r'^\s+\d{3}: \("([a-z0-9-]+)"', text, re.M))
+    assert len(found) > 15
+    listed = problem_types()
+    assert found <= set(listed), found - set(listed)
+    assert {"unknown-party", "proposal-closed", "invalid-date"} <= set(listed)
+    document = json.loads(current(tmp_path))
+    described = document["components"]["schemas"]["Problem"]["properties"]["type"]["description"]
+    assert all(f"`{slug}`" in described for slug in listed)
+
+
+def test_events_are_a_tagged_union_with_typed_data(tmp_path):
+    from domain.events import EVENT_TYPES
+
+    document = json.loads(current(tmp_path))
+    schemas = document["components"]["schemas"]
+    union = schemas["Event"]
+    mapping = union["discriminator"]["mapping"]
+    assert union["discriminator"]["propertyName"] == "type" and set(mapping) == set(EVENT_TYPES)
+    for event_type, ref in mapping.items():
+        variant = schemas[ref.rsplit("/", 1)[1]]
+        assert variant["properties"]["type"] == {"const": event_type, "type": "string"}
+        data = variant["properties"]["data"]["$ref"].rsplit("/", 1)[1]
+        assert schemas[data]["type"] == "object" and data == EVENT_TYPES[event_type].__name__
+    for holder, field in (("EventList", "items"), ("EventPage", "items"), ("CommandResult", "events")):
+        assert schemas[holder]["properties"][field]["items"] == {"$ref": "#/components/schemas/Event"}
+    export = document["paths"]["/audit/export"]["get"]["responses"]["200"]["content"]["application/x-ndjson"]
+    assert export["itemSchema"] == {"$ref": "#/components/schemas/ExportedEvent"}
+    assert "Newline-delimited" in export["schema"]["description"]
