@@ -100,7 +100,9 @@ def _const_tag(schema: dict[str, Any], tag_field: str = "type") -> None:
     tag = schema.get("properties", {}).get(tag_field)
     if isinstance(tag, dict) and isinstance(tag.get("enum"), list) and len(tag["enum"]) == 1:
         value = tag["enum"][0]
-        schema["properties"][tag_field] = {"const": value, "type": "string", "default": value}
+        schema["properties"][tag_field] = {"const": value, "type": "string"}
+        if tag_field in schema.get("required", []):  # a union member's tag (not the optional one of a lone body)
+            schema["properties"][tag_field]["default"] = value
 
 
 def _plain_optional_parameter(parameter: dict[str, Any]) -> None:
