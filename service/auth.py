@@ -3,6 +3,11 @@
 A key reads `pk_<key id>_<secret>`. Only sha256(secret) is stored; the key id finds
 the row and the hashes are compared in constant time. The name of the key is what
 every event it writes records as `recorded_by`.
+
+PARLEY_ADMIN_KEY may also be any strong secret of its own (≥ 32 characters, e.g.
+`openssl rand -hex 32`): its key id is then derived from it (`derived_key_id`), and
+a client sends it as it is. Ensuring it at start-up never revives a revoked key
+and never fails on a name already taken (DESIGN "Security (v2)").
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,6 +23,13 @@ from dataclasses import dataclass
 import asyncpg
 
 from service.invalidation import CHANNEL as INVALIDATION_CHANNEL, Invalidations
+
+
+log = logging.getLogger("parley.auth")
+
+# The least a secret given as PARLEY_ADMIN_KEY may hold (characters, and distinct ones).
+MIN_SECRET_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 10
 
 
 class Role(str, enum.Enum):
@@ -63,6 +76,44 @@ def _split(key: str) -> tuple[str, str] | None:
     return key_id, secret
 
 
+def derived_key_id(secret: str) -> str:
+    """The key id of a key given as a bare secret (not `pk_<id>_<secret>`)."""
+    return "x" + hashlib.sha256(b"parley-key-id\0" + secret.encode()).hexdigest()[:15]
+
+
+def _parts(key: str) -> tuple[str, str]:
+    """(key id, secret) of a key as a client sends it, in either form."""
+    return _split(key) or (derived_key_id(key), key)
+
+
+class InvalidAdminKey(ValueError):
+    """PARLEY_ADMIN_KEY is malformed or too weak (the message is one line)."""
+
+
+def admin_key_parts(key: str) -> tuple[str, str]:
+    """(key id, secret) of PARLEY_ADMIN_KEY, or InvalidAdminKey saying what is wrong."""
+    if not key or any(c.isspace() or not c.isprintable() for c in key):
+        raise InvalidAdminKey("PARLEY_ADMIN_KEY must be one word of printable characters (no spaces)")
+    key_id, secret = _parts(key)
+    if len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < MIN_DISTINCT_CHARACTERS:
+        raise InvalidAdminKey(
+            f"PARLEY_ADMIN_KEY is too weak: its secret needs at least {MIN_SECRET_LENGTH} characters, "
+            f"{MIN_DISTINCT_CHARACTERS} of them different (make one with `openssl rand -hex 32`)"
+        )
+    return key_id, secret
+
+
+async def unused_name(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> str:
+    """`name`, or `name-2`, `name-3`… when a key (active or revoked) has it."""
+    taken = {r["name"] for r in await conn.fetch("SELECT name FROM api_keys WHERE name = $1 OR name LIKE $2",
+                                                  name, name.replace("%", r"\%").replace("_", r"\_") + "-%")}
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
 # Compared against when the key id is unknown, so unknown and wrong keys take as long.
 _DUMMY_HASH = _hash("no such key")
 
@@ -88,32 +139,47 @@ async def create_key(conn: asyncpg.Connection | asyncpg.Pool, name: str, role: R
     return f"pk_{key_id}_{secret}"
 
 
-async def ensure_key(conn: asyncpg.Connection | asyncpg.Pool, key: str, name: str, role: Role) -> None:
-    """Make sure `key` (e.g. PARLEY_ADMIN_KEY) is a valid key with this role."""
-    parts = _split(key)
-    if parts is None:
-        raise ValueError("a key must look like pk_<id>_<secret> (make one with `parley keys create`)")
-    key_id, secret = parts
-    await conn.execute(
-        f"""
-        WITH changed AS (
-            INSERT INTO api_keys (key_id, name, role, secret_hash) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (key_id) DO UPDATE SET role = EXCLUDED.role, secret_hash = EXCLUDED.secret_hash,
-                revoked_at = NULL
-            RETURNING key_id
+async def ensure_key(conn: asyncpg.Connection | asyncpg.Pool, key: str, name: str, role: Role) -> bool:
+    """Make sure `key` (e.g. PARLEY_ADMIN_KEY) is a valid key with this role; False
+    (and a warning) when it was revoked: a revoked key stays revoked. A key new to
+    the database is named `name`, or `name-2`… when that name is taken."""
+    key_id, secret = admin_key_parts(key)
+    row = await conn.fetchrow("SELECT revoked_at FROM api_keys WHERE key_id = $1", key_id)
+    if row is not None and row["revoked_at"] is not None:
+        log.warning("PARLEY_ADMIN_KEY (key id %s) was revoked and stays revoked; set another key", key_id)
+        return False
+    if row is not None:
+        await conn.execute(
+            f"""
+            WITH changed AS (
+                UPDATE api_keys SET role = $2, secret_hash = $3 WHERE key_id = $1 AND revoked_at IS NULL
+                RETURNING key_id
+            )
+            {_ANNOUNCE}
+            """,
+            key_id,
+            role.value,
+            _hash(secret),
         )
-        {_ANNOUNCE}
-        """,
-        key_id,
-        name,
-        role.value,
-        _hash(secret),
-    )
+        return True
+    for _ in range(5):
+        try:
+            await conn.execute(
+                "INSERT INTO api_keys (key_id, name, role, secret_hash) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (key_id) DO NOTHING",
+                key_id,
+                await unused_name(conn, name),
+                role.value,
+                _hash(secret),
+            )
+            return True
+        except asyncpg.UniqueViolationError:
+            continue  # another process took the name meanwhile: pick the next
+    raise KeyNameTaken(f"could not find a free name for PARLEY_ADMIN_KEY near {name!r}")
 
 
 async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> ApiKey | None:
-    parts = _split(key)
-    key_id, secret = parts if parts else ("", key)
+    key_id, secret = _parts(key)
     row = await conn.fetchrow(
         "SELECT key_id, name, role, secret_hash FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL",
         key_id,
@@ -193,8 +259,7 @@ class KeyCache:
         self._held.clear()
 
     async def authenticate(self, key: str) -> ApiKey | None:
-        parts = _split(key)
-        key_id, secret = parts if parts else ("", key)
+        key_id, secret = _parts(key)
         held = self._held.get(key_id)
         if held is None or time.monotonic() - held.fetched > self.ttl:
             generation = self._generation

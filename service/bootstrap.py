@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from service.audit.ledger import Ledger, Sealer, ledger_key
-from service.auth import KeyCache, Role, any_key, create_key, ensure_key
+from service.auth import KeyCache, Role, any_key, create_key, ensure_key, unused_name
 from service.config import Settings
 from service.db import connect, create_pool
 from service.invalidation import Invalidations
@@ -133,7 +133,8 @@ async def prepare_database(
             await ensure_key(conn, admin_key, "admin", Role.ADMIN)
             return None
         if first_admin_key and not await any_key(conn):
-            return await create_key(conn, "admin", Role.ADMIN)
+            # Every key revoked: a new admin key, under a name not used before.
+            return await create_key(conn, await unused_name(conn, "admin"), Role.ADMIN)
         return None
     finally:
         await conn.close()

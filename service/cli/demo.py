@@ -34,7 +34,7 @@ import msgspec
 from domain import errors
 from domain.example import example
 from service import bootstrap
-from service.auth import Role, create_key, ensure_key
+from service.auth import Role, create_key, ensure_key, unused_name
 from service.bootstrap import Runtime
 from service.cli.options import run_on_database, settings_from
 from service.cli.serve import add_server_options, announce_first_key, cmd_serve
@@ -104,7 +104,9 @@ async def issue_demo_key(conn: asyncpg.Connection | asyncpg.Pool, name: str, rol
     if key_id is None:
         return await create_key(conn, name, role)
     key = f"pk_{key_id}_{secrets.token_urlsafe(32)}"
-    await ensure_key(conn, key, name, role)
+    if not await ensure_key(conn, key, name, role):
+        # Revoked by an operator: it stays revoked; the demo gets a key of a new name.
+        return await create_key(conn, await unused_name(conn, name), role)
     return key
 
 

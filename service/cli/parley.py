@@ -179,12 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("PARLEY_LOG_LEVEL", "WARNING"), stream=sys.stderr)
     args = build_parser().parse_args(argv)
+    from service.auth import InvalidAdminKey
     from service.keyfiles import UnsafeKeyFile
     from service.migrate import MigrationsPending
 
     try:
         return int(args.run(args) or 0)
-    except (MigrationsPending, UnsafeKeyFile) as error:
+    except (MigrationsPending, UnsafeKeyFile, InvalidAdminKey) as error:
         # A refusal an operator acts on: one line, no traceback.
         print(f"parley: {error}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ the page after it, or the stream after it, misses nothing and repeats nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import re
 import time
@@ -30,6 +31,7 @@ from service.store.envelope import EventEnvelope, envelope
 from service.http.auth import requires
 from service.http.problems import invalid_date_parameter, invalid_parameter, problem_responses
 from service.http.reads import READ_HEADERS, served_by
+from service.http.streams import StreamHandle, registry_of
 from service.read.replicas import ReadRouter, ReadTarget
 from service.store.event_store import EVERYTHING, START, Checkpoint, LogFilter, StoredEvent
 
@@ -203,11 +205,12 @@ class EventsController(Controller):
         "Reconnecting with `Last-Event-ID` (EventSource does it by itself) resumes with no gap and no "
         f"duplicate. A `: keep-alive` comment comes every {KEEPALIVE_SECONDS:.0f} s when nothing happens.",
         media_type="text/event-stream",
-        responses=problem_responses(400, 401, 403),
+        responses=problem_responses(400, 401, 403, 429),
         response_headers=READ_HEADERS,
     )
     async def stream_events(
         self,
+        request: Request,
         reads: NamedDependency[ReadRouter],
         last_event_id: LastEventId = None,
         after: After = None,
@@ -223,7 +226,14 @@ class EventsController(Controller):
         # The headers say where the stream starts; each poll picks its server again.
         first = await reads.choose()
         where = _filter(await negotiation_filter(first, negotiation), stream, types)
-        return ServerSentEvent(_follow(reads, start, where), headers={"Cache-Control": "no-store", **served_by(first)})
+        # Counted against the caps, and ended when its key is revoked (service.http.streams).
+        handle = registry_of(request.app.state).open(request.user.key_id)
+        try:
+            return ServerSentEvent(_follow(reads, start, where, handle), headers={"Cache-Control": "no-store", **served_by(first)})
+        except BaseException:
+            handle.release()
+            raise
+
 
 
 # A filter naming no negotiation matches no event (no negotiation has the nil id).
@@ -252,7 +262,19 @@ async def negotiation_filter(target: ReadTarget, ref: str | None) -> uuid.UUID |
 _SLUG = re.compile(SLUG_PATTERN)
 
 
-async def _follow(reads: ReadRouter, after: Checkpoint, where: LogFilter) -> AsyncIterator[ServerSentEventMessage]:
+async def _follow(
+    reads: ReadRouter, after: Checkpoint, where: LogFilter, handle: StreamHandle
+) -> AsyncIterator[ServerSentEventMessage]:
+    try:
+        async for message in _events_after(reads, after, where, handle):
+            yield message
+    finally:
+        handle.release()
+
+
+async def _events_after(
+    reads: ReadRouter, after: Checkpoint, where: LogFilter, handle: StreamHandle
+) -> AsyncIterator[ServerSentEventMessage]:
     """Events after `after`, for as long as the client listens.
 
     Each poll may be answered by another server (a standby, the primary after it
@@ -268,6 +290,9 @@ async def _follow(reads: ReadRouter, after: Checkpoint, where: LogFilter) -> Asy
         return head, await target.store.read_filtered(after, 200, where, until=head, serve_damaged=True)
 
     while True:
+        if handle.ended.is_set():
+            yield ServerSentEventMessage(event="revoked", data="the API key of this stream was revoked")
+            return
         (head, page), _ = await reads.run(poll)
         for event in page:
             yield ServerSentEventMessage(data=_encoder.encode(envelope(event)).decode(), id=event.checkpoint.token())
@@ -281,4 +306,5 @@ async def _follow(reads: ReadRouter, after: Checkpoint, where: LogFilter) -> Asy
         if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
             yield ServerSentEventMessage(comment="keep-alive", data=None)
             quiet_since = time.monotonic()
-        await asyncio.sleep(POLL_SECONDS)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(handle.ended.wait(), POLL_SECONDS)

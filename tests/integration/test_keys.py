@@ -31,7 +31,7 @@ async def test_wrong_unknown_malformed_and_revoked_keys_are_refused(pool: asyncp
 
 
 async def test_the_configured_admin_key_is_ensured(pool: asyncpg.Pool) -> None:
-    key = "pk_0123456789ab_configured-by-the-deployment"
+    key = "pk_0123456789ab_configured-by-the-deployment-0123456789"
     await ensure_key(pool, key, "admin", Role.ADMIN)
     await ensure_key(pool, key, "admin", Role.ADMIN)  # every start: idempotent
     found = await authenticate(pool, key)
