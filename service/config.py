@@ -36,6 +36,22 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    import ipaddress
+
+    found = []
+    for part in (env.get(name) or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ValueError(f"{name} must list IP addresses or networks (e.g. 10.0.0.5,10.1.0.0/16), not {part!r}") from None
+        found.append(part)
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -59,6 +75,10 @@ class Settings:
     # after every migration run.
     owner_database_url: str | None = None
     app_role: str | None = None
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    # (PARLEY_TRUSTED_PROXIES: addresses or networks, comma-separated). None by
+    # default: the client address is the TCP peer's, whatever headers say.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -76,6 +96,7 @@ class Settings:
             read_max_lag=_seconds(env, "PARLEY_READ_MAX_LAG", 30.0),
             owner_database_url=env.get("PARLEY_OWNER_DATABASE_URL") or None,
             app_role=env.get("PARLEY_APP_ROLE") or None,
+            trusted_proxies=_networks(env, "PARLEY_TRUSTED_PROXIES"),
         )
 
     @property

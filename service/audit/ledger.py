@@ -19,11 +19,9 @@ with signed checkpoints and the proofs an auditor checks against them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import logging
-import os
 import uuid
 from pathlib import Path
 
@@ -41,6 +39,7 @@ from service.audit.signed_note import (
     checkpoint_body,
     raw_public_key,
 )
+from service.keyfiles import read_private_file, write_private_file
 from service.store.event_store import START, Checkpoint, EventStore
 
 log = logging.getLogger("parley.ledger")
@@ -71,30 +70,23 @@ def key_path(settings: Settings) -> Path:
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
-    """The key in `path`; a new one written there (0600) if there is none. Several
-    processes starting at once agree on one key: the file appears atomically
-    (hard link of a complete temporary file) and the losers read the winner's."""
-    if not path.exists():
+    """The key in `path`; a new one written there (O_EXCL, 0600) if there is none.
+    Several processes starting at once agree on one key: the file appears
+    atomically (hard link of a complete temporary file) and the losers read the
+    winner's. A key file that is a link, not this user's, or open to group or
+    others is refused (service.keyfiles.UnsafeKeyFile), never used."""
+    if not path.exists() and not path.is_symlink():
         path.parent.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(pem)
-                file.flush()
-                os.fsync(file.fileno())
-            with contextlib.suppress(FileExistsError):
-                os.link(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
-        log.warning("generated the ledger signing key %s", path)
-    if path.stat().st_mode & 0o077:
-        log.warning("the ledger signing key %s is readable by other users", path)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            write_private_file(path, pem)
+            log.warning("generated the ledger signing key %s", path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+    key = serialization.load_pem_private_key(read_private_file(path), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} does not hold an Ed25519 private key")
     return key

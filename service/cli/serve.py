@@ -38,6 +38,11 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
 
+    from service.audit.ledger import ledger_key
+
+    # The signing key first: an unsafe key file stops serve with one line, before
+    # any database or worker starts (service.keyfiles).
+    ledger_key(settings_from(args))
     with database_settings(settings_from(args)) as settings:
         url = settings.database_url or ""
         # Migrate once before the workers start, so they never race on an empty
@@ -61,6 +66,11 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
                 log_level="warning",
                 access_log=False,
                 timeout_graceful_shutdown=10,
+                # Forwarded headers only from the configured proxies (none by default;
+                # uvicorn's own default believes 127.0.0.1, so any local client could
+                # pose as any address to the failed-key throttle).
+                proxy_headers=bool(settings.trusted_proxies),
+                forwarded_allow_ips=list(settings.trusted_proxies) or [],
             )
         except _Stopped:
             pass

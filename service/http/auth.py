@@ -56,7 +56,25 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
     throttle = FailedAuthThrottle()
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        # The TCP peer, or what a proxy of PARLEY_TRUSTED_PROXIES says (uvicorn's
+        # proxy headers are on only for those: service.cli.serve).
         client = connection.client.host if connection.client else "unknown"
+        header = connection.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            self._refuse_if_throttled(client)
+            raise NotAuthorizedException("Send an API key as `Authorization: Bearer <key>`.")
+        # From the process's key cache (a revoked key is refused within a second).
+        api_key = await connection.app.state.runtime.keys.authenticate(key.strip())
+        if api_key is not None:
+            # A valid key is never refused: one guesser behind a shared address
+            # (a proxy, a NAT) must not lock out everyone else there.
+            return AuthenticationResult(user=api_key, auth=api_key)
+        self._refuse_if_throttled(client)
+        self.throttle.failed(client)
+        raise NotAuthorizedException("The API key is unknown or revoked.")
+
+    def _refuse_if_throttled(self, client: str) -> None:
         wait = self.throttle.retry_after(client)
         if wait is not None:
             raise ProblemError(
@@ -67,16 +85,6 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
                 headers={"Retry-After": str(wait)},
                 retry_after=wait,
             )
-        header = connection.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise NotAuthorizedException("Send an API key as `Authorization: Bearer <key>`.")
-        # From the process's key cache (a revoked key is refused within a second).
-        api_key = await connection.app.state.runtime.keys.authenticate(key.strip())
-        if api_key is None:
-            self.throttle.failed(client)
-            raise NotAuthorizedException("The API key is unknown or revoked.")
-        return AuthenticationResult(user=api_key, auth=api_key)
 
 
 def authentication_middleware() -> DefineMiddleware:

@@ -69,14 +69,19 @@ def parse_if_match(header: str) -> requests.IfMatch:
     return requests.IfMatch(versions=frozenset(versions), streams=tuple(streams), text=header.strip()[:200])
 
 
-def idempotency_of(request: Request[Any, Any, Any], key: str | None, value: Any) -> Idempotency | None:
+def idempotency_of(
+    request: Request[Any, Any, Any], key: str | None, value: Any, *, target: str | None = None
+) -> Idempotency | None:
+    """The request's Idempotency-Key and fingerprint. `target` names what the path
+    names once resolved (the negotiation's id for `/negotiations/{ref}/commands`), so
+    a retry by id of a request sent by slug, or the reverse, is the same request."""
     if key is None:
         return None
     try:
         check_key(key)
     except InvalidIdempotencyKey as error:
         raise invalid_parameter("Idempotency-Key", str(error), "header") from None
-    return Idempotency(current_key(request).key_id, key, request_digest(request.method, request.url.path, value))
+    return Idempotency(current_key(request).key_id, key, request_digest(request.method, target or request.url.path, value))
 
 
 def commands_body(body: bytes) -> tuple[list[CommonFields], bool]:

@@ -133,7 +133,9 @@ class NegotiationController(Controller):
                 current_key(request).name,
                 batch=batch,
                 if_match=precondition,
-                idempotency=idempotency_of(request, idempotency_key, value),
+                idempotency=idempotency_of(
+                    request, idempotency_key, value, target=f"/negotiations/{negotiation_id}/commands"
+                ),
             )
         )
         return command_response(request, outcome)

@@ -336,9 +336,13 @@ def problem_responses(*statuses: int) -> dict[int, Any]:
         415: "Unsupported media type",
         422: "The request is well-formed but breaks a domain rule, or reuses an Idempotency-Key with another body",
         428: "Precondition required",
-        429: "Too many requests",
+        429: "Too many requests: too many failed authentications from this address (a valid key is never "
+        "refused), or too many open streams; Retry-After says when to retry",
         503: "Database unavailable",
     }
+    if 401 in statuses and 429 not in statuses:
+        # Any route that takes a key may answer 429 to an address that failed too often.
+        statuses = (*statuses, 429)
     return {
         status: ResponseSpec(
             data_container=Problem,
