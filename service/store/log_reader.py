@@ -41,7 +41,17 @@ class LogFilter(msgspec.Struct, frozen=True, kw_only=True):
 EVERYTHING = LogFilter()
 
 
-def _log_sql(columns: str) -> str:
+def _log_sql(columns: str, *, timed: bool = False) -> str:
+    # With a time filter, the bounds are plain range conditions on recorded_at, so
+    # the events_recorded_at index (migration 0030) reads only that range; without
+    # one the statement has no recorded_at condition the planner could be lured by.
+    time_window = (
+        "AND recorded_at >= COALESCE($9::timestamptz, '-infinity') "
+        "AND recorded_at < COALESCE($10::timestamptz, 'infinity')"
+        if timed
+        # (the parameters stay referenced, so both statements take the same arguments)
+        else "AND ($9::timestamptz IS NULL OR true) AND ($10::timestamptz IS NULL OR true)"
+    )
     return f"""
         SELECT {columns} FROM events
         WHERE (txid, position) > ($1::text::xid8, $2)
@@ -50,8 +60,7 @@ def _log_sql(columns: str) -> str:
           AND ($6::uuid IS NULL OR negotiation_id = $6)
           AND ($7::uuid IS NULL OR stream_id = $7)
           AND ($8::text[] IS NULL OR type = ANY($8))
-          AND ($9::timestamptz IS NULL OR recorded_at >= $9)
-          AND ($10::timestamptz IS NULL OR recorded_at < $10)
+          {time_window}
         -- events.txid, not the bigint txid output column: that would sort the whole log
         ORDER BY events.txid, events.position
         LIMIT $3
@@ -61,6 +70,8 @@ def _log_sql(columns: str) -> str:
 _LOG_SQL = _log_sql(EVENT_COLUMNS)
 # The audit serves a row whose body no longer parses, with the queryable copy of its data.
 _LOG_WITH_DATA_SQL = _log_sql(EVENT_COLUMNS + ", data::text AS data_text")
+_LOG_TIMED_SQL = _log_sql(EVENT_COLUMNS, timed=True)
+_LOG_TIMED_WITH_DATA_SQL = _log_sql(EVENT_COLUMNS + ", data::text AS data_text", timed=True)
 
 _HEAD_SQL = f"""
     SELECT txid::text::bigint AS txid, position FROM events
@@ -86,6 +97,13 @@ _BACKLOG_SQL = f"""
 """
 
 _READABLE_SQL = f"SELECT EXISTS (SELECT 1 FROM events WHERE id = $1 AND {GAP_FREE})"
+
+
+def log_sql(*, serve_damaged: bool = False, timed: bool = False) -> str:
+    """The statement read_log runs for these options."""
+    if timed:
+        return _LOG_TIMED_WITH_DATA_SQL if serve_damaged else _LOG_TIMED_SQL
+    return _LOG_WITH_DATA_SQL if serve_damaged else _LOG_SQL
 
 
 class Backlog(msgspec.Struct, frozen=True):
@@ -123,7 +141,7 @@ class LogReader:
         failing the read (an audit must be able to show a damaged record).
         """
         rows = await (conn or self.pool).fetch(
-            _LOG_WITH_DATA_SQL if serve_damaged else _LOG_SQL,
+            log_sql(serve_damaged=serve_damaged, timed=recorded_after is not None or recorded_before is not None),
             str(after.txid),
             after.position,
             limit,
