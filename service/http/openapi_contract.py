@@ -42,7 +42,7 @@ SERVICE_PROBLEM_TYPES = (
     "bad-request", "body-required", "consistency-timeout", "forbidden", "http-error", "idempotency-key-in-use",
     "idempotency-key-reused", "invalid-date", "invalid-parameter", "invalid-request", "malformed-json",
     "method-not-allowed", "no-checkpoint", "not-acceptable", "not-found", "not-sealed", "payload-too-large",
-    "precondition-failed", "server-error", "slug-taken", "too-many-failed-authentications", "too-many-requests",
+    "precondition-failed", "server-error", "slug-taken", "too-many-failed-authentications", "too-many-requests", "too-many-streams",
     "unauthenticated", "unavailable", "unsupported-media-type", "version-conflict",
 )
 
