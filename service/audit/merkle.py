@@ -153,7 +153,12 @@ def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
     return consistency_path(LeafList(leaves), old_size, len(leaves))
 
 
-def verify_inclusion(leaf: bytes, index: int, tree_size: int, proof: Sequence[bytes], expected_root: bytes) -> None:
+# Both verifiers take their arguments in one order: the two positions (the leaf's
+# index or the old size, then the tree size), the two hashes at those positions
+# (the leaf hash or the old root, then the tree's root), then the proof.
+
+
+def verify_inclusion(index: int, tree_size: int, leaf: bytes, expected_root: bytes, proof: Sequence[bytes]) -> None:
     """RFC 9162 §2.1.3.2. Raises ProofError unless `leaf` (a leaf hash) is at
     `index` in the tree of `tree_size` leaves whose root is `expected_root`."""
     if not 0 <= index < tree_size:

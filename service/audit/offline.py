@@ -329,10 +329,14 @@ def replay_export(lines: Iterable[bytes]) -> list[ReplayedIssue]:
 
     streams: dict[uuid.UUID, list[Any]] = {}
     negotiation_of: dict[uuid.UUID, uuid.UUID] = {}
-    for raw in lines:
+    for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        stored = _as_stored(_exported.decode(raw))
+        try:
+            event = _exported.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            raise ValueError(f"line {number}: not an exported event: {error}") from None
+        stored = _as_stored(event)
         if stored is None or stored.stream_type != "issue":
             continue  # (an unreadable body: `parley audit verify` names it)
         streams.setdefault(stored.stream_id, []).append(recorded_from_stored(stored))

@@ -1,8 +1,9 @@
-"""`parley audit export|verify|replay`: the auditor's command line.
+"""`parley audit export|verify|replay|prove`: the auditor's command line.
 
 `export` reads a server (`--url`, `--key`) or the database directly; `verify` and
 `replay` need nothing but the file (and, for `replay --against`, a server to
-compare with). Progress goes to stderr; results to stdout.
+compare with); `prove` (service.cli.prove) checks a saved proof against saved
+checkpoints. Progress goes to stderr; results to stdout.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def add_audit_commands(commands: Any) -> None:
     replay.add_argument("--key", help="an API key for --against (default: $PARLEY_API_KEY)")
     replay.set_defaults(run=cmd_audit_replay)
 
+    from service.cli.prove import add_prove_commands
+
+    add_prove_commands(audit_commands)
+
 
 def _lines(path: str) -> Iterator[bytes]:
     with open(path, "rb") as file:
@@ -79,7 +84,7 @@ def _export_over_http(args: argparse.Namespace, output: Any) -> int:
     if not key:
         return _fail("--key (or PARLEY_API_KEY) is needed to export from a server")
     params = {"negotiation": args.negotiation} if args.negotiation else {}
-    with tqdm(unit=" events", file=sys.stderr, desc="export") as progress:
+    with tqdm(unit=" events", file=sys.stderr, desc="export", disable=None) as progress:
         with httpx.stream(
             "GET",
             args.url.rstrip("/") + "/audit/export",
@@ -114,7 +119,7 @@ def _export_from_database(args: argparse.Namespace, output: Any) -> int:
         # A reading client: the schema is the server's to migrate.
         async with bootstrap.running(settings, pool_size=2, migrate=False) as runtime:
             total = await runtime.store.count_events(where.negotiation_id)
-            with tqdm(total=total, unit=" events", file=sys.stderr, desc="export") as progress:
+            with tqdm(total=total, unit=" events", file=sys.stderr, desc="export", disable=None) as progress:
                 async for chunk in export_lines(runtime.store, where):
                     output.write(chunk)
                     progress.update(chunk.count(b"\n"))

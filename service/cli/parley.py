@@ -17,6 +17,7 @@ from projections import PROJECTION_NAMES
 from service import bootstrap
 from service.cli.audit import add_audit_commands
 from service.cli.demo import add_demo_parser
+from service.cli.errors import Parser, run_reporting_errors
 from service.cli.importer import add_import_parser
 from service.cli.options import run_on_database
 from service.cli.serve import add_server_options, cmd_serve
@@ -124,7 +125,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="parley", description="Parley: the record of negotiations.")
+    parser = Parser(prog="parley", description="Parley: the record of negotiations.")
     parser.add_argument("--database-url", help="PostgreSQL URL (default: $PARLEY_DATABASE_URL, else embedded)")
     parser.add_argument("--data-dir", help="embedded database and files (default: $PARLEY_DATA_DIR)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("PARLEY_LOG_LEVEL", "WARNING"), stream=sys.stderr)
     args = build_parser().parse_args(argv)
+    return run_reporting_errors(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     from service.auth import InvalidAdminKey
     from service.keyfiles import UnsafeKeyFile
     from service.migrate import MigrationsPending
@@ -186,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except (MigrationsPending, UnsafeKeyFile, InvalidAdminKey) as error:
-        # A refusal an operator acts on: one line, no traceback.
+        # A refusal an operator acts on: one line, no traceback (anything else:
+        # service.cli.errors).
         print(f"parley: {error}", file=sys.stderr)
         return 1
 

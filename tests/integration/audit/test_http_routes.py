@@ -124,11 +124,11 @@ async def test_export_verifies_offline_against_a_signed_checkpoint(
         (await api.get(f"/ledger/proofs/inclusion?event_id={event_id}&tree_size=6", headers=auditor)).content
     )
     merkle.verify_inclusion(
-        msgspec.json.decode(f'"{inclusion["leaf_hash"]}"', type=bytes),
         inclusion["leaf_index"],
         6,
-        [msgspec.json.decode(f'"{p}"', type=bytes) for p in inclusion["proof"]],
+        msgspec.json.decode(f'"{inclusion["leaf_hash"]}"', type=bytes),
         old_head.root,
+        [msgspec.json.decode(f'"{p}"', type=bytes) for p in inclusion["proof"]],
     )
     assert (await api.get(f"/ledger/proofs/inclusion?event_id={uuid.uuid4()}", headers=auditor)).status_code == 404
     assert (await api.get("/ledger/checkpoint?tree_size=7", headers=auditor)).status_code == 404

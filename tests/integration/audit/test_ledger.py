@@ -62,10 +62,10 @@ async def test_checkpoints_prove_inclusion_and_consistency(
     for event in first_events:
         inclusion = await ledger.inclusion(event.id, 5)
         assert inclusion.leaf_hash == merkle.leaf_hash(event.hash)
-        merkle.verify_inclusion(inclusion.leaf_hash, inclusion.leaf_index, 5, inclusion.proof, old.root)
+        merkle.verify_inclusion(inclusion.leaf_index, 5, inclusion.leaf_hash, old.root, inclusion.proof)
     latest = await ledger.inclusion(first_events[0].id)
     assert latest.tree_size == 9
-    merkle.verify_inclusion(latest.leaf_hash, latest.leaf_index, 9, latest.proof, new.root)
+    merkle.verify_inclusion(latest.leaf_index, 9, latest.leaf_hash, new.root, latest.proof)
 
 
 async def test_a_rewritten_log_fails_consistency_and_stops_the_sealer(

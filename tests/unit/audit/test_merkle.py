@@ -69,7 +69,7 @@ def test_compact_range_gives_the_same_roots_as_the_full_tree() -> None:
 )
 def test_inclusion_proofs_match_the_reference(index: int, proof: list[str]) -> None:
     assert inclusion_proof(LEAVES, index) == [h(p) for p in proof]
-    verify_inclusion(LEAVES[index], index, 8, [h(p) for p in proof], ROOTS[8])
+    verify_inclusion(index, 8, LEAVES[index], ROOTS[8], [h(p) for p in proof])
 
 
 @pytest.mark.parametrize(
@@ -119,24 +119,24 @@ def test_every_inclusion_proof_verifies_and_tampering_fails(leaves: list[bytes],
     index = data.draw(st.integers(0, size - 1))
     proof = inclusion_proof(leaves, index)
     tree_root = root(leaves)
-    verify_inclusion(leaves[index], index, size, proof, tree_root)
+    verify_inclusion(index, size, leaves[index], tree_root, proof)
 
     with pytest.raises(ProofError):
-        verify_inclusion(flip_bit(leaves[index], data.draw(st.integers(0, 255))), index, size, proof, tree_root)
+        verify_inclusion(index, size, flip_bit(leaves[index], data.draw(st.integers(0, 255))), tree_root, proof)
     if proof:
         which = data.draw(st.integers(0, len(proof) - 1))
         bad = list(proof)
         bad[which] = flip_bit(bad[which], data.draw(st.integers(0, 255)))
         with pytest.raises(ProofError):
-            verify_inclusion(leaves[index], index, size, bad, tree_root)
+            verify_inclusion(index, size, leaves[index], tree_root, bad)
         with pytest.raises(ProofError):
-            verify_inclusion(leaves[index], index, size, proof[:-1], tree_root)
+            verify_inclusion(index, size, leaves[index], tree_root, proof[:-1])
     with pytest.raises(ProofError):
-        verify_inclusion(leaves[index], index, size, [*proof, leaves[0]], tree_root)
+        verify_inclusion(index, size, leaves[index], tree_root, [*proof, leaves[0]])
     other = data.draw(st.integers(0, size - 1))
     if leaves[other] != leaves[index]:
         with pytest.raises(ProofError):
-            verify_inclusion(leaves[other], index, size, proof, tree_root)
+            verify_inclusion(index, size, leaves[other], tree_root, proof)
 
 
 @settings(max_examples=150, deadline=None)

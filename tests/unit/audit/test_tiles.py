@@ -117,4 +117,4 @@ def test_any_tree_proves_from_tiles(n: int, data: st.DataObject) -> None:
     size = data.draw(st.integers(min_value=index + 1, max_value=n))
     path = merkle.inclusion_path(TileNodes(stored), index, size)
     expected_root = merkle.root(leaves(size))
-    merkle.verify_inclusion(leaves(size)[index], index, size, path, expected_root)
+    merkle.verify_inclusion(index, size, leaves(size)[index], expected_root, path)
