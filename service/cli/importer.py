@@ -82,7 +82,7 @@ async def import_file(
     report = ImportReport()
     restorer = _Restorer(runtime, recorded_by)
     lines = path.read_bytes().splitlines()
-    for number, raw in enumerate(tqdm(lines, unit="line", disable=not show_progress, file=sys.stderr), start=1):
+    for number, raw in enumerate(tqdm(lines, unit="line", disable=None if show_progress else True, file=sys.stderr), start=1):
         if not raw.strip():
             continue
         report.lines += 1

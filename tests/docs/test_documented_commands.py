@@ -1,0 +1,166 @@
+"""The documentation, run: every shell block marked for testing, page by page, in
+order, against a real `parley serve` on the test database; a page that drifts
+from the code fails here.
+
+Marking: a fenced block whose info string is `sh test` runs as it is written;
+`sh test server` is a command that keeps serving (the reader runs it in another
+terminal): it is started in the background and the page goes on once
+`/health/ready` answers on `$PARLEY_PORT`; `sh test refusals` runs with plain
+curl (its requests are meant to be refused). In every other block, curl fails
+on an HTTP error (`--fail-with-body`), so a documented request that no longer
+succeeds fails the page.
+
+Each page gets a fresh database, a free port (`PARLEY_PORT`), its own data
+directory and working directory; `uv run CMD` runs CMD from this environment
+(the same code, without re-syncing). Needs curl and jq, as the pages say; without
+them the test is skipped with a loud reason (PARLEY_REQUIRE_DOCS=1 makes that a
+failure, as `.ci/run` does)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ["README.md", "docs/client-guide.md", "docs/auditor-guide.md", "docs/operations.md"]
+FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+PAGE_TIMEOUT = 600
+
+
+@dataclass(frozen=True)
+class Block:
+    page: str
+    line: int
+    flags: frozenset[str]
+    body: str
+
+
+def blocks(page: str) -> list[Block]:
+    text = (ROOT / page).read_text()
+    found = []
+    for match in FENCE.finditer(text):
+        words = match["info"].split()
+        if words[:2] == ["sh", "test"]:
+            line = text.count("\n", 0, match.start()) + 1
+            found.append(Block(page, line, frozenset(words[2:]), match["body"]))
+    return found
+
+
+PRELUDE = r"""
+set -euo pipefail
+uv() {  # `uv run [flags] CMD…` → CMD…, from the environment under test
+    if [ "${1-}" = run ]; then shift; while [ "${1#-}" != "${1-}" ]; do shift; done; "$@"; else command uv "$@"; fi
+}
+__fail_on_http_errors() {
+    curl() {
+        case " $* " in *" --fail "*|*" -f "*|*" -sf "*|*" --fail-with-body "*) command curl "$@" ;;
+            *) command curl --fail-with-body "$@" ;; esac
+    }
+}
+__plain_curl() { unset -f curl; }
+__wait_ready() {  # $1: the server's pid, $2: its log
+    for _ in $(seq 1 600); do
+        if [ "$(command curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PARLEY_PORT/health/ready")" = 200 ]; then
+            return 0
+        fi
+        if ! kill -0 "$1" 2>/dev/null; then echo "the server exited:" >&2; cat "$2" >&2; return 1; fi
+        sleep 0.2
+    done
+    echo "the server was not ready within 120 s:" >&2; cat "$2" >&2; return 1
+}
+"""
+
+
+def script(page: str) -> str:
+    parts = [PRELUDE]
+    for number, block in enumerate(blocks(page)):
+        where = f"{block.page}:{block.line}"
+        parts.append(f"printf '\\n### %s\\n' '{where}' >&2")  # output may end without a newline
+        parts.append("__plain_curl" if "refusals" in block.flags else "__fail_on_http_errors")
+        if "server" in block.flags:
+            log = f"server-{number}.log"
+            parts.append(f"( {block.body} ) > {log} 2>&1 &\n__wait_ready $! {log}")
+        else:
+            parts.append(block.body)
+    parts.append("printf '\\n### done\\n' >&2")
+    return "\n".join(parts)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in ("bash", "curl", "jq") if shutil.which(tool) is None]
+
+
+def test_every_page_has_tested_blocks() -> None:
+    for page in PAGES:
+        assert blocks(page), f"{page} has no ```sh test block"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_the_page_runs_as_written(page: str, database_url: str, tmp_path: Path) -> None:
+    if missing := missing_tools():
+        message = f"DOCUMENTATION NOT RUN: {', '.join(missing)} not found; install them to test the pages."
+        if os.environ.get("PARLEY_REQUIRE_DOCS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "docs").symlink_to(ROOT / "docs")  # files the pages name (docs/examples/…)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONPATH=str(ROOT),
+        PARLEY_DATABASE_URL=database_url,
+        PARLEY_DATA_DIR=str(tmp_path / "data"),
+        PARLEY_PORT=str(free_port()),
+        PARLEY_REPO=str(ROOT),
+    )
+    process = subprocess.Popen(
+        ["bash", "-c", script(page)], cwd=work, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        output, _ = process.communicate(timeout=PAGE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"{page} did not finish within {PAGE_TIMEOUT} s:\n{output[-6000:]}")
+    finally:
+        # The servers a page started, and anything they left.
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    last = re.findall(r"^### (.*)$", output, re.MULTILINE)
+    assert process.returncode == 0 and last and last[-1] == "done", (
+        f"{page}: the block at {last[-1] if last else '?'} failed (exit {process.returncode}):\n{output[-6000:]}"
+    )
+
+
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)|<(?P<auto>https?://[^>]+)>")
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))])
+def test_links_stay_inside_the_repository(page: str) -> None:
+    text = (ROOT / page).read_text()
+    for match in LINK.finditer(text):
+        target = match["target"] or match["auto"]
+        assert "://" not in target, f"{page} links outside the repository: {target}"
+        path = target.split("#")[0]
+        if path:
+            resolved = ((ROOT / page).parent / path).resolve()
+            assert resolved.is_relative_to(ROOT) and resolved.exists(), f"{page}: {target} is not a file here"
