@@ -52,6 +52,12 @@ class UnknownEvent(NotFound):
     code = "unknown-event"
 
 
+class NoSuchAgreement(NotFound):
+    """``GET /negotiations/{ref}/agreements/{id}`` of an id the negotiation has no agreement under."""
+
+    code = "unknown-agreement"
+
+
 # Unknown parties and item ids are rule violations about the command's content
 # (the URL resolved fine), hence 422 rather than 404.
 class UnknownParty(DomainError):

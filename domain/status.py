@@ -27,8 +27,11 @@ Corrections:
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+import msgspec
 
 from domain import events as e
 from domain import world_time
@@ -112,6 +115,23 @@ class NegotiationFold(_StreamFold[NegotiationTally]):
         return self.tally.view()
 
 
+def negotiation_agreements(issues: Iterable[Any]) -> list[AgreementView]:
+    """Every agreement of a negotiation once, from the views (anything with a
+    ``key`` and ``agreements``: an IssueView, a stored brief) of the issues it
+    covers (each holds the whole agreement: its facts are recorded on each),
+    disputed when any copy is; in world-time order, then by id."""
+    merged: dict[tuple[str, tuple[str, ...]], AgreementView] = {}
+    for view in sorted(issues, key=lambda v: v.key):
+        for a in view.agreements:
+            key = (a.agreement_id, tuple(a.issues))
+            known = merged.get(key)
+            if known is None:
+                merged[key] = a
+            elif a.disputed and not known.disputed:
+                merged[key] = msgspec.structs.replace(known, disputed=True)
+    return sorted(merged.values(), key=lambda a: (world_time.sort_key(a.occurred_on), a.agreement_id, a.issues))
+
+
 # --- bitemporal selection -------------------------------------------------------------
 
 _CORRECTIONS = (e.RecordRetracted, e.ClaimDisputed)
@@ -131,19 +151,29 @@ def select_known(
       :func:`domain.world_time.occurred_by` for days versus instants).
       Retractions and disputes are corrections of the record, not events in
       the world: they are kept whatever their ``occurred_on``, subject only to
-      ``known_at``.
+      ``known_at`` -- and only when the fact they correct is in the window.
+
+    Every field of the view folded from the selection (counts, version, last
+    activity, lineage, disputes) then comes from these records only; last
+    activity is the latest world time of a fact that is not a correction, so a
+    later dispute cannot date a past view.
     """
     if known_at is not None and known_at.tzinfo is None:
         raise ValueError("known_at must be timezone-aware")
     selected = []
+    inside: set[uuid.UUID] = set()
     for record in records:
         if known_at is not None and record.recorded_at > known_at:
             continue
-        if as_of is not None and not isinstance(record.data, _CORRECTIONS) and not world_time.occurred_by(
-            record.occurred_on, as_of
-        ):
+        if isinstance(record.data, _CORRECTIONS):
+            # A correction of a fact outside the window is not part of it
+            # either: nothing of it (count, version, lineage) may leak in.
+            if record.data.event_id not in inside:
+                continue
+        elif as_of is not None and not world_time.occurred_by(record.occurred_on, as_of):
             continue
         selected.append(record)
+        inside.add(record.id)
     return selected
 
 
@@ -167,6 +197,7 @@ __all__ = [
     "describe",
     "fold_issue",
     "fold_negotiation",
+    "negotiation_agreements",
     "issue_status",
     "select_known",
     "subjects_of",

@@ -20,7 +20,7 @@ Queries for the API
 `projections.negotiation_summary`
     resolve_ref(conn, ref: str) -> UUID | None       ref: the id or the slug.
     fetch(conn, negotiation_id) -> bytes | None      NegotiationSummary JSON:
-        the domain's NegotiationView + `issue_counts` {status: n} + `issues`
+        the domain's NegotiationView + `issue_counts` {status: n} + `agreements` (each once) + `issues`
         [IssueBrief: key, title, category, status, version, last_activity_on].
     fetch_version(conn, negotiation_id) -> int | None
     list_negotiations(conn, after_cursor=None, limit=50, status=None, party=None)

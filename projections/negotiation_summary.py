@@ -24,7 +24,8 @@ from typing import ClassVar
 import asyncpg
 import msgspec
 
-from domain.status import IssueFold, IssueView, NegotiationFold, NegotiationView
+from domain.status import IssueFold, IssueView, NegotiationFold, NegotiationView, negotiation_agreements
+from domain.views import AgreementView
 from projections import cursors
 from projections.folds import FoldCache
 from projections.projection import SchemaStep
@@ -51,11 +52,29 @@ class IssueBrief(msgspec.Struct, kw_only=True):
         )
 
 
+class StoredBrief(IssueBrief, kw_only=True):
+    """An issue's brief as this projection stores it: with the issue's
+    agreements, which the negotiation's view lists once each."""
+
+    agreements: list[AgreementView] = []
+
+    @classmethod
+    def of(cls, view: IssueView) -> "StoredBrief":
+        return cls(**msgspec.structs.asdict(IssueBrief.of(view)), agreements=view.agreements)
+
+    def brief(self) -> IssueBrief:
+        return IssueBrief(
+            key=self.key, title=self.title, category=self.category, status=self.status, version=self.version,
+            last_activity_on=self.last_activity_on,
+        )  # fmt: skip
+
+
 class NegotiationSummary(NegotiationView, kw_only=True):
     """What `GET /negotiations/{ref}` serves."""
 
     issue_counts: dict[str, int]  # status -> number of issues, statuses in name order
     issues: list[IssueBrief]  # by key
+    agreements: list[AgreementView]  # every agreement once, however many issues it covers
 
 
 class NegotiationListItem(msgspec.Struct, kw_only=True):
@@ -118,7 +137,7 @@ CREATE INDEX ON negotiation_summary_issues (negotiation_id, key);
 """
 
 _encoder = msgspec.json.Encoder()
-_brief_decoder = msgspec.json.Decoder(IssueBrief)
+_brief_decoder = msgspec.json.Decoder(StoredBrief)
 
 _STORED_ISSUE_VERSIONS = "SELECT stream_id, version FROM negotiation_summary_issues WHERE stream_id = ANY($1::uuid[])"
 
@@ -163,12 +182,15 @@ _UPSERT_NEGOTIATION = """
 """
 
 
-def summarise(view: NegotiationView, issues: list[IssueBrief]) -> tuple[NegotiationSummary, NegotiationListItem]:
+def summarise(view: NegotiationView, issues: list[StoredBrief]) -> tuple[NegotiationSummary, NegotiationListItem]:
     counts: dict[str, int] = {}
     for issue in issues:
         counts[issue.status] = counts.get(issue.status, 0) + 1
     counts = dict(sorted(counts.items()))
-    summary = NegotiationSummary(**msgspec.structs.asdict(view), issue_counts=counts, issues=issues)
+    agreements = negotiation_agreements(issues)
+    summary = NegotiationSummary(
+        **msgspec.structs.asdict(view), issue_counts=counts, issues=[b.brief() for b in issues], agreements=agreements
+    )
     item = NegotiationListItem(
         id=view.id,
         slug=view.slug,
@@ -216,7 +238,7 @@ class NegotiationSummaryProjection:
                 if folded is None:
                     continue
                 view = folded.fold.view()
-                brief = IssueBrief.of(view)
+                brief = StoredBrief.of(view)
                 negotiation_id = group[0].negotiation_id
                 rows.append((stream_id, negotiation_id, view.key, view.version, _encoder.encode(brief)))
                 touched.add(negotiation_id)
@@ -229,7 +251,7 @@ class NegotiationSummaryProjection:
         stored = {
             r["negotiation_id"]: r["version"] for r in await conn.fetch(_STORED_NEGOTIATION_VERSIONS, list(touched))
         }
-        briefs: dict[uuid.UUID, list[IssueBrief]] = {}
+        briefs: dict[uuid.UUID, list[StoredBrief]] = {}
         for row in await conn.fetch(_ISSUE_BRIEFS, list(touched)):
             briefs.setdefault(row["negotiation_id"], []).append(_brief_decoder.decode(row["brief_json"]))
 

@@ -207,7 +207,7 @@ _NEXT_PAGE = f"""
     LIMIT $2
 """
 
-_CURSOR = "timeline.v1"
+CURSOR = "timeline.v1"
 
 
 async def fetch(
@@ -221,7 +221,7 @@ async def fetch(
     if after is None:
         rows = await conn.fetch(_FIRST_PAGE, negotiation_id, limit + 1)
     else:
-        start, timed, position = cursors.decode(_CURSOR, after, 3)
+        start, timed, position = cursors.decode(CURSOR, after, 3)
         try:
             bound = (
                 dt.datetime.fromisoformat(start),
@@ -254,5 +254,5 @@ async def fetch(
     next_cursor = None
     if more:
         last = rows[-1]
-        next_cursor = cursors.encode(_CURSOR, last["world_start"].isoformat(), last["world_timed"], last["position"])
+        next_cursor = cursors.encode(CURSOR, last["world_start"].isoformat(), last["world_timed"], last["position"])
     return TimelinePage(items=items, next=next_cursor)

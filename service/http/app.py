@@ -24,6 +24,7 @@ from service.bootstrap import Runtime
 from service.config import Settings
 from service.dashboard import dashboard_route_handlers
 from service.http.allow import allow_every_method
+from service.http.agreements import AgreementController
 from service.http.audit import AuditController
 from service.http.auth import authentication_middleware
 from service.http.docs import DOCS_ROUTES
@@ -101,6 +102,7 @@ def create_app(settings: Settings) -> Litestar:
             HealthController,
             NegotiationController,
             IssueController,
+            AgreementController,
             EventsController,
             AuditController,
             LedgerController,

@@ -204,13 +204,17 @@ class NegotiationController(Controller):
         ref: FromPath[str],
         cursor: Cursor = None,
         limit: Limit = 100,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
         consistency_token: ConsistencyToken = None,
     ) -> Response[TimelinePage]:
+        travel = TimeTravel.parse(as_of, known_at)
+
         async def read(target: ReadTarget) -> tuple[bytes, str | None]:
             negotiation_id = await target.queries.resolve_negotiation(ref)
-            return await target.queries.timeline_page(negotiation_id, cursor=cursor, limit=limit)
+            return await target.queries.timeline_page(negotiation_id, cursor=cursor, limit=limit, travel=travel)
 
-        (body, next_cursor), target = await routed(reads, consistency_token, read)
+        (body, next_cursor), target = await routed(reads, consistency_token, read, log_read=travel.requested)
         return json_read(request, body, next_cursor, target=target)
 
 
@@ -293,13 +297,17 @@ class IssueController(Controller):
         key: FromPath[str],
         cursor: Cursor = None,
         limit: Limit = 100,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
         consistency_token: ConsistencyToken = None,
     ) -> Response[EventPage]:
+        travel = TimeTravel.parse(as_of, known_at)
+
         # Read from the log itself: the primary has a write as soon as its token is
         # issued; a standby once it has replayed that far.
         async def read(target: ReadTarget) -> tuple[bytes, str | None]:
             negotiation_id = await target.queries.resolve_negotiation(ref)
-            return await target.queries.issue_history(negotiation_id, key, cursor=cursor, limit=limit)
+            return await target.queries.issue_history(negotiation_id, key, cursor=cursor, limit=limit, travel=travel)
 
         (body, next_cursor), target = await routed(reads, consistency_token, read, log_read=True)
         return json_read(request, body, next_cursor, target=target)

@@ -1,4 +1,5 @@
-"""Reads for client apps: from the projections' stored JSON (the fast path), or
+"""Reads for client apps (over 300 lines: one method per read route, each with
+its time-travel path beside its fast path, reads best read together): from the projections' stored JSON (the fast path), or
 from the log with the domain fold when the view asked for is in the past.
 
 Every function returns the exact bytes to serve, so the HTTP layer never
@@ -22,15 +23,17 @@ import msgspec
 from domain import errors, world_time
 from domain.issue import issue_stream_id
 from domain.records import Recorded
-from domain.status import IssueView, fold_issue, fold_negotiation, select_known
+from domain.views import AgreementView
+from domain.status import IssueView, fold_issue, fold_negotiation, negotiation_agreements, select_known
 from projections import cursors
 from projections import issue_status, negotiation_summary, timeline
-from projections.negotiation_summary import IssueBrief, summarise
+from projections.negotiation_summary import StoredBrief, summarise
 from projections.records import recorded_from_stored
 from service.store.envelope import EventEnvelope, envelope
 from service.projection.watch import ProjectionWatch
 from service.store.consistency import ConsistencyToken
 from service.store.event_store import EventStore
+from service.read.past_timeline import past_timeline
 
 _encoder = msgspec.json.Encoder()
 
@@ -188,7 +191,7 @@ class Queries:
         selected = select_known(negotiation_records, as_of=travel.as_of, known_at=travel.known_at)
         if not selected or selected[0].type != "negotiation.opened":
             raise errors.UnknownNegotiation(f"negotiation {negotiation_id} was not yet recorded at that time")
-        briefs = [IssueBrief.of(view) for view in _issue_views(issues, travel)]
+        briefs = [StoredBrief.of(view) for view in _issue_views(issues, travel)]
         summary, _ = summarise(fold_negotiation(selected), sorted(briefs, key=lambda b: b.key))
         return _encoder.encode(summary)
 
@@ -247,10 +250,13 @@ class Queries:
 
 
     async def issue_history(
-        self, negotiation_id: uuid.UUID, key: str, *, cursor: str | None, limit: int
+        self, negotiation_id: uuid.UUID, key: str, *, cursor: str | None, limit: int, travel: TimeTravel = TimeTravel()
     ) -> tuple[bytes, str | None]:
-        """The issue's events as served envelopes, in stream (version) order."""
+        """The issue's events as served envelopes, in stream (version) order
+        (only those of the window, with ``as_of`` / ``known_at``)."""
         stream_id = issue_stream_id(negotiation_id, key)
+        if travel.requested:
+            return await self._past_history(stream_id, key, cursor=cursor, limit=limit, travel=travel)
         after = 0
         if cursor is not None:
             (version,) = cursors.decode(_HISTORY_CURSOR, cursor, 1)
@@ -266,10 +272,62 @@ class Queries:
 
 
     async def timeline_page(
-        self, negotiation_id: uuid.UUID, *, cursor: str | None, limit: int
+        self, negotiation_id: uuid.UUID, *, cursor: str | None, limit: int, travel: TimeTravel = TimeTravel()
     ) -> tuple[bytes, str | None]:
-        page = await timeline.fetch(self.pool, negotiation_id, cursor, limit)
+        if not travel.requested:
+            page = await timeline.fetch(self.pool, negotiation_id, cursor, limit)
+            return _encoder.encode(page), page.next
+        negotiation_records, issues = await _negotiation_records(self.store, negotiation_id)
+        page = past_timeline(
+            negotiation_id, [negotiation_records, *issues], as_of=travel.as_of, known_at=travel.known_at,
+            after=cursor, limit=limit,
+        )  # fmt: skip
         return _encoder.encode(page), page.next
+
+    # -- agreements
+
+    async def agreements(self, negotiation_id: uuid.UUID, travel: TimeTravel) -> list[AgreementView]:
+        """Every agreement of the negotiation once (from the issues it covers)."""
+        body = await self.issues(negotiation_id, travel, status=None, category=None, party=None)
+        return negotiation_agreements(_issue_list.decode(body).items)
+
+    async def agreements_page(self, negotiation_id: uuid.UUID, travel: TimeTravel) -> bytes:
+        return _encoder.encode({"items": await self.agreements(negotiation_id, travel), "next": None})
+
+    async def agreement(self, negotiation_id: uuid.UUID, agreement_id: str, travel: TimeTravel) -> bytes:
+        found = [a for a in await self.agreements(negotiation_id, travel) if a.agreement_id == agreement_id]
+        if not found:
+            raise errors.NoSuchAgreement(f"no agreement {agreement_id!r} in this negotiation" + (
+                " at that time" if travel.requested else ""))
+        if len(found) > 1:  # version 1 allowed one id on several issues: the earliest
+            found.sort(key=lambda a: world_time.sort_key(a.occurred_on))
+        return _encoder.encode(found[0])
+
+
+    async def _past_history(
+        self, stream_id: uuid.UUID, key: str, *, cursor: str | None, limit: int, travel: TimeTravel
+    ) -> tuple[bytes, str | None]:
+        after = 0
+        if cursor is not None:
+            (version,) = cursors.decode(_HISTORY_CURSOR, cursor, 1)
+            after = cursors.number(version, 2**31 - 1)
+        events = await self.store.read_stream(stream_id)
+        if not events:
+            raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation")
+        inside = {r.id for r in select_known([recorded_from_stored(e) for e in events], as_of=travel.as_of,
+                                             known_at=travel.known_at)}  # fmt: skip
+        events = [e for e in events if e.id in inside and e.version > after]
+        more = len(events) > limit
+        events = events[:limit]
+        next_cursor = cursors.encode(_HISTORY_CURSOR, events[-1].version) if more else None
+        return _encoder.encode(EventPage(items=[envelope(e) for e in events], next=next_cursor)), next_cursor
+
+
+class _IssueList(msgspec.Struct):
+    items: list[IssueView]
+
+
+_issue_list = msgspec.json.Decoder(_IssueList)
 
 
 # -- the log --------------------------------------------------------------------------

@@ -194,3 +194,67 @@ async def test_a_disputed_claim_is_flagged_where_it_is_shown(
         assert problems == []
     finally:
         await context.close()
+
+
+async def test_agreement_states_and_implementation_extent_are_shown(
+    chromium: Browser, demo_server: DemoServer, screenshot_dir: Path
+) -> None:
+    # Test data: an agreement signed, rejected in a referendum, superseded by a
+    # renegotiated one that is ratified and partly implemented (Colombia, 2016-).
+    conn = await asyncpg.connect(demo_server.database_url)
+    try:
+        recorder = await create_key(conn, "browser-test-agreements", Role.RECORDER)
+    finally:
+        await conn.close()
+    parties = [{"code": "CO", "name": "Colombia"}, {"code": "FARC", "name": "FARC-EP"}]
+    day = "2016-08-24"
+    commands = [
+        {"type": "issue.raised", "occurred_on": "2012-10-18", "issue": "land", "title": "Rural reform", "category": "land"},
+        {"type": "agreement.reached", "occurred_on": day, "issue": "land", "agreement_id": "first", "level": "final",
+         "parties": ["CO", "FARC"], "summary": "Final agreement"},
+        {"type": "agreement.rejected", "occurred_on": "2016-10-02", "agreement_id": "first", "by": "CO",
+         "method": "referendum", "result": {"yes": 49.78, "no": 50.21}},
+        {"type": "agreement.reached", "occurred_on": "2016-11-24", "issue": "land", "agreement_id": "revised",
+         "level": "final", "parties": ["CO", "FARC"], "summary": "Revised final agreement"},
+        {"type": "agreement.superseded", "occurred_on": "2016-11-24", "agreement_id": "first", "by_agreement": "revised"},
+        {"type": "agreement.ratified", "occurred_on": "2016-11-30", "agreement_id": "revised", "by": "CO",
+         "method": "legislature", "body": "Congress of Colombia"},
+        {"type": "agreement.implemented", "occurred_on": "2017-12-01", "agreement_id": "revised", "extent": "intermediate"},
+    ]
+    async with httpx.AsyncClient(base_url=demo_server.base_url, headers={"Authorization": f"Bearer {recorder}"}) as api:
+        opened = await api.post("/negotiations", json={"title": "Havana talks", "slug": "havana-browser",
+                                                        "parties": parties, "occurred_on": "2012-10-18"})
+        assert opened.status_code == 201, opened.text
+        response = await api.post("/negotiations/havana-browser/commands", json={"commands": commands})
+        assert response.status_code == 201, response.text
+        token = response.json()["consistency_token"]
+        ready = await api.get("/negotiations/havana-browser", params={"consistency_token": token})
+        assert ready.status_code == 200, ready.text
+
+    # Opened at its own address (with two negotiations the page picks none by itself).
+    context = await chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: problems.append(message.text) if unexpected(message) else None)
+    try:
+        await page.goto(demo_server.base_url + "/#/negotiations/havana-browser")
+        await page.get_by_label("API key").fill(demo_server.reader_key)
+        await page.get_by_role("button", name="Use key").click()
+        await wait_for_board(page, "now")
+        await page.wait_for_selector('[data-issue="land"]', timeout=10_000)
+        card = page.locator('[data-issue="land"]')
+        assert await card.get_attribute("data-status") == "implementing"
+        first = card.locator('[data-agreement="first"]')
+        revised = card.locator('[data-agreement="revised"]')
+        assert (await first.get_attribute("data-state"), await first.get_attribute("data-in-force")) == ("superseded", "false")
+        assert await first.locator('[data-testid="not-in-force"]').is_visible()
+        assert "rejected by Colombia (referendum" in await first.inner_text()
+        assert (await revised.get_attribute("data-state"), await revised.get_attribute("data-extent")) == (
+            "implemented", "intermediate")
+        assert "implemented: intermediate (2017-12-01)" in await revised.locator('[data-testid="extent"]').inner_text()
+        assert "ratified by Colombia (legislature, Congress of Colombia)" in await revised.inner_text()
+        await card.screenshot(path=str(screenshot_dir / "dashboard-agreements-card.png"))
+        assert problems == []
+    finally:
+        await context.close()

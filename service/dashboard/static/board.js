@@ -6,7 +6,7 @@ import { h, replaceChildren, words } from "./dom.js";
 
 // DESIGN's precedence order, which is also the order of the legend.
 export const STATUSES = [
-  "dropped", "violated", "implemented", "agreed", "partially_agreed",
+  "dropped", "violated", "withdrawn", "implemented", "implementing", "agreed", "rejected", "partially_agreed",
   "agreed_in_principle", "proposal_on_table", "deadlocked", "under_discussion", "raised",
 ];
 
@@ -94,10 +94,37 @@ function agreements(issue, partyNames) {
   if (!list.length) return null;
   return h("section", { class: "block" },
     h("h5", { text: "Agreements" }),
-    h("ul", {}, list.map((a) => h("li", { "data-testid": "agreement", "data-state": a.state },
-      a.summary || a.agreement_id, " ",
-      h("span", { class: "state", text: `(${words(a.level)}, ${words(a.state)}; ${(a.parties || [])
-        .map((c) => name(partyNames, c)).join(", ")})` }), " ", disputedMark(a)))));
+    h("ul", { class: "agreements" }, list.map((a) => agreementItem(a, partyNames))));
+}
+
+// One agreement: its latest step, whether it is still in force, how far it is
+// implemented, and what happened after the signing (ratifications, withdrawals,
+// supersession), so a signed-then-rejected deal never reads as agreed.
+export function agreementItem(a, partyNames) {
+  const names = (codes) => (codes || []).map((c) => name(partyNames, c)).join(", ");
+  const extent = a.implementation ? a.implementation.extent : null;
+  const after = [];
+  if (a.signed_by && a.signed_by.length) after.push(`signed by ${names(a.signed_by)}`);
+  for (const r of a.ratifications || []) {
+    const result = r.result && r.result.yes != null ? ` ${r.result.yes}% yes` : "";
+    after.push(`${words(r.outcome)} by ${name(partyNames, r.by)} (${words(r.method)}${r.body ? `, ${r.body}` : ""}${result}) on ${r.occurred_on}`);
+  }
+  if (a.withdrawn_by && a.withdrawn_by.length) after.push(`withdrawn from by ${names(a.withdrawn_by)}`);
+  if (a.superseded_by) after.push(`superseded by ${a.superseded_by}`);
+  if (a.violations) after.push(`${a.violations} violation${a.violations > 1 ? "s" : ""} reported`);
+  return h("li", {
+    "data-testid": "agreement", "data-agreement": a.agreement_id, "data-state": a.state,
+    "data-in-force": a.in_force === false ? "false" : "true", "data-extent": extent || "",
+  },
+  h("span", { class: `agreement-state state-${a.state}`, "data-testid": "agreement-state", text: words(a.state) }), " ",
+  a.summary || a.agreement_id, " ",
+  h("span", { class: "state", text: `(${words(a.level)}; ${names(a.parties)})` }), " ",
+  a.in_force === false ? h("span", { class: "flag", "data-testid": "not-in-force", text: "not in force" }) : null,
+  extent ? h("span", { class: `extent extent-${extent}`, "data-testid": "extent",
+    text: `implemented: ${words(extent)} (${a.implementation.occurred_on})` }) : null,
+  " ", disputedMark(a),
+  a.issues && a.issues.length > 1 ? h("span", { class: "muted", text: ` covers ${a.issues.join(", ")}` }) : null,
+  after.length ? h("ul", { class: "agreement-life" }, after.map((line) => h("li", { text: line }))) : null);
 }
 
 function items(issue) {
