@@ -65,20 +65,26 @@ async def _seed(base: str, keys: Keys) -> dict[str, Any]:
                   "title": "Neutral status", "category": "political_status"},
         )
         assert raised.status_code == 201, raised.text
+        agreed = await http.post(
+            "/negotiations/matrix/commands",
+            json={"type": "agreement.reached", "occurred_on": "2022-03-03", "issue": "neutrality", "agreement_id": "deal",
+                  "level": "final", "parties": [p["code"] for p in PARTIES], "summary": "s"},
+        )
+        assert agreed.status_code == 201, agreed.text
     event_id = raised.json()["events"][0]["id"]
     # Wait for the sealer to publish a checkpoint that covers both events, so the
     # ledger routes have something to answer for the roles allowed to ask.
     async with httpx.AsyncClient(base_url=base, headers=keys.headers("auditor"), timeout=30) as http:
         for _ in range(200):
             checkpoint = await http.get("/ledger/checkpoint")
-            if checkpoint.status_code == 200 and checkpoint.json().get("tree_size", 0) >= 2:
+            if checkpoint.status_code == 200 and checkpoint.json().get("tree_size", 0) >= 3:
                 break
             await asyncio.sleep(0.1)
     return {"event_id": event_id, "negotiation_id": opened.json()["negotiation_id"]}
 
 
 def _request_for(method: str, path: str, seed: dict[str, Any], n: int) -> dict[str, Any]:
-    url = path.replace("{ref}", "matrix").replace("{key}", "neutrality")
+    url = path.replace("{ref}", "matrix").replace("{key}", "neutrality").replace("{agreement_id}", "deal")
     params: dict[str, Any] = {}
     body: Any = None
     if path == "/ledger/proofs/inclusion":
