@@ -288,7 +288,8 @@ class Queries:
 
     async def agreements(self, negotiation_id: uuid.UUID, travel: TimeTravel) -> list[AgreementView]:
         """Every agreement of the negotiation once (from the issues it covers)."""
-        body = await self.issues(negotiation_id, travel, status=None, category=None, party=None)
+        read = await self.issues(negotiation_id, travel, status=None, category=None, party=None)
+        body = read[0] if isinstance(read, tuple) else read  # (bytes, tag) since the ETag change
         return negotiation_agreements(_issue_list.decode(body).items)
 
     async def agreements_page(self, negotiation_id: uuid.UUID, travel: TimeTravel) -> bytes:
