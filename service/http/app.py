@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -34,7 +34,7 @@ from service.http.ledger import LedgerController
 from service.http.metrics import Metrics, get_metrics, metrics_middleware
 from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
-from service.http.problems import MAX_BODY_BYTES, handle_exception
+from service.http.problems import MAX_BODY_BYTES, ProblemError, handle_exception
 from service.read.queries import Queries
 from service.read.replicas import ReadRouter
 from service.store.event_store import EventStore
@@ -80,6 +80,14 @@ DEPENDENCIES = {
 }
 
 
+async def refuse_unnamed_parameters(request: Request) -> None:
+    """A query parameter without a name (`?=x`) names nothing a route reads: it is a
+    client mistake, refused rather than silently ignored (schemathesis found it)."""
+    if "" in request.query_params:
+        raise ProblemError(400, "invalid-parameter", "A parameter is not valid",
+                           "a query parameter has no name (`=value` without a name before it)")
+
+
 def create_app(settings: Settings) -> Litestar:
     """The app for a database URL already known (settings.database_url must be set)."""
     if not settings.database_url:
@@ -115,6 +123,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[metrics_middleware, authentication_middleware()],
         exception_handlers={Exception: handle_exception},
         before_send=[allow_every_method],
+        before_request=refuse_unnamed_parameters,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Parley",

@@ -7,6 +7,7 @@ permission it needs with `guards=[requires(Permission.X)]`.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 
@@ -53,7 +54,9 @@ class FailedAuthThrottle:
 
 
 class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
-    throttle = FailedAuthThrottle()
+    # Failed authentications allowed per client address per minute before 429
+    # (PARLEY_AUTH_FAILURE_LIMIT, default 10; a fuzzing run raises it).
+    throttle = FailedAuthThrottle(limit=int(os.environ.get("PARLEY_AUTH_FAILURE_LIMIT", "10")))
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         # The TCP peer, or what a proxy of PARLEY_TRUSTED_PROXIES says (uvicorn's
