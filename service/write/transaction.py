@@ -45,13 +45,9 @@ async def in_transaction(
     consistency token given the commit's LSN (so that a standby can tell when it
     holds the write)."""
     async with store.pool.acquire() as conn:
-        claimed = False
         try:
             async with conn.transaction():
                 if key is not None:
-                    # Released in any case below: unlocking a key the claim did not
-                    # get (another request holds it) is a harmless no-op.
-                    claimed = True
                     replay = await _replay(conn, key)
                     if replay is not None:
                         return replay
@@ -63,7 +59,9 @@ async def in_transaction(
                 return outcome
             return await _after_commit(store, conn, key, outcome)
         finally:
-            if claimed and key is not None:
+            # Released whatever happened: unlocking a key the claim did not get
+            # (another request holds it) is a harmless no-op.
+            if key is not None:
                 await _release(conn, key)
 
 
