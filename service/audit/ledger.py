@@ -275,13 +275,17 @@ class Sealer:
                 self._tree = None
             await asyncio.sleep(self.interval)
 
-    async def seal_once(self) -> SignedCheckpoint | None:
+    async def seal_once(self, *, wait: bool = False) -> SignedCheckpoint | None:
         """One round: every event readable now becomes a leaf, and a checkpoint is
         signed if the tree grew (or none exists yet). None when another process
-        holds the sealing lock or there was nothing new."""
+        holds the sealing lock or there was nothing new. With `wait`, a round
+        another process is sealing is waited for instead of skipped, so every event
+        readable when this was called is sealed when it returns."""
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEAL_LOCK):
+                if wait:
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", SEAL_LOCK)
+                elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEAL_LOCK):
                     return None
                 last = await conn.fetchrow(
                     'SELECT "index", txid::text::bigint AS txid, position FROM ledger_leaves '

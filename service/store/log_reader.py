@@ -218,6 +218,10 @@ class LogReader:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wake.wait(), poll_interval)
         finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(NOTIFY_CHANNEL, on_notify)
-            await self.pool.release(listener)
+            # Released even when cancelled while unlistening: a connection kept
+            # here would make the pool's close() wait for ever (a shutdown hang).
+            try:
+                with contextlib.suppress(Exception):
+                    await listener.remove_listener(NOTIFY_CHANNEL, on_notify)
+            finally:
+                await self.pool.release(listener)
