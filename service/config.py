@@ -36,6 +36,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
 def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     import ipaddress
 
@@ -79,6 +88,9 @@ class Settings:
     # (PARLEY_TRUSTED_PROXIES: addresses or networks, comma-separated). None by
     # default: the client address is the TCP peer's, whatever headers say.
     trusted_proxies: tuple[str, ...] = ()
+    # Failed authentications allowed per client address per minute before 429
+    # (PARLEY_AUTH_FAILURE_LIMIT; a fuzzing run raises it).
+    auth_failure_limit: int = 10
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -97,6 +109,7 @@ class Settings:
             owner_database_url=env.get("PARLEY_OWNER_DATABASE_URL") or None,
             app_role=env.get("PARLEY_APP_ROLE") or None,
             trusted_proxies=_networks(env, "PARLEY_TRUSTED_PROXIES"),
+            auth_failure_limit=_count(env, "PARLEY_AUTH_FAILURE_LIMIT", 10),
         )
 
     @property

@@ -120,7 +120,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
-        middleware=[metrics_middleware, authentication_middleware()],
+        middleware=[metrics_middleware, authentication_middleware(settings.auth_failure_limit)],
         exception_handlers={Exception: handle_exception},
         before_send=[allow_every_method],
         before_request=refuse_unnamed_parameters,

@@ -7,15 +7,16 @@ permission it needs with `guards=[requires(Permission.X)]`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
+from litestar.types import ASGIApp
 
 from service.auth import ApiKey, Permission
 from service.http.problems import ProblemError
@@ -54,9 +55,11 @@ class FailedAuthThrottle:
 
 
 class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
-    # Failed authentications allowed per client address per minute before 429
-    # (PARLEY_AUTH_FAILURE_LIMIT, default 10; a fuzzing run raises it).
-    throttle = FailedAuthThrottle(limit=int(os.environ.get("PARLEY_AUTH_FAILURE_LIMIT", "10")))
+    def __init__(self, app: ASGIApp, *, throttle: FailedAuthThrottle, **options: Any) -> None:
+        super().__init__(app, **options)
+        # One per app (Settings.auth_failure_limit): two apps in one process, as
+        # in the tests, never count each other's failures.
+        self.throttle = throttle
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         # The TCP peer, or what a proxy of PARLEY_TRUSTED_PROXIES says (uvicorn's
@@ -90,8 +93,10 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
             )
 
 
-def authentication_middleware() -> DefineMiddleware:
-    return DefineMiddleware(BearerKeyMiddleware, exclude=PUBLIC_PATHS)
+def authentication_middleware(failure_limit: int) -> DefineMiddleware:
+    """Bearer keys; `failure_limit` failed authentications per client address per
+    minute before 429 (a valid key is never refused)."""
+    return DefineMiddleware(BearerKeyMiddleware, exclude=PUBLIC_PATHS, throttle=FailedAuthThrottle(limit=failure_limit))
 
 
 def requires(permission: Permission):

@@ -31,8 +31,8 @@ class Keys:
         return headers
 
 
-def make_app(database_url: str, data_dir: Path) -> Litestar:
-    return create_app(Settings.from_env({}).with_overrides(database_url=database_url, data_dir=data_dir))
+def make_app(database_url: str, data_dir: Path, **settings: object) -> Litestar:
+    return create_app(Settings.from_env({}).with_overrides(database_url=database_url, data_dir=data_dir, **settings))
 
 
 async def make_keys(database_url: str) -> Keys:
@@ -53,8 +53,16 @@ async def keys(database_url: str) -> Keys:
 
 
 @pytest.fixture
-async def client(database_url: str, tmp_path: Path, keys: Keys) -> AsyncIterator[AsyncTestClient]:
-    async with AsyncTestClient(make_app(database_url, tmp_path), raise_server_exceptions=False) as test_client:
+def auth_failure_limit() -> int:
+    """Failed authentications before 429 for `client`'s app (a test parametrizes it
+    to change it: its app, and only its app, gets that throttle)."""
+    return Settings.from_env({}).auth_failure_limit
+
+
+@pytest.fixture
+async def client(database_url: str, tmp_path: Path, keys: Keys, auth_failure_limit: int) -> AsyncIterator[AsyncTestClient]:
+    app = make_app(database_url, tmp_path, auth_failure_limit=auth_failure_limit)
+    async with AsyncTestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from domain.example import OPENED
 from service.auth import Role
-from service.http.auth import PUBLIC_PATHS, BearerKeyMiddleware, FailedAuthThrottle
+from service.http.auth import PUBLIC_PATHS
 
 from tests.api.conftest import make_app
 
@@ -54,13 +54,9 @@ def routes(app) -> list[tuple[str, str, str | None, str]]:
     return found
 
 
-@pytest.fixture
-def generous_throttle(monkeypatch):
-    # The matrix sends many revoked keys from one address; the throttle is tested on its own.
-    monkeypatch.setattr(BearerKeyMiddleware, "throttle", FailedAuthThrottle(limit=10_000))
-
-
-async def test_role_matrix(api, client, keys, generous_throttle):
+# The matrix sends many revoked keys from one address; the throttle is tested on its own.
+@pytest.mark.parametrize("auth_failure_limit", [10_000])
+async def test_role_matrix(api, client, keys):
     await api.open()
     checked = 0
     for method, path, permission, media_type in routes(client.app):
@@ -85,8 +81,8 @@ async def test_role_matrix(api, client, keys, generous_throttle):
     assert checked > 60
 
 
-async def test_failed_authentication_is_throttled(client, monkeypatch):
-    monkeypatch.setattr(BearerKeyMiddleware, "throttle", FailedAuthThrottle(limit=3, window=60))
+@pytest.mark.parametrize("auth_failure_limit", [3])
+async def test_failed_authentication_is_throttled(client):
     statuses = [
         (await client.get("/negotiations", headers={"Authorization": "Bearer pk_nope_nope"})).status_code
         for _ in range(5)

@@ -20,7 +20,6 @@ import pytest
 import uvicorn
 from litestar import Litestar
 
-from service.http.auth import BearerKeyMiddleware, FailedAuthThrottle
 # The API tests' key and client fixtures serve these tests too (pytest registers
 # fixtures imported into a conftest).
 from tests.api.conftest import Keys, client, keys, make_app, make_keys  # noqa: F401
@@ -29,16 +28,6 @@ from tests.integration.test_serve import free_port
 ROLES = ("reader", "recorder", "auditor", "admin")
 PARTIES = [{"code": "RU", "name": "Russia"}, {"code": "UA", "name": "Ukraine"}]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def fresh_auth_throttle(monkeypatch: pytest.MonkeyPatch) -> FailedAuthThrottle:
-    """The failed-auth throttle lives in process memory (one per server process);
-    every app built in this test process shares it, so each test gets its own and
-    the failures it provokes never leak into other tests."""
-    throttle = FailedAuthThrottle()
-    monkeypatch.setattr(BearerKeyMiddleware, "throttle", throttle)
-    return throttle
 
 
 @contextlib.asynccontextmanager

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.config import Settings
 from tests.reliability.conftest import (
     PARTIES,
     ROLES,
@@ -109,12 +110,11 @@ async def _send(http: httpx.AsyncClient, request: dict[str, Any], headers: dict[
                               headers=headers)
 
 
-async def test_every_route_answers_every_role_as_designed(database_url, tmp_path, keys, caplog, fresh_auth_throttle):
+async def test_every_route_answers_every_role_as_designed(database_url, tmp_path, keys, caplog):
     caplog.set_level(logging.DEBUG)
     # Revoked keys are failed authentications: the throttle (tested below) would
     # step in long before the matrix is through.
-    fresh_auth_throttle.limit = 10_000
-    app = make_app(database_url, tmp_path)
+    app = make_app(database_url, tmp_path, auth_failure_limit=10_000)
     spec = app.openapi_schema.to_schema()
     operations = [(m.upper(), p) for p, item in spec["paths"].items() for m in item if m in ("get", "post")]
     assert len(operations) >= 19, operations
@@ -175,8 +175,8 @@ def _assert_no_secret(keys: Keys, text: str, where: str) -> None:
         assert secret not in text, f"an API key secret appears in the {where}"
 
 
-async def test_failed_authentication_is_throttled_with_retry_after(database_url, tmp_path, keys, fresh_auth_throttle):
-    limit = fresh_auth_throttle.limit
+async def test_failed_authentication_is_throttled_with_retry_after(database_url, tmp_path, keys):
+    limit = Settings.from_env({}).auth_failure_limit  # the default, PARLEY_AUTH_FAILURE_LIMIT unset
     app = make_app(database_url, tmp_path)
     async with live_server(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
         assert (await http.get("/negotiations", headers=keys.headers("reader"))).status_code == 200
