@@ -11,8 +11,8 @@ one beyond the stored leaves.
 from __future__ import annotations
 
 from service.audit import merkle
+from service.audit.findings import Findings, Mismatch
 from service.audit.signed_note import NoteVerifier, TreeHead, checkpoint_body
-from service.audit.verify import Findings, Mismatch
 from service.store.event_store import EventStore
 
 _LEAVES_SQL = """

@@ -18,27 +18,13 @@ import uuid
 
 import msgspec
 
+from service.audit.findings import Findings, Mismatch
+from service.audit.seals import verify_ledger
 from service.audit.served import served_disagreements
 from service.audit.signed_note import NoteVerifier
 from service.store.canonical import ZERO_HASH, chain_hash
 from service.store.envelope import envelope
 from service.store.event_store import EventStore, StoredEvent
-
-
-class Mismatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One thing wrong with the record, naming the event (or checkpoint) where it shows."""
-
-    kind: str  # hash_mismatch | body_mismatch | version_gap | out_of_order | head_mismatch |
-    #            missing_event | ledger_mismatch | ledger_order | checkpoint_root | checkpoint_key |
-    #            checkpoint_signature | checkpoint_beyond_ledger | recorded_too_early | recorded_too_late
-    detail: str
-    event_id: uuid.UUID | None = None
-    stream_id: uuid.UUID | None = None
-    version: int | None = None
-    position: int | None = None
-    tree_size: int | None = None  # the checkpoint concerned
-    expected_hash: str | None = None  # hex
-    stored_hash: str | None = None  # hex
 
 
 class VerifyReport(msgspec.Struct, kw_only=True):
@@ -56,27 +42,11 @@ class VerifyReport(msgspec.Struct, kw_only=True):
     mismatches: list[Mismatch]
 
 
-MAX_LISTED = 100
-
-
-class Findings:
-    def __init__(self) -> None:
-        self.count = 0
-        self.listed: list[Mismatch] = []
-
-    def add(self, problem: Mismatch) -> None:
-        self.count += 1
-        if len(self.listed) < MAX_LISTED:
-            self.listed.append(problem)
-
-
 async def verify_store(
     store: EventStore, trusted: NoteVerifier | None = None, *, page_size: int = 2000
 ) -> VerifyReport:
     """Recompute everything; `trusted` is the log's configured public key (without
     it, checkpoint roots are still recomputed but signatures cannot be checked)."""
-    from service.audit.seals import verify_ledger
-
     findings = Findings()
     heads: dict[uuid.UUID, tuple[int, bytes]] = {}
     events = 0
