@@ -338,10 +338,7 @@ async def list_negotiations(
     `projections.cursors.InvalidCursor` for anything else); `status` filters on
     active|suspended|concluded, `party` on a party or mediator code.
     """
-    after = 0
-    if after_cursor is not None:
-        (position,) = cursors.decode(_LIST_CURSOR, after_cursor, 1)
-        after = cursors.number(position, 2**63 - 1)
+    after = list_cursor_position(after_cursor)
     rows = await conn.fetch(
         """
         SELECT created_position, list_item_json FROM negotiation_summary
@@ -362,6 +359,32 @@ async def list_negotiations(
         items=[msgspec.Raw(r["list_item_json"]) for r in rows],
         next=cursors.encode(_LIST_CURSOR, rows[-1]["created_position"]) if more else None,
     )
+
+
+def list_cursor_position(after_cursor: str | None) -> int:
+    """The creation position a list cursor names (0 for the first page)."""
+    if after_cursor is None:
+        return 0
+    (position,) = cursors.decode(_LIST_CURSOR, after_cursor, 1)
+    return cursors.number(position, 2**63 - 1)
+
+
+def list_cursor(created_position: int) -> str:
+    return cursors.encode(_LIST_CURSOR, created_position)
+
+
+async def negotiations_after(
+    conn: asyncpg.Connection | asyncpg.Pool, after: int, limit: int
+) -> list[tuple[uuid.UUID, int]]:
+    """(id, creation position) of the negotiations opened after `after`, in that
+    order: the list's order, for the reads that fold each one from the log."""
+    rows = await conn.fetch(
+        "SELECT negotiation_id, created_position FROM negotiation_summary WHERE created_position > $1"
+        " ORDER BY created_position LIMIT $2",
+        after,
+        limit,
+    )
+    return [(r["negotiation_id"], r["created_position"]) for r in rows]
 
 
 async def fetch_lineage(conn: asyncpg.Connection | asyncpg.Pool, negotiation_id: uuid.UUID) -> list[uuid.UUID] | None:

@@ -156,12 +156,18 @@ class NegotiationController(Controller):
         party: PartyCode = None,
         cursor: Cursor = None,
         limit: Limit = 50,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
         consistency_token: ConsistencyToken = None,
     ) -> Response[NegotiationList]:
-        async def read(target: ReadTarget) -> tuple[bytes, str | None]:
-            return await target.queries.list_negotiations(cursor=cursor, limit=limit, status=status, party=party)
+        travel = TimeTravel.parse(as_of, known_at)
 
-        (body, next_cursor), target = await routed(reads, consistency_token, read)
+        async def read(target: ReadTarget) -> tuple[bytes, str | None]:
+            return await target.queries.list_negotiations(
+                cursor=cursor, limit=limit, status=status, party=party, travel=travel
+            )
+
+        (body, next_cursor), target = await routed(reads, consistency_token, read, log_read=travel.requested)
         return json_read(request, body, next_cursor, target=target)
 
     @get(

@@ -27,7 +27,7 @@ from domain.views import AgreementView
 from domain.status import IssueView, fold_issue, fold_negotiation, negotiation_agreements, select_known
 from projections import cursors
 from projections import issue_status, negotiation_summary, timeline
-from projections.negotiation_summary import StoredBrief, summarise
+from projections.negotiation_summary import NegotiationListItem, NegotiationSummary, StoredBrief, summarise
 from projections.records import recorded_from_stored
 from service.store.envelope import EventEnvelope, envelope
 from service.projection.watch import ProjectionWatch
@@ -175,11 +175,63 @@ class Queries:
 
 
     async def list_negotiations(
-        self, *, cursor: str | None, limit: int, status: str | None, party: str | None
+        self,
+        *,
+        cursor: str | None,
+        limit: int,
+        status: str | None,
+        party: str | None,
+        travel: TimeTravel = TimeTravel(),
     ) -> tuple[bytes, str | None]:
-        page = await negotiation_summary.list_negotiations(self.pool, cursor, limit, status=status, party=party)
-        return _encoder.encode({"items": page.items, "next": page.next}), page.next
+        if not travel.requested:
+            page = await negotiation_summary.list_negotiations(self.pool, cursor, limit, status=status, party=party)
+            return _encoder.encode({"items": page.items, "next": page.next}), page.next
+        return await self._past_list(cursor=cursor, limit=limit, status=status, party=party, travel=travel)
 
+    async def _past_list(
+        self, *, cursor: str | None, limit: int, status: str | None, party: str | None, travel: TimeTravel
+    ) -> tuple[bytes, str | None]:
+        """The list in the past: the negotiations in the order they were opened (the
+        same cursor as the projected list), each folded from the log over the window;
+        one not yet opened in it is left out, and the filters apply to the past view.
+        Cost: the log of every negotiation the page reads or skips past."""
+        after = negotiation_summary.list_cursor_position(cursor)
+        items: list[NegotiationListItem] = []
+        more = False
+        last = after
+        while not more:
+            batch = await negotiation_summary.negotiations_after(self.pool, after, limit + 1)
+            for negotiation_id, created_position in batch:
+                after = created_position
+                found = await self._past_summary(negotiation_id, travel)
+                if found is None:
+                    continue
+                item = found[1]
+                if status is not None and item.status != status:
+                    continue
+                if party is not None and party not in item.parties and party not in item.mediators:
+                    continue
+                if len(items) == limit:
+                    more = True
+                    break
+                items.append(item)
+                last = created_position
+            if len(batch) <= limit:
+                break
+        next_cursor = negotiation_summary.list_cursor(last) if more else None
+        return _encoder.encode({"items": items, "next": next_cursor}), next_cursor
+
+    async def _past_summary(
+        self, negotiation_id: uuid.UUID, travel: TimeTravel
+    ) -> tuple[NegotiationSummary, NegotiationListItem] | None:
+        """The negotiation's summary and list entry folded from the log over the
+        window; None when it was not yet opened within it."""
+        negotiation_records, issues = await _negotiation_records(self.store, negotiation_id)
+        selected = select_known(negotiation_records, as_of=travel.as_of, known_at=travel.known_at)
+        if not selected or selected[0].type != "negotiation.opened":
+            return None
+        briefs = [StoredBrief.of(view) for view in _issue_views(issues, travel)]
+        return summarise(fold_negotiation(selected), sorted(briefs, key=lambda b: b.key))
 
     async def negotiation(self, negotiation_id: uuid.UUID, travel: TimeTravel) -> bytes:
         if not travel.requested:
@@ -187,13 +239,10 @@ class Queries:
             if served is not None:
                 return served
         # In the past, or not projected yet (a read right after the write): fold the log.
-        negotiation_records, issues = await _negotiation_records(self.store, negotiation_id)
-        selected = select_known(negotiation_records, as_of=travel.as_of, known_at=travel.known_at)
-        if not selected or selected[0].type != "negotiation.opened":
+        found = await self._past_summary(negotiation_id, travel)
+        if found is None:
             raise errors.UnknownNegotiation(f"negotiation {negotiation_id} was not yet recorded at that time")
-        briefs = [StoredBrief.of(view) for view in _issue_views(issues, travel)]
-        summary, _ = summarise(fold_negotiation(selected), sorted(briefs, key=lambda b: b.key))
-        return _encoder.encode(summary)
+        return _encoder.encode(found[0])
 
 
     # -- issues
