@@ -3,8 +3,10 @@ with signed checkpoints and the proofs an auditor checks against them.
 
 - Leaves are appended in the gap-free commit order of the log (`(txid, position)`),
   one per event: `SHA-256(0x00 || event hash)` (see service/audit/merkle.py). They are
-  stored (`ledger_leaves`), so a proof for any published tree size is computed
-  from them, and a later change to the events table cannot move the tree.
+  stored (`ledger_leaves`), so a later change to the events table cannot move the
+  tree, and so is the tree itself as C2SP tiles (`ledger_tiles`, written in the
+  same round: service/audit/tile_store.py), from which every proof is computed in
+  O(log n) reads.
 - Sealing runs in rounds. A round takes a transaction-level advisory lock with
   `pg_try_advisory_xact_lock`: whichever process gets it seals, the others skip
   the round, so there is never more than one sealer and a dead one is replaced
@@ -30,7 +32,7 @@ import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from service.audit import merkle
+from service.audit import merkle, tile_store
 from service.config import Settings
 from service.audit.signed_note import (
     NoteVerifier,
@@ -185,8 +187,7 @@ class Ledger:
         return await self.pool.fetchval('SELECT coalesce(max("index") + 1, 0) FROM ledger_leaves')
 
     async def leaf_hashes(self, tree_size: int) -> list[bytes]:
-        # Proofs are computed from the stored leaves: O(tree size) per proof, which
-        # is fine for the sizes Parley records (a few million events = ~100 MB).
+        # Every leaf: O(tree size). Proofs never use it (they read tiles).
         rows = await self.pool.fetch(
             'SELECT leaf_hash FROM ledger_leaves WHERE "index" < $1 ORDER BY "index"', tree_size
         )
@@ -215,27 +216,24 @@ class Ledger:
             raise LedgerError(f"event {event_id} is not sealed in the ledger (yet)")
         if row["index"] >= size:
             raise LedgerError(f"event {event_id} is leaf {row['index']}, not in a tree of size {size}")
-        leaves = await self.leaf_hashes(size)
+        # From the stored tiles: O(log n) of them in one query (service/audit/tile_store.py).
+        proof, root = await tile_store.inclusion(self.pool, row["index"], size)
         return InclusionProof(
             event_id=event_id,
             leaf_index=row["index"],
             tree_size=size,
             leaf_hash=row["leaf_hash"],
-            proof=merkle.inclusion_proof(leaves, row["index"]),
-            root=merkle.root(leaves),
+            proof=proof,
+            root=root,
         )
 
     async def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
         size = await self._resolve_size(second)
         if not 0 <= first <= size:
             raise LedgerError(f"cannot prove size {first} against size {size}")
-        leaves = await self.leaf_hashes(size)
+        proof, first_root, second_root = await tile_store.consistency(self.pool, first, size)
         return ConsistencyProof(
-            first=first,
-            second=size,
-            proof=merkle.consistency_proof(leaves, first),
-            first_root=merkle.root(leaves[:first]),
-            second_root=merkle.root(leaves),
+            first=first, second=size, proof=proof, first_root=first_root, second_root=second_root
         )
 
 
@@ -314,10 +312,15 @@ class Sealer:
                         [e.position for e in events],
                         [str(e.txid) for e in events],
                         leaves,
+                        [e.hash for e in events],
                     )
                     for leaf in leaves:
                         grown.append(leaf)
                     after = events[-1].checkpoint
+                # The tree as tiles, in the same transaction as its leaves; the
+                # tiles must give the root about to be signed.
+                if await tile_store.catch_up(conn, grown.size) != grown.root():
+                    raise LedgerTampered("the stored tiles do not give the root of the stored leaves")
                 published = None
                 if latest is None or grown.size > latest["tree_size"]:
                     head = TreeHead(origin=self.key.origin, tree_size=grown.size, root=grown.root())
@@ -361,8 +364,8 @@ async def _rebuild(conn: asyncpg.Connection, latest: SignedCheckpoint | None) ->
 
 
 _INSERT_LEAVES_SQL = """
-    INSERT INTO ledger_leaves ("index", event_id, position, txid, leaf_hash)
-    SELECT "index", event_id, position, txid::xid8, leaf_hash
-    FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::text[], $5::bytea[])
-        AS batch("index", event_id, position, txid, leaf_hash)
+    INSERT INTO ledger_leaves ("index", event_id, position, txid, leaf_hash, entry)
+    SELECT "index", event_id, position, txid::xid8, leaf_hash, entry
+    FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])
+        AS batch("index", event_id, position, txid, leaf_hash, entry)
 """

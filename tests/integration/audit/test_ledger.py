@@ -82,6 +82,14 @@ async def test_a_rewritten_log_fails_consistency_and_stops_the_sealer(
             """UPDATE ledger_leaves SET leaf_hash = sha256('forged'::bytea) WHERE "index" = 2"""
         )
         await conn.execute("ALTER TABLE ledger_leaves ENABLE TRIGGER ledger_leaves_append_only")
+        # Proofs come from the stored tiles: a rewrite that is to show in them rewrites
+        # the leaf there too (bytes 64-95 of level-0 tile 0).
+        await conn.execute("ALTER TABLE ledger_tiles DISABLE TRIGGER ledger_tiles_only_grow")
+        await conn.execute(
+            "UPDATE ledger_tiles SET hashes = overlay(hashes PLACING sha256('forged'::bytea) FROM 65) "
+            "WHERE level = 0 AND idx = 0"
+        )
+        await conn.execute("ALTER TABLE ledger_tiles ENABLE TRIGGER ledger_tiles_only_grow")
     ledger = Ledger(pool)
     rewritten = await ledger.consistency(5, 8)
     assert old is not None and rewritten.first_root != old.root
