@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,13 +31,15 @@ from service.invalidation import Invalidations
 from service.migrate import ensure_migrated, migrate
 from service.projection.runner import Projector
 from service.projection.watch import ProjectionWatch, projection_lag
-from service.roles import grant_app_role
+from service.roles import grant_app_role, grant_sealer_role, may_seal
 from service.read.queries import Queries
 from service.read.replicas import ReadRouter
 from service.store.event_store import EventStore
 from service.write.aggregate_cache import AggregateCache
 from service.write.commands import CommandService
 from service.write.idempotency import purge_periodically
+
+log = logging.getLogger("parley.bootstrap")
 
 
 @dataclass
@@ -111,22 +114,32 @@ async def prepare(settings: Settings, *, first_admin_key: bool = False, admin_ke
         settings.admin_key if admin_key else None,
         first_admin_key=first_admin_key,
         app_role=settings.app_role if settings.owner_database_url else None,
+        sealer_role=settings.sealer_role if settings.owner_database_url else None,
     )
 
 
 async def prepare_database(
-    url: str, admin_key: str | None, *, first_admin_key: bool = False, app_role: str | None = None
+    url: str,
+    admin_key: str | None,
+    *,
+    first_admin_key: bool = False,
+    app_role: str | None = None,
+    sealer_role: str | None = None,
 ) -> str | None:
     """Migrate and ensure PARLEY_ADMIN_KEY. With `first_admin_key`, a database with
     no key at all gets an admin key, returned to be shown once (`parley serve`).
     With `app_role` (`url` is then the owner's), migrations run and the role gets
-    the application grants (service.roles); without, a current schema is only
-    checked, so a role that may create nothing starts."""
+    the application grants (service.roles), and `sealer_role` the sealer's;
+    without, a current schema is only checked, so a role that may create nothing
+    starts."""
     conn = await connect(url)
     try:
-        if app_role:
+        if app_role or sealer_role:
             await migrate(conn)
-            await grant_app_role(conn, app_role)
+            if app_role:
+                await grant_app_role(conn, app_role)
+            if sealer_role:
+                await grant_sealer_role(conn, sealer_role)
         else:
             await ensure_migrated(conn)
         if admin_key:
@@ -166,7 +179,7 @@ async def running(
     # reads go to the primary until it answers (service.read.replicas).
     standby_pools = [await create_pool(u, min_size=0, max_size=pool_size) for u in settings.read_database_urls]
     runtime = wire(settings, pool, standby_pools)
-    runner_pool = None
+    runner_pool = sealer_pool = None
     runtime.invalidations = Invalidations(url)
     runtime.keys.attach(runtime.invalidations)
     try:
@@ -181,9 +194,25 @@ async def running(
             runtime.projector = Projector(url, projections, pool=runner_pool)
             runtime.background.append(runtime.projector.start())
         if seal:
-            # Every process may run a sealer; a round's advisory lock lets one seal at a time.
-            runtime.sealer = Sealer(pool, ledger_key(settings))
-            runtime.background.append(asyncio.create_task(runtime.sealer.run(), name="parley-sealer"))
+            # Every process may run a sealer; a round's advisory lock lets one seal at a
+            # time. It writes the ledger, which the application role may not: its own
+            # pool as the sealer role (service.roles), or the service's pool when that
+            # role may (the owner's, or a deployment with one role).
+            if settings.sealer_database_url:
+                sealer_pool = await create_pool(settings.sealer_database_url, min_size=0, max_size=2)
+            try:
+                sealing = await may_seal(sealer_pool or pool)
+            except (OSError, asyncpg.PostgresError) as error:  # a wrong sealer URL or password
+                log.warning("this process does not seal: the sealer's database connection failed: %s", error)
+                sealing = None
+            if sealing:
+                runtime.sealer = Sealer(sealer_pool or pool, ledger_key(settings))
+                runtime.background.append(asyncio.create_task(runtime.sealer.run(), name="parley-sealer"))
+            elif sealing is not None:
+                log.warning(
+                    "this process does not seal: its database role may not write the ledger; "
+                    "set PARLEY_SEALER_DATABASE_URL to the sealer role's URL (docs/operations.md)"
+                )
         if purge:
             runtime.background.append(asyncio.create_task(purge_periodically(pool), name="parley-idempotency-purge"))
         yield runtime
@@ -200,6 +229,8 @@ async def running(
         await runtime.invalidations.close()
         if runner_pool is not None:
             await runner_pool.close()
+        if sealer_pool is not None:
+            await sealer_pool.close()
         for standby in standby_pools:
             await standby.close()
         await pool.close()

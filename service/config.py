@@ -84,6 +84,14 @@ class Settings:
     # after every migration run.
     owner_database_url: str | None = None
     app_role: str | None = None
+    # The sealer's URL (PARLEY_SEALER_DATABASE_URL; the embedded server's
+    # `parley_sealer`): the sealer and the witness client run on a pool of their
+    # own as this role, the only one besides the owner that may write the ledger
+    # (service.roles). Unset, they use PARLEY_DATABASE_URL, and a process whose
+    # role may not write the ledger does not seal. With the owner's URL, the role
+    # of PARLEY_SEALER_ROLE gets service.roles.SEALER_GRANTS after every migration run.
+    sealer_database_url: str | None = None
+    sealer_role: str | None = None
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
     # (PARLEY_TRUSTED_PROXIES: addresses or networks, comma-separated). None by
     # default: the client address is the TCP peer's, whatever headers say.
@@ -108,6 +116,8 @@ class Settings:
             read_max_lag=_seconds(env, "PARLEY_READ_MAX_LAG", 30.0),
             owner_database_url=env.get("PARLEY_OWNER_DATABASE_URL") or None,
             app_role=env.get("PARLEY_APP_ROLE") or None,
+            sealer_database_url=env.get("PARLEY_SEALER_DATABASE_URL") or None,
+            sealer_role=env.get("PARLEY_SEALER_ROLE") or None,
             trusted_proxies=_networks(env, "PARLEY_TRUSTED_PROXIES"),
             auth_failure_limit=_count(env, "PARLEY_AUTH_FAILURE_LIMIT", 10),
         )

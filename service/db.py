@@ -63,14 +63,19 @@ async def close_connection(conn: asyncpg.Connection, timeout: float = 2.0) -> No
 def database_settings(settings: Settings) -> Iterator[Settings]:
     """The settings with the database to use: PARLEY_DATABASE_URL as given, or an
     embedded server started (and, on exit, left) under PARLEY_DATA_DIR, whose
-    service URL is the application role's and whose owner URL is the superuser's."""
+    service URL is the application role's, whose sealer URL is the sealer role's
+    and whose owner URL is the superuser's."""
     if settings.database_url:
         yield settings
         return
     server = embedded.start(settings.data_dir)
     try:
         yield settings.with_overrides(
-            database_url=server.app_url, owner_database_url=server.url, app_role=embedded.APP_ROLE
+            database_url=server.app_url,
+            owner_database_url=server.url,
+            app_role=embedded.APP_ROLE,
+            sealer_database_url=server.sealer_url,
+            sealer_role=embedded.SEALER_ROLE,
         )
     finally:
         server.stop()

@@ -20,6 +20,7 @@ Here (DESIGN "Security (v2)"):
   directory through a descriptor opened by this process (`-D /proc/self/fd/N`),
   never through the path, so the data dir may sit under 0700 directories;
 - the service connects as `parley_app` (service.roles), a role that owns nothing;
+  the sealer as `parley_sealer`, which may append to the ledger and nothing else;
   migrations, grants and rebuild swaps use the owner (the superuser) URL.
 
 Several processes share one server (the serve workers, the CLI commands): the
@@ -48,7 +49,7 @@ from urllib.parse import quote
 import psutil
 
 from service.keyfiles import read_private_file, write_private_file
-from service.roles import APP_ROLE
+from service.roles import APP_ROLE, SEALER_ROLE
 
 log = logging.getLogger("parley.embedded")
 
@@ -108,17 +109,28 @@ def _locked(path: Path) -> Iterator[None]:
 class _Credentials:
     owner: str
     app: str
+    sealer: str
 
 
-def _credentials(data_dir: Path) -> tuple[_Credentials, bool]:
-    """The generated passwords (created on first use); True when created now."""
+def _credentials(data_dir: Path) -> tuple[_Credentials, bool, bool]:
+    """The generated passwords (created on first use): (credentials, created now,
+    a role's password added now). A file from before the sealer role gets its
+    password added (a new file written whole, then renamed over the old one:
+    never a half-written secret)."""
     path = data_dir / "pg-credentials.json"
     if path.exists():
         stored = json.loads(read_private_file(path))
-        return _Credentials(stored["owner"], stored["app"]), False
-    made = _Credentials(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
-    write_private_file(path, json.dumps({"owner": made.owner, "app": made.app}).encode())
-    return made, True
+        added = "sealer" not in stored
+        if added:
+            stored["sealer"] = secrets.token_urlsafe(32)
+            fresh = path.with_name(path.name + ".new")
+            fresh.unlink(missing_ok=True)
+            write_private_file(fresh, json.dumps(stored).encode())
+            os.replace(fresh, path)
+        return _Credentials(stored["owner"], stored["app"], stored["sealer"]), False, added
+    made = _Credentials(secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+    write_private_file(path, json.dumps({"owner": made.owner, "app": made.app, "sealer": made.sealer}).encode())
+    return made, True, False
 
 
 @dataclass
@@ -130,6 +142,8 @@ class EmbeddedPostgres:
     url: str
     # The application role's URL: what the service's pools connect with.
     app_url: str
+    # The sealer role's URL: the sealer's pool (the only non-owner that writes the ledger).
+    sealer_url: str = ""
     delete_on_stop: bool = False
     _user: str | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -273,7 +287,7 @@ def start(data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
     user = _server_user()
     pgdata = data_dir / "pg"
     with _locked(data_dir / "pg.lock"):
-        credentials, created = _credentials(data_dir)
+        credentials, created, added = _credentials(data_dir)
         legacy = (pgdata / "PG_VERSION").exists() and created
         if not (pgdata / "PG_VERSION").exists():
             _initdb(pgdata, user, credentials.owner)
@@ -293,7 +307,9 @@ def start(data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
             pid, socket_dir = _postmaster(pgdata)
             if pid is None or socket_dir is None:
                 raise RuntimeError(f"the embedded PostgreSQL under {pgdata} started but is not ready")
-            _ensure_app_role(socket_dir, credentials)
+            _ensure_roles(socket_dir, credentials)
+        elif added and socket_dir is not None:
+            _ensure_roles(socket_dir, credentials)  # a running server from before the sealer role
         assert socket_dir is not None
         _write_handles(data_dir, [*_handles(data_dir), os.getpid()])
     server = EmbeddedPostgres(
@@ -302,6 +318,7 @@ def start(data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
         socket_dir=socket_dir,
         url=url_for("postgres", credentials.owner, socket_dir),
         app_url=url_for(APP_ROLE, credentials.app, socket_dir),
+        sealer_url=url_for(SEALER_ROLE, credentials.sealer, socket_dir),
         delete_on_stop=delete_on_stop,
         _user=user,
     )
@@ -343,17 +360,20 @@ def _psql_trust(socket_dir: Path, sql: str) -> None:
                    capture_output=True, text=True, timeout=60)
 
 
-def _ensure_app_role(socket_dir: Path, credentials: _Credentials) -> None:
-    """The application role, with its generated password (its grants come with
-    the migrations: service.roles.grant_app_role)."""
-    _psql(socket_dir, credentials.owner, f"""
-        DO $$ BEGIN
-            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(APP_ROLE)}) THEN
-                CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION;
-            END IF;
-        END $$;
-        ALTER ROLE {APP_ROLE} WITH LOGIN PASSWORD {_literal(credentials.app)};
-    """)
+def _ensure_roles(socket_dir: Path, credentials: _Credentials) -> None:
+    """The application and sealer roles, with their generated passwords (their
+    grants come with the migrations: service.roles.grant_app_role, grant_sealer_role)."""
+    sql = []
+    for role, password in ((APP_ROLE, credentials.app), (SEALER_ROLE, credentials.sealer)):
+        sql.append(f"""
+            DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(role)}) THEN
+                    CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION;
+                END IF;
+            END $$;
+            ALTER ROLE {role} WITH LOGIN PASSWORD {_literal(password)};
+        """)
+    _psql(socket_dir, credentials.owner, "".join(sql))
 
 
 def running_url(data_dir: Path, *, app: bool = False) -> str:
@@ -363,7 +383,7 @@ def running_url(data_dir: Path, *, app: bool = False) -> str:
     _, socket_dir = _postmaster(data_dir / "pg")
     if socket_dir is None:
         raise RuntimeError(f"no embedded PostgreSQL is running under {data_dir}")
-    credentials, _ = _credentials(data_dir)
+    credentials, _, _ = _credentials(data_dir)
     if app:
         return url_for(APP_ROLE, credentials.app, socket_dir)
     return url_for("postgres", credentials.owner, socket_dir)

@@ -28,21 +28,27 @@ from service.migrate import migrate
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """As the owner of the schema; `--app-role` (or PARLEY_APP_ROLE) then gives that
-    role exactly the application grants (service.roles.APP_GRANTS)."""
-    from service.roles import grant_app_role
+    role exactly the application grants (service.roles.APP_GRANTS), `--sealer-role`
+    (or PARLEY_SEALER_ROLE) that role the sealer's (SEALER_GRANTS)."""
+    from service.roles import grant_app_role, grant_sealer_role
 
     async def apply(settings: Settings) -> None:
         conn = await connect(settings.migration_url or "")
+        role = args.app_role or settings.app_role
+        sealer = args.sealer_role or settings.sealer_role
         try:
             applied = await migrate(conn)
-            role = args.app_role or settings.app_role
             if role:
                 await grant_app_role(conn, role)
+            if sealer:
+                await grant_sealer_role(conn, sealer)
         finally:
             await conn.close()
         print(f"applied migrations: {applied}" if applied else "schema is up to date", file=sys.stderr)
         if role:
             print(f"granted the application grants to {role}", file=sys.stderr)
+        if sealer:
+            print(f"granted the sealer grants to {sealer}", file=sys.stderr)
 
     return run_on_database(args, apply)
 
@@ -136,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_cmd = commands.add_parser("migrate", help="apply schema migrations (as the owner of the schema)")
     migrate_cmd.add_argument("--app-role", help="then give this role the application grants (docs/operations.md)")
+    migrate_cmd.add_argument("--sealer-role", help="then give this role the sealer grants (docs/operations.md)")
     migrate_cmd.set_defaults(run=cmd_migrate)
 
     openapi_cmd = commands.add_parser("openapi", help="print the OpenAPI document (openapi/openapi.json)")

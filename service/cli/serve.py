@@ -48,9 +48,12 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
         # Migrate once before the workers start, so they never race on an empty
         # database (as the owner when its URL is known; the workers only check).
         announce_first_key(asyncio.run(bootstrap.prepare(settings, first_admin_key=True)))
-        # The workers get the application role's URL only.
+        # The workers get the application role's URL, and the sealer role's for
+        # their sealer; never the owner's.
         os.environ["PARLEY_DATABASE_URL"] = url
         os.environ.pop("PARLEY_OWNER_DATABASE_URL", None)
+        if settings.sealer_database_url:
+            os.environ["PARLEY_SEALER_DATABASE_URL"] = settings.sealer_database_url
         if settings.admin_key:
             os.environ["PARLEY_ADMIN_KEY"] = settings.admin_key
         if before_serving is not None:

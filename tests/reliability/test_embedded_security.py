@@ -13,6 +13,7 @@ finding 1, issue 19 item 4).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -129,7 +130,7 @@ async def test_the_service_role_of_the_embedded_server_cannot_rewrite_history(pr
 
         settings = Settings.from_env({}).with_overrides(
             database_url=server.app_url, owner_database_url=server.url, app_role="parley_app",
-            data_dir=private_parent / "data",
+            sealer_database_url=server.sealer_url, sealer_role="parley_sealer", data_dir=private_parent / "data",
         )
         await bootstrap.prepare(settings)
         app = await asyncpg.connect(server.app_url)
@@ -139,11 +140,21 @@ async def test_the_service_role_of_the_embedded_server_cannot_rewrite_history(pr
             for statement in ("UPDATE events SET type = 'forged'", "DELETE FROM events", "TRUNCATE events",
                               "ALTER TABLE events DISABLE TRIGGER ALL", "UPDATE ledger_checkpoints SET origin = 'x'",
                               "DELETE FROM ledger_checkpoints", "SET session_replication_role = replica",
-                              "CREATE TABLE planted (x int)"):
+                              "CREATE TABLE planted (x int)",
+                              "INSERT INTO ledger_checkpoints (origin, tree_size, root, signed_at, signature, public_key)"
+                              " SELECT 'x', 9, root, now(), signature, public_key FROM ledger_checkpoints"):
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await app.execute(statement)
         finally:
             await app.close()
+        sealer = await asyncpg.connect(server.sealer_url)
+        try:
+            assert await sealer.fetchval("SELECT current_user") == "parley_sealer"
+            assert await sealer.fetchval("SELECT has_table_privilege('ledger_checkpoints', 'INSERT')")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await sealer.execute("DELETE FROM events")
+        finally:
+            await sealer.close()
     finally:
         server.stop()
 
@@ -151,21 +162,23 @@ async def test_the_service_role_of_the_embedded_server_cannot_rewrite_history(pr
 # -- `parley serve` as the application role with exactly the documented grants ----------
 
 
-def documented_grants() -> str:
-    """The SQL block of docs/operations.md's deployment section, as an operator pastes it."""
+def documented_grants(role: str = "parley_app") -> str:
+    """The SQL block of docs/operations.md's deployment section for `role`, as an
+    operator pastes it."""
     text = (ROOT / "docs" / "operations.md").read_text()
     section = text[text.index("## Deployment"):]
     blocks = re.findall(r"```sql\n(.*?)```", section, re.S)
-    grants = [b for b in blocks if "GRANT" in b and "parley_app" in b]
-    assert grants, "docs/operations.md shows no grant block for parley_app"
+    grants = [b for b in blocks if "GRANT" in b and f"CREATE ROLE {role} " in b]
+    assert grants, f"docs/operations.md shows no grant block for {role}"
     return grants[0]
 
 
 def test_the_documented_grants_are_the_ones_the_embedded_server_applies():
-    from service.roles import APP_GRANTS
+    from service.roles import APP_GRANTS, SEALER_GRANTS
 
-    documented = [line for line in documented_grants().splitlines() if not line.startswith(("CREATE ROLE", "--"))]
-    assert "\n".join(documented).strip() == APP_GRANTS.format(role="parley_app").strip()
+    for role, grants in (("parley_app", APP_GRANTS), ("parley_sealer", SEALER_GRANTS)):
+        documented = [line for line in documented_grants(role).splitlines() if not line.startswith(("CREATE ROLE", "--"))]
+        assert "\n".join(documented).strip() == grants.format(role=role).strip()
 
 
 def _as_role(url: str, role: str, password: str) -> str:
@@ -179,10 +192,12 @@ async def test_parley_serve_runs_as_the_application_role_with_exactly_the_docume
     database_url, tmp_path, processes
 ):
     role, password = f"parley_app_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    sealer = role.replace("parley_app", "parley_sealer")
     owner = await asyncpg.connect(database_url)
     try:
-        sql = documented_grants().replace("parley_app", role).replace("'…'", f"'{password}'")
-        await owner.execute(sql)
+        await owner.execute(documented_grants().replace("parley_app", role).replace("'…'", f"'{password}'"))
+        await owner.execute(documented_grants("parley_sealer").replace("parley_sealer", sealer)
+                            .replace("'…'", f"'{password}'"))
         admin_key = await create_key(owner, "admin", Role.ADMIN)
         app_url = _as_role(database_url, role, password)
         assert await (await asyncpg.connect(app_url)).fetchval("SELECT current_user") == role
@@ -190,7 +205,8 @@ async def test_parley_serve_runs_as_the_application_role_with_exactly_the_docume
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log = tmp_path / "serve.log"
-        process = start_serve(app_url, port, log, PARLEY_DATA_DIR=str(tmp_path))
+        process = start_serve(app_url, port, log, PARLEY_DATA_DIR=str(tmp_path),
+                              PARLEY_SEALER_DATABASE_URL=_as_role(database_url, sealer, password))
         processes.append(process)
         wait_ready(base, process, log)
         headers = {"Authorization": f"Bearer {admin_key}"}
@@ -223,11 +239,21 @@ async def test_parley_serve_runs_as_the_application_role_with_exactly_the_docume
                 "type": "statement.made", "occurred_on": "2022-03-03", "speaker": "Lavrov", "party": "RU",
                 "summary": "after the rebuild"})
             assert again.status_code == 201, again.text
-        # Everything the serve process connected with was the application role.
+            # The sealer, on its own pool as the sealer role, seals what was recorded.
+            for _ in range(600):
+                latest = await http.get("/ledger/checkpoint")
+                if latest.status_code == 200 and latest.json()["tree_size"] >= 3:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"nothing sealed within 60 s: {latest.text}")
+        # Everything the serve process connected with was the application role,
+        # but the sealer's pool.
         users = await owner.fetch(
             "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
-        assert {r["usename"] for r in users} <= {role}, users
+        assert {r["usename"] for r in users} <= {role, sealer}, users
+        assert await owner.fetchval("SELECT count(*) FROM ledger_checkpoints") >= 1
         # The other commands an operator runs as that role need no CREATE either.
         for args in (["keys", "list"], ["migrate"]):
             done = subprocess.run([sys.executable, "-m", "service.cli", *args], env=parley_env(app_url), cwd=ROOT,
@@ -239,8 +265,9 @@ async def test_parley_serve_runs_as_the_application_role_with_exactly_the_docume
         kill_group(process, signal.SIGTERM)
         assert "Traceback" not in log.read_text(errors="replace")
     finally:
-        await owner.execute(f"DROP OWNED BY {role}")
-        await owner.execute(f"DROP ROLE {role}")
+        for name in (role, sealer):
+            await owner.execute(f"DROP OWNED BY {name}")
+            await owner.execute(f"DROP ROLE {name}")
         await owner.close()
 
 
