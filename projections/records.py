@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from domain.events import decode_data
+from domain.events import UnknownEventType, decode_data
 from domain.records import Recorded, Source
 
 
@@ -40,9 +40,29 @@ class StoredEventLike(Protocol):
     note: str | None
 
 
+class UnreadableEvent(ValueError):
+    """A stored event whose data no payload of this code decodes (a poison event:
+    the same bytes fail the same way every time). The projection runner stops at
+    it and reports it; the API answers a 503 problem naming it."""
+
+    def __init__(self, event: StoredEventLike, error: Exception) -> None:
+        super().__init__(f"event {event.id} ({event.type} v{event.schema_version}) cannot be read: {error}")
+        self.event_id = event.id
+        self.stream_id = event.stream_id
+        self.negotiation_id = event.negotiation_id or event.stream_id
+        self.type = event.type
+
+
 def recorded_from_stored(event: StoredEventLike) -> Recorded:
     """A stored event as the domain sees it: payload decoded (and upcast from
-    any past schema version), source as a Struct."""
+    any past schema version), source as a Struct. UnreadableEvent when it does
+    not decode."""
+    try:
+        data = decode_data(event.type, event.schema_version, event.data)
+        source = msgspec.convert(event.source, Source) if event.source is not None else None
+    except (msgspec.ValidationError, msgspec.DecodeError, UnknownEventType, KeyError, TypeError) as error:
+        # (KeyError, TypeError: an upcaster meeting old bytes it cannot rewrite.)
+        raise UnreadableEvent(event, error) from error
     return Recorded(
         id=event.id,
         stream_id=event.stream_id,
@@ -53,9 +73,9 @@ def recorded_from_stored(event: StoredEventLike) -> Recorded:
         occurred_on=event.occurred_on,
         recorded_at=event.recorded_at,
         recorded_by=event.recorded_by,
-        data=decode_data(event.type, event.schema_version, event.data),
+        data=data,
         claimed_by=tuple(event.claimed_by),
-        source=msgspec.convert(event.source, Source) if event.source is not None else None,
+        source=source,
         note=event.note,
         position=event.position,
     )

@@ -16,10 +16,20 @@ class Liveness(msgspec.Struct):
     status: str
 
 
+class StuckEvent(msgspec.Struct):
+    """The event a projection cannot apply and stopped at (docs/operations.md)."""
+
+    event_id: str
+    negotiation_id: str
+    error: str
+    since: str
+
+
 class ProjectionLag(msgspec.Struct):
     name: str
     events_behind: int
     seconds_behind: float
+    stuck: StuckEvent | None = None  # set: not ready
 
 
 class StandbyReadiness(msgspec.Struct):
@@ -52,8 +62,23 @@ class HealthController(Controller):
             await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), timeout=2)
         except Exception:  # any failure to reach the database means "not ready"
             return Response(Readiness(status="unavailable", database="unreachable"), status_code=503)
-        lags = [ProjectionLag(**lag) for lag in await runtime.projection_lag()]
+        lags = [_lag(**lag) for lag in await runtime.projection_lag()]
         standbys = [
             StandbyReadiness(s.name, s.state.usable, round(runtime.reads.lag(s), 3)) for s in runtime.reads.standbys
         ]
-        return Response(Readiness(status="ready", database="reachable", projections=lags, standbys=standbys))
+        # A projection stuck at an event serves that negotiation no more: not ready.
+        stuck = any(lag.stuck is not None for lag in lags)
+        return Response(
+            Readiness(status="unavailable" if stuck else "ready", database="reachable", projections=lags,
+                      standbys=standbys),
+            status_code=503 if stuck else 200,
+        )  # fmt: skip
+
+
+def _lag(name: str, events_behind: int, seconds_behind: float, stuck: dict | None = None) -> ProjectionLag:
+    return ProjectionLag(
+        name, events_behind, seconds_behind,
+        None if stuck is None else StuckEvent(
+            str(stuck["event_id"]), str(stuck["negotiation_id"]), stuck["error"], stuck["since"].isoformat()
+        ),
+    )  # fmt: skip

@@ -76,6 +76,11 @@ class Problem(msgspec.Struct, omit_defaults=True):
     dependants: list[str] | None = None
     # The slug that is taken (slug-taken).
     slug: str | None = None
+    # A stored event this server cannot read (event-unreadable), or the one a
+    # projection is stuck at (projection-stuck, with the projection's name).
+    event_id: str | None = None
+    negotiation_id: str | None = None
+    projection: str | None = None
 
 
 class ProblemError(Exception):
@@ -231,7 +236,9 @@ def handle_exception(request: Request, exc: Exception) -> Response[Problem]:
         return problem_response(exc.problem, exc.headers)
     if isinstance(exc, DomainError):
         return problem_response(domain_problem(exc))
+    from projections import records
     from projections.cursors import InvalidCursor
+    from service.projection import watch
     from service.read import queries
     from service.write import idempotency
     from service.write import requests as commands
@@ -241,6 +248,20 @@ def handle_exception(request: Request, exc: Exception) -> Response[Problem]:
             Problem(type=TYPE_PREFIX + "consistency-timeout", title="The read models are behind the token",
                     status=503, detail=f"{exc}; retry shortly.", retry_after=1),
             {"Retry-After": "1"},
+        )
+    if isinstance(exc, watch.ProjectionStuck):
+        stuck = exc.stuck
+        return problem_response(
+            Problem(type=TYPE_PREFIX + "projection-stuck", title="A read model is stuck at an event it cannot apply",
+                    status=503, detail=str(exc), projection=stuck.name, event_id=str(stuck.event_id),
+                    negotiation_id=str(stuck.negotiation_id))
+        )
+    if isinstance(exc, records.UnreadableEvent):
+        log.error("%s", exc)
+        return problem_response(
+            Problem(type=TYPE_PREFIX + "event-unreadable", title="A stored event cannot be read by this server",
+                    status=503, detail=f"{exc}; an operator must fix it (docs/operations.md).",
+                    event_id=str(exc.event_id), negotiation_id=str(exc.negotiation_id), stream_id=str(exc.stream_id))
         )
     if isinstance(exc, queries.InvalidTimeParameter):
         return problem_response(invalid_date_parameter(exc.parameter, str(exc)).problem)
@@ -338,7 +359,8 @@ def problem_responses(*statuses: int) -> dict[int, Any]:
         428: "Precondition required",
         429: "Too many requests: too many failed authentications from this address (a valid key is never "
         "refused), or too many open streams; Retry-After says when to retry",
-        503: "Database unavailable",
+        503: "Unavailable: the database (retry), a read model stuck at an event it cannot apply "
+        "(projection-stuck), or a stored event this server cannot read (event-unreadable)",
     }
     if 401 in statuses and 429 not in statuses:
         # Any route that takes a key may answer 429 to an address that failed too often.

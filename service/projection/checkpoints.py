@@ -54,6 +54,43 @@ async def read_checkpoint(conn: asyncpg.Connection | asyncpg.Pool, name: str) ->
     return Checkpoint(row["txid"], row["position"]) if row else START
 
 
+async def read_stuck(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> dict[str, Any] | None:
+    """The event a projection is stuck at (docs/operations.md), or None."""
+    row = await conn.fetchrow(
+        """
+        SELECT stuck_event_id AS event_id, stuck_negotiation_id AS negotiation_id, stuck_error AS error,
+               stuck_since AS since
+        FROM projection_checkpoints WHERE name = $1 AND stuck_event_id IS NOT NULL
+        """,
+        name,
+    )
+    return dict(row) if row is not None else None
+
+
+async def mark_stuck(
+    conn: asyncpg.Connection, name: str, after: Checkpoint, event: StoredEvent, error: str
+) -> None:
+    """Record that `name` cannot apply `event`, the next one after `after` (its
+    checkpoint stays there). CheckpointMoved if another holder or a rebuild moved it."""
+    marked = await conn.fetchval(
+        """
+        UPDATE projection_checkpoints
+        SET stuck_since = CASE WHEN stuck_event_id = $4 THEN stuck_since ELSE now() END,
+            stuck_event_id = $4, stuck_negotiation_id = $5, stuck_error = $6, updated_at = now()
+        WHERE name = $1 AND txid = $2 AND position = $3
+        RETURNING name
+        """,
+        name,
+        after.txid,
+        after.position,
+        event.id,
+        event.negotiation_id or event.stream_id,
+        error,
+    )
+    if marked is None:
+        raise CheckpointMoved(name)
+
+
 async def apply_batch(
     conn: asyncpg.Connection,
     store: EventStore,
@@ -73,7 +110,8 @@ async def apply_batch(
         await conn.execute(
             """
             UPDATE projection_checkpoints
-            SET txid = $2, position = $3, events_applied = events_applied + $4, updated_at = now()
+            SET txid = $2, position = $3, events_applied = events_applied + $4, updated_at = now(),
+                stuck_event_id = NULL, stuck_negotiation_id = NULL, stuck_error = NULL, stuck_since = NULL
             WHERE name = $1
             """,
             projection.name,

@@ -11,6 +11,10 @@ short transaction that first locks the checkpoint row (waiting for a live
 batch in flight and holding the next one back), catches up to what is being
 served, and moves the tables in. Reads are served from the live tables all
 along.
+
+A rebuild is also how a projection stuck at an event (service.projection.runner)
+resumes after the fix: the swap clears the stuck event with the checkpoint. A
+rebuild that meets the event it cannot apply fails and swaps nothing in.
 """
 
 from __future__ import annotations
@@ -175,7 +179,9 @@ async def rebuild_all(
                 await swap.execute(
                     """
                     UPDATE projection_checkpoints
-                    SET txid = $2, position = $3, events_applied = $4, updated_at = now()
+                    SET txid = $2, position = $3, events_applied = $4, updated_at = now(),
+                        stuck_event_id = NULL, stuck_negotiation_id = NULL, stuck_error = NULL,
+                        stuck_since = NULL
                     WHERE name = ANY($1::text[])
                     """,
                     names,

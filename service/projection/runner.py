@@ -14,9 +14,21 @@
   as the fallback). After each committed batch the runner notifies
   `parley_projections`, which `watch.ProjectionWatch.wait_for` listens to for
   read-your-writes.
-* **Hiccups.** Any failure closes the connection, forgets in-memory folds (they
-  may be ahead of what committed) and retries with capped exponential backoff;
-  the runner never raises into the API process.
+* **Hiccups.** A database failure (`is_hiccup`: a lost connection, a
+  serialization failure or deadlock, a server shutting down or out of
+  resources) closes the connection, forgets in-memory folds (they may be ahead
+  of what committed) and retries with capped exponential backoff; the runner
+  never raises into the API process.
+* **Poison events.** Any other failure of a batch is taken as deterministic (an
+  event whose data does not decode, a fold that fails on it): the batch is
+  applied again one event at a time, which commits the events before the bad one
+  and finds it; if it fails again alone, the projection stops there and records
+  it as stuck (event, negotiation, error) beside its checkpoint
+  (`checkpoints.mark_stuck`). It does not retry in a loop: it waits until a
+  rebuild (or another holder) moves its checkpoint, and tries the event once
+  more on its next start (after a fix is deployed). /health/ready, the metrics
+  and the reads of that negotiation report it (docs/operations.md, "A
+  projection stuck at an event").
 
 Rebuilds are in `service.projection.rebuild`, lag and read-your-writes in
 `service.projection.watch`.
@@ -41,11 +53,37 @@ from service.projection.checkpoints import (
     CheckpointMoved,
     apply_batch,
     ensure_checkpoints,
+    mark_stuck,
     read_checkpoint,
+    read_stuck,
 )
-from service.store.event_store import Checkpoint, EventStore
+from service.store.event_store import Checkpoint, EventStore, StoredEvent
 
 log = logging.getLogger("parley.projector")
+
+# SQLSTATE classes of a passing database condition: connection exception,
+# transaction rollback (serialization failure, deadlock), insufficient resources,
+# object not in prerequisite state (lock not available), operator intervention
+# (shutdown, cancel), system error. Anything else repeats with the same event.
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
+
+
+def is_hiccup(error: BaseException) -> bool:
+    """A failure that says nothing about the events (retry), not a poison event."""
+    if isinstance(error, (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError, asyncpg.InterfaceError,
+                          asyncpg.exceptions.InternalClientError)):
+        return True
+    if isinstance(error, asyncpg.PostgresError):
+        return (error.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    return False
+
+
+class _Stuck(Exception):
+    """This holder has marked its projection stuck after `checkpoint`; it waits."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(str(checkpoint))
+        self.checkpoint = checkpoint
 
 @dataclass
 class WorkerStats:
@@ -58,6 +96,8 @@ class WorkerStats:
     errors: int = 0
     last_error: str | None = None
     last_batch_seconds: float = 0.0
+    # The event this projection is stuck at: {"event_id", "negotiation_id", "error"}.
+    stuck: dict[str, object] | None = None
 
 
 class ProjectionWorker:
@@ -125,6 +165,8 @@ class ProjectionWorker:
                     await self._follow(conn, checkpoint)
                 except CheckpointMoved:
                     log.info("projection %s: checkpoint moved; resuming from the stored one", self.projection.name)
+                except _Stuck as stuck:
+                    await self._wait_while_stuck(conn, stuck.checkpoint)
         finally:
             self.stats.holding = False
             await close_connection(conn)
@@ -136,10 +178,61 @@ class ProjectionWorker:
         async with contextlib.aclosing(subscription) as batches:
             async for batch in batches:
                 started = time.perf_counter()
-                checkpoint = await apply_batch(conn, self.store, self.projection, checkpoint, batch)
+                try:
+                    checkpoint = await apply_batch(conn, self.store, self.projection, checkpoint, batch)
+                except CheckpointMoved:
+                    raise
+                except Exception as error:
+                    if is_hiccup(error):
+                        raise
+                    self.projection.reset()
+                    checkpoint = await self._one_by_one(conn, checkpoint, batch, error)
                 self.stats.batches += 1
                 self.stats.events_applied += len(batch)
                 self.stats.last_batch_seconds = time.perf_counter() - started
+                self.stats.stuck = None
+
+    async def _one_by_one(
+        self, conn: asyncpg.Connection, checkpoint: Checkpoint, batch: Sequence[StoredEvent], first: Exception
+    ) -> Checkpoint:
+        """A batch failed for a reason that is not the database's: apply it one
+        event at a time, to commit what comes before the event that fails and find it."""
+        log.warning("projection %s: a batch failed (%s); applying it event by event", self.projection.name, first)
+        for event in batch:
+            try:
+                checkpoint = await apply_batch(conn, self.store, self.projection, checkpoint, [event])
+            except CheckpointMoved:
+                raise
+            except Exception as error:
+                if is_hiccup(error):
+                    raise
+                self.projection.reset()
+                detail = f"{type(error).__name__}: {error}"
+                await mark_stuck(conn, self.projection.name, checkpoint, event, detail)
+                self.stats.errors += 1
+                self.stats.last_error = detail
+                self.stats.stuck = {
+                    "event_id": event.id, "negotiation_id": event.negotiation_id or event.stream_id, "error": detail
+                }
+                log.error(
+                    "projection %s: stuck at event %s (%s, negotiation %s): %s; it stays there until "
+                    "`parley projections rebuild %s` after a fix, or its next start",
+                    self.projection.name, event.id, event.type, event.negotiation_id or event.stream_id, detail,
+                    self.projection.name,
+                )  # fmt: skip
+                raise _Stuck(checkpoint) from error
+        return checkpoint
+
+    async def _wait_while_stuck(self, conn: asyncpg.Connection, checkpoint: Checkpoint) -> None:
+        """Until the stored checkpoint moves (a rebuild swapped fixed tables in, or
+        another holder applied) or the stuck mark is cleared; no retry meanwhile."""
+        while not self.stopping.is_set():
+            await self._pause(self.lock_poll_interval)
+            if await read_checkpoint(conn, self.projection.name) != checkpoint:
+                break
+            if await read_stuck(conn, self.projection.name) is None:
+                break
+        self.stats.stuck = None
 
 
 class Projector:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -22,22 +24,63 @@ from service.store.event_store import Checkpoint, EventStore
 
 log = logging.getLogger("parley.projector")
 
+# Seconds a process keeps its read of the stuck projections.
+_STUCK_TTL = 1.0
+
+
+@dataclass(frozen=True)
+class StuckAt:
+    """A projection stopped at an event it cannot apply (checkpoint: the last applied)."""
+
+    name: str
+    event_id: uuid.UUID
+    negotiation_id: uuid.UUID
+    error: str
+    checkpoint: Checkpoint
+
+
+class ProjectionStuck(Exception):
+    """A read of a view that a projection stuck at an event no longer keeps up to date."""
+
+    def __init__(self, stuck: StuckAt) -> None:
+        super().__init__(
+            f"projection {stuck.name} is stuck at event {stuck.event_id} of negotiation {stuck.negotiation_id} "
+            f"({stuck.error}); an operator must fix it and run `parley projections rebuild {stuck.name}`"
+        )
+        self.stuck = stuck
+
+
 # Counting stops here: "a million or more behind" is all a health check needs.
 _LAG_COUNT_CAP = 1_000_000
 
 
 async def projection_lag(pool: asyncpg.Pool, names: Sequence[str] = PROJECTION_NAMES) -> list[dict[str, Any]]:
-    """Per projection: events behind the visible head of the log, and seconds
-    since the oldest of them was recorded (0 when caught up)."""
+    """Per projection: events behind the visible head of the log, seconds since
+    the oldest of them was recorded (0 when caught up), and the event it is stuck
+    at ({event_id, negotiation_id, error, since}; None when it is not)."""
     rows = await pool.fetch(
-        "SELECT name, txid, position FROM projection_checkpoints WHERE name = ANY($1::text[]) ORDER BY name",
+        """
+        SELECT name, txid, position, stuck_event_id, stuck_negotiation_id, stuck_error, stuck_since
+        FROM projection_checkpoints WHERE name = ANY($1::text[]) ORDER BY name
+        """,
         list(names),
     )
     behind = await EventStore(pool).backlog([Checkpoint(r["txid"], r["position"]) for r in rows], cap=_LAG_COUNT_CAP)
     return [
-        {"name": r["name"], "events_behind": lag.events, "seconds_behind": lag.seconds}
+        {"name": r["name"], "events_behind": lag.events, "seconds_behind": lag.seconds, "stuck": _stuck(r)}
         for r, lag in zip(rows, behind)
     ]
+
+
+def _stuck(row: asyncpg.Record) -> dict[str, Any] | None:
+    if row["stuck_event_id"] is None:
+        return None
+    return {
+        "event_id": row["stuck_event_id"],
+        "negotiation_id": row["stuck_negotiation_id"],
+        "error": row["stuck_error"],
+        "since": row["stuck_since"],
+    }
 
 
 class ProjectionWatch:
@@ -65,6 +108,7 @@ class ProjectionWatch:
         self._generation = 0  # notifications received so far
         self._reading: tuple[int, asyncio.Future[Checkpoint | None]] | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._stuck: tuple[float, dict[str, StuckAt]] | None = None
 
     async def _read_slowest(self) -> Checkpoint | None:
         rows = await self.pool.fetch(
@@ -102,6 +146,41 @@ class ProjectionWatch:
                 self._listener = asyncio.create_task(self._listen(), name="parley-projection-watch")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(remaining, self.poll_interval))
+
+    async def stuck(self) -> dict[str, "StuckAt"]:
+        """The projections stuck at an event (service.projection.runner), by name;
+        read at most once a second per process (a stuck projection stays stuck
+        until an operator acts, so a second's delay in noticing either way is harmless)."""
+        loop = asyncio.get_running_loop()
+        if self._stuck is None or loop.time() - self._stuck[0] > _STUCK_TTL:
+            rows = await self.pool.fetch(
+                """
+                SELECT name, txid, position, stuck_event_id, stuck_negotiation_id, stuck_error
+                FROM projection_checkpoints WHERE name = ANY($1::text[]) AND stuck_event_id IS NOT NULL
+                """,
+                self.names,
+            )
+            found = {
+                r["name"]: StuckAt(
+                    r["name"], r["stuck_event_id"], r["stuck_negotiation_id"], r["stuck_error"],
+                    Checkpoint(r["txid"], r["position"]),
+                )
+                for r in rows
+            }  # fmt: skip
+            self._stuck = (loop.time(), found)
+        return self._stuck[1]
+
+    async def check_not_stuck(self, name: str, negotiation_id: uuid.UUID) -> None:
+        """ProjectionStuck if projection `name` is stuck at an event of this negotiation."""
+        stuck = (await self.stuck()).get(name)
+        if stuck is not None and stuck.negotiation_id == negotiation_id:
+            raise ProjectionStuck(stuck)
+
+    async def check_reachable(self, checkpoint: Checkpoint) -> None:
+        """ProjectionStuck if a projection stuck before `checkpoint` will never reach it."""
+        for stuck in (await self.stuck()).values():
+            if stuck.checkpoint < checkpoint:
+                raise ProjectionStuck(stuck)
 
     def _notify(self, *_: object) -> None:
         self._generation += 1

@@ -142,6 +142,7 @@ class Queries:
         # A token names the last event of a write; refuse one that names none.
         if not token.in_range or not await self.store.has_event_at(checkpoint):
             raise UnknownWrite(token.text())
+        await self.watch.check_reachable(checkpoint)  # a stuck projection never gets there
         if not await self.watch.wait_for(checkpoint, wait):
             raise ProjectionsBehind(token.text(), wait)
 
@@ -235,6 +236,7 @@ class Queries:
 
     async def negotiation(self, negotiation_id: uuid.UUID, travel: TimeTravel) -> bytes:
         if not travel.requested:
+            await self.watch.check_not_stuck(negotiation_summary.NegotiationSummaryProjection.name, negotiation_id)
             served = await negotiation_summary.fetch(self.pool, negotiation_id)
             if served is not None:
                 return served
@@ -263,6 +265,7 @@ class Queries:
         the negotiation itself."""
         after = cursors.decode("issues.v1", cursor, 1)[0] if cursor else None
         if not travel.requested:
+            await self.watch.check_not_stuck(issue_status.IssueStatusProjection.name, negotiation_id)
             projected = await issue_status.fetch_for_negotiation(
                 self.pool, negotiation_id, status=status, category=category, party=party
             )
@@ -286,6 +289,7 @@ class Queries:
 
     async def issue(self, negotiation_id: uuid.UUID, key: str, travel: TimeTravel) -> bytes:
         if not travel.requested:
+            await self.watch.check_not_stuck(issue_status.IssueStatusProjection.name, negotiation_id)
             served = await issue_status.fetch_one(self.pool, negotiation_id, key)
             if served is not None:
                 return served
@@ -324,6 +328,7 @@ class Queries:
         self, negotiation_id: uuid.UUID, *, cursor: str | None, limit: int, travel: TimeTravel = TimeTravel()
     ) -> tuple[bytes, str | None]:
         if not travel.requested:
+            await self.watch.check_not_stuck(timeline.TimelineProjection.name, negotiation_id)
             page = await timeline.fetch(self.pool, negotiation_id, cursor, limit)
             return _encoder.encode(page), page.next
         negotiation_records, issues = await _negotiation_records(self.store, negotiation_id)

@@ -210,7 +210,7 @@ async def test_lag_counts_events_and_seconds_behind_the_visible_head(database_ur
     assert all(lag["events_behind"] == total and lag["seconds_behind"] > 0 for lag in lags)
     await catch_up(database_url, store, PROJECTIONS["timeline"]())
     lags = {lag["name"]: lag for lag in await projection_lag(pool)}
-    assert lags["timeline"] == {"name": "timeline", "events_behind": 0, "seconds_behind": 0.0}
+    assert lags["timeline"] == {"name": "timeline", "events_behind": 0, "seconds_behind": 0.0, "stuck": None}
     assert lags["issue_status"]["events_behind"] == total
 
 
