@@ -39,10 +39,10 @@ REF = "#/components/schemas/{name}"
 # Every problem type the service answers besides the domain's own codes (kept
 # complete by tests/api/test_openapi.py, which reads the code for slugs).
 SERVICE_PROBLEM_TYPES = (
-    "bad-request", "body-required", "consistency-timeout", "forbidden", "http-error", "idempotency-key-in-use",
+    "bad-request", "body-required", "consistency-timeout", "event-unreadable", "forbidden", "http-error", "idempotency-key-in-use",
     "idempotency-key-reused", "invalid-date", "invalid-parameter", "invalid-request", "malformed-json",
     "method-not-allowed", "no-checkpoint", "not-acceptable", "not-found", "not-sealed", "payload-too-large",
-    "precondition-failed", "server-error", "slug-taken", "too-many-failed-authentications", "too-many-requests", "too-many-streams",
+    "precondition-failed", "projection-stuck", "server-error", "slug-taken", "too-many-failed-authentications", "too-many-requests", "too-many-streams",
     "unauthenticated", "unavailable", "unsupported-media-type", "version-conflict",
 )
 
