@@ -35,6 +35,7 @@ from service.http.metrics import Metrics, get_metrics, metrics_middleware
 from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
 from service.http.problems import MAX_BODY_BYTES, ProblemError, handle_exception
+from service.http.request_id import RESPONSE_HEADER, request_id_middleware
 from service.read.queries import Queries
 from service.read.replicas import ReadRouter
 from service.store.event_store import EventStore
@@ -120,7 +121,8 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
-        middleware=[metrics_middleware, authentication_middleware(settings.auth_failure_limit)],
+        middleware=[request_id_middleware, metrics_middleware, authentication_middleware(settings.auth_failure_limit)],
+        response_headers=[RESPONSE_HEADER],
         exception_handlers={Exception: handle_exception},
         before_send=[allow_every_method],
         before_request=refuse_unnamed_parameters,

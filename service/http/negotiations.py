@@ -32,6 +32,7 @@ from service.http.command_requests import (
     parse_if_match,
 )
 from service.http.problems import problem_responses
+from service.http.request_id import request_id_of
 from service.http.reads import (
     NEGOTIATION_STREAM,
     NOT_MODIFIED,
@@ -98,7 +99,12 @@ class NegotiationController(Controller):
     ) -> Response[CommandResult]:
         command = decode(await read_body(request), OpenNegotiation)
         outcome = await commands.open(
-            OpenRequest(command, current_key(request).name, idempotency_of(request, idempotency_key, command))
+            OpenRequest(
+                command,
+                current_key(request).name,
+                idempotency_of(request, idempotency_key, command),
+                correlation_id=request_id_of(request),
+            )
         )
         return command_response(request, outcome)
 
@@ -136,6 +142,7 @@ class NegotiationController(Controller):
                 idempotency=idempotency_of(
                     request, idempotency_key, value, target=f"/negotiations/{negotiation_id}/commands"
                 ),
+                correlation_id=request_id_of(request),
             )
         )
         return command_response(request, outcome)

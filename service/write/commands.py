@@ -61,9 +61,11 @@ def pending_event(
     negotiation_id: uuid.UUID,
     meta: CommandMeta,
     restoring: Restoring | None = None,
+    correlation_id: uuid.UUID | None = None,
 ) -> PendingEvent:
     """A decided event as the store records it (every event carries its negotiation;
-    a re-recorded one its import claim)."""
+    a re-recorded one its import claim; one written for an HTTP request that
+    request's id as its correlation_id)."""
     return PendingEvent(
         id=event_id,
         stream_id=stream_id,
@@ -79,6 +81,7 @@ def pending_event(
         source=msgspec.to_builtins(event.source) if event.source is not None else None,
         note=event.note,
         import_claim=restoring.claim if restoring is not None else None,
+        correlation_id=correlation_id,
     )
 
 
@@ -136,6 +139,7 @@ class CommandService:
             negotiation_id=negotiation_id,
             meta=meta,
             restoring=restoring,
+            correlation_id=request.correlation_id,
         )
         result = await self.store.append([pending], {negotiation_id: 0}, conn=conn, wake_readers=False)
         return _outcome(negotiation_id, result, f"/negotiations/{negotiation_id}")
@@ -241,7 +245,7 @@ class CommandService:
                 pending.append(
                     pending_event(
                         event, event_id=event_id, stream_id=stream_id, negotiation_id=negotiation_id, meta=meta,
-                        restoring=restoring,
+                        restoring=restoring, correlation_id=request.correlation_id,
                     )
                 )  # fmt: skip
                 written.add(stream_id)

@@ -65,6 +65,8 @@ class OpenRequest:
     idempotency: Idempotency | None = None
     # The exported event this re-records (service.write.restoring), for `parley import`.
     restoring: Restoring | None = None
+    # Stored as the event's correlation_id: the HTTP request's id (service.http.request_id).
+    correlation_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class RecordRequest:
     idempotency: Idempotency | None = None
     # The exported event the one command re-records (service.write.restoring).
     restoring: Restoring | None = None
+    # Stored as every written event's correlation_id: the HTTP request's id.
+    correlation_id: uuid.UUID | None = None
 
 
 class CommandResult(msgspec.Struct, kw_only=True):
