@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import signal
 import sys
 
@@ -185,7 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("PARLEY_LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    from service import logs
+
+    try:
+        logs.configure()
+    except logs.InvalidLogSetting as error:
+        print(f"parley: {error}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     return run_reporting_errors(lambda: _run(args))
 

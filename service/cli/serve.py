@@ -68,6 +68,9 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
                 workers=args.workers,
                 log_level="warning",
                 access_log=False,
+                # uvicorn's loggers propagate to the root one that service.logs set
+                # up (PARLEY_LOG_FORMAT), instead of getting handlers of their own.
+                log_config=None,
                 timeout_graceful_shutdown=10,
                 # Forwarded headers only from the configured proxies (none by default;
                 # uvicorn's own default believes 127.0.0.1, so any local client could

@@ -127,6 +127,8 @@ def create_app(settings: Settings) -> Litestar:
         before_send=[allow_every_method],
         before_request=refuse_unnamed_parameters,
         request_max_body_size=MAX_BODY_BYTES,
+        # Logging is the process's (service.logs, PARLEY_LOG_FORMAT), not Litestar's own.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="Parley",
             path="/schema",
@@ -148,5 +150,9 @@ def create_app(settings: Settings) -> Litestar:
 
 
 def create_app_from_env() -> Litestar:
-    """Factory for uvicorn workers: configuration comes from the environment."""
+    """Factory for uvicorn workers: configuration comes from the environment (each
+    worker is a fresh process: its logging is set up here too)."""
+    from service import logs
+
+    logs.configure()
     return create_app(Settings.from_env())
