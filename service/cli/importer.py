@@ -12,7 +12,9 @@ rules (service.write.restoring): each must be what its command decides here, or
 the import stops at it. They keep their ids, streams and versions; their record
 time is this database's, and the source's hash, record time and recorder are kept
 as a claim (`import_claim`). Re-importing is harmless: a line already imported is
-counted as already recorded.
+counted as already recorded. A step of an agreement covering several issues is
+one command recorded once per covered issue: its copies are restored together
+by that one command, or refused at the first of them (`_Restorer`).
 """
 
 from __future__ import annotations
@@ -31,22 +33,13 @@ from domain.errors import DomainError
 from service import bootstrap
 from service.bootstrap import Runtime
 from service.cli.options import run_on_database
+from service.cli.restorer import ImportFailed, Restorer, copies_in
 from service.config import Settings
-from domain.events import UnknownEventType
-from service.audit.served import disagreements
-from service.store.canonical import ZERO_HASH, canonical_decoder, chain_hash
 from service.store.envelope import ExportedEvent
 from service.write.requests import Idempotency, OpenRequest, RecordRequest, SlugTaken
-from service.write.restoring import RestoreRefused, Restoring, command_for
 
 # Idempotency keys are scoped to an API key's id (hex); the importer's own scope cannot collide.
 IMPORT_SCOPE = "parley-import"
-
-
-class ImportFailed(Exception):
-    def __init__(self, line: int, detail: str) -> None:
-        super().__init__(f"line {line}: {detail}")
-        self.line = line
 
 
 @dataclass
@@ -80,8 +73,8 @@ async def import_file(
     service = runtime.commands
     current = await runtime.queries.resolve_negotiation(negotiation) if negotiation else None
     report = ImportReport()
-    restorer = _Restorer(runtime, recorded_by)
     lines = path.read_bytes().splitlines()
+    restorer = Restorer(runtime, recorded_by, copies_in(lines))
     for number, raw in enumerate(tqdm(lines, unit="line", disable=None if show_progress else True, file=sys.stderr), start=1):
         if not raw.strip():
             continue
@@ -118,80 +111,6 @@ async def import_file(
     report.events_written += restorer.report_written
     report.replayed += restorer.report_replayed
     return report
-
-
-class _Restorer:
-    """Export lines re-recorded one by one through the domain's rules
-    (service.write.restoring). Each line is checked first on its own terms: its
-    served fields equal its hashed body, and its hash chains from the previous
-    event of its stream (in the file, or already imported here). A stream's lines
-    are taken in version order (an export is in leaf order, which can put a
-    version before its predecessor); a line waits until its predecessor is in."""
-
-    def __init__(self, runtime: Runtime, recorded_by: str) -> None:
-        self.runtime = runtime
-        self.recorded_by = recorded_by
-        self.waiting: dict[tuple[uuid.UUID, int], tuple[int, ExportedEvent]] = {}
-        self.report_written = 0
-        self.report_replayed = 0
-
-    async def line(self, number: int, line: ExportedEvent) -> None:
-        existing = await self.runtime.store.get_event(line.id)
-        if existing is not None:  # imported before (an interrupted or repeated import)
-            if existing.import_claim is None or existing.import_claim.hash != line.hash:
-                raise ImportFailed(number, f"event {line.id} is already recorded here with other content")
-            self.report_replayed += 1
-            return
-        self.waiting[(line.stream_id, line.version)] = (number, line)
-        await self._drain(line.stream_id)
-
-    async def _drain(self, stream_id: uuid.UUID) -> None:
-        while True:
-            version = await self.runtime.store.stream_version(stream_id) + 1
-            ready = self.waiting.pop((stream_id, version), None)
-            if ready is None:
-                return
-            await self._restore(*ready)
-
-    def finish(self) -> None:
-        if self.waiting:
-            number, line = min(self.waiting.values(), key=lambda pair: pair[0])
-            raise ImportFailed(number, f"event {line.id} follows a version of its stream that is not in the file")
-
-    async def _restore(self, number: int, line: ExportedEvent) -> None:
-        body = line.body.encode()
-        try:
-            hashed = canonical_decoder.decode(body)
-        except msgspec.DecodeError as error:
-            raise ImportFailed(number, f"the body is not an event: {error}") from None
-        wrong = disagreements(line, hashed)
-        if wrong:
-            raise ImportFailed(number, f"the served fields disagree with the hashed body: {', '.join(wrong)}")
-        previous = ZERO_HASH
-        if line.version > 1:
-            [before] = await self.runtime.store.read_stream(line.stream_id, line.version - 1, line.version - 1)
-            if before.import_claim is None:
-                raise ImportFailed(number, f"stream {line.stream_id} holds events of this log, not of the export")
-            previous = bytes.fromhex(before.import_claim.hash)
-        if chain_hash(previous, body).hex() != line.hash:
-            raise ImportFailed(number, "the hash is not sha256(previous hash || body): the line was altered")
-        try:
-            command = command_for(hashed)
-            restoring = Restoring.of(hashed, line.hash)
-            commands = self.runtime.commands
-            if isinstance(command, OpenNegotiation):
-                outcome = await commands.open(OpenRequest(command, self.recorded_by, restoring=restoring))
-            else:
-                outcome = await commands.record(
-                    RecordRequest(line.negotiation_id or line.stream_id, [command], self.recorded_by, restoring=restoring)
-                )
-        except (msgspec.ValidationError, UnknownEventType) as error:
-            raise ImportFailed(number, f"event {line.id} states no command the rules accept: {error}") from None
-        except DomainError as error:
-            raise ImportFailed(number, f"event {line.id} is refused by the rules: {error.code}: {error.detail}") from None
-        except (RestoreRefused, SlugTaken) as error:
-            raise ImportFailed(number, str(error)) from None
-        self.report_written += outcome.events_written
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:

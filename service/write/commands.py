@@ -39,7 +39,7 @@ from service.write.requests import (
     RecordRequest,
     SlugTaken,
 )
-from service.write.restoring import Restoring
+from service.store.canonical import ImportClaim
 from service.write.transaction import RaceStats, in_transaction, until_not_overtaken
 from service.write.working_set import WorkingSet
 
@@ -60,7 +60,7 @@ def pending_event(
     stream_id: uuid.UUID,
     negotiation_id: uuid.UUID,
     meta: CommandMeta,
-    restoring: Restoring | None = None,
+    import_claim: ImportClaim | None = None,
     correlation_id: uuid.UUID | None = None,
 ) -> PendingEvent:
     """A decided event as the store records it (every event carries its negotiation;
@@ -80,7 +80,7 @@ def pending_event(
         claimed_by=tuple(event.claimed_by),
         source=msgspec.to_builtins(event.source) if event.source is not None else None,
         note=event.note,
-        import_claim=restoring.claim if restoring is not None else None,
+        import_claim=import_claim,
         correlation_id=correlation_id,
     )
 
@@ -138,7 +138,7 @@ class CommandService:
             stream_id=negotiation_id,
             negotiation_id=negotiation_id,
             meta=meta,
-            restoring=restoring,
+            import_claim=restoring.claim if restoring else None,
             correlation_id=request.correlation_id,
         )
         result = await self.store.append([pending], {negotiation_id: 0}, conn=conn, wake_readers=False)
@@ -233,9 +233,12 @@ class CommandService:
                 stream_id = negotiation_id if event.stream == "negotiation" else issue_stream_id(
                     negotiation_id, event.issue_key or ""
                 )
-                event_id = restoring.event_id if restoring else uuid.uuid4()
+                event_id, claim = uuid.uuid4(), None
                 if restoring is not None:
-                    restoring.check(decided, stream_id, working.versions.get(stream_id, 0) + 1)
+                    # The exported copy this event re-records (one per covered issue for
+                    # a multi-issue agreement step): its id, and the source's claim.
+                    copy = restoring.match(decided, event, stream_id, working.versions.get(stream_id, 0) + 1)
+                    event_id, claim = copy.hashed.id, copy.claim
                 version = working.next_version(stream_id)
                 record = recorded(event, id=event_id, stream_id=stream_id, version=version, meta=meta)
                 if index == last:
@@ -245,7 +248,7 @@ class CommandService:
                 pending.append(
                     pending_event(
                         event, event_id=event_id, stream_id=stream_id, negotiation_id=negotiation_id, meta=meta,
-                        restoring=restoring, correlation_id=request.correlation_id,
+                        import_claim=claim, correlation_id=request.correlation_id,
                     )
                 )  # fmt: skip
                 written.add(stream_id)

@@ -47,48 +47,102 @@ def command_for(hashed: CanonicalEvent) -> CommonFields | OpenNegotiation:
 
 
 @dataclass(frozen=True)
-class Restoring:
-    """The exported event a command is decided for, and the claim it keeps."""
+class Copy:
+    """One exported event and the claim its re-recorded twin keeps."""
 
     hashed: CanonicalEvent
     claim: ImportClaim
 
+
+@dataclass(frozen=True)
+class Restoring:
+    """The exported events one command is decided for, and the claims they keep.
+
+    Usually one event. A command about an agreement covering several issues is
+    recorded once on each of them (domain.decide), so its export is several
+    events, one per covered issue stream, identical but for `issue`: they are
+    restored together, by one command, or not at all."""
+
+    copies: tuple[Copy, ...]
+
     @classmethod
-    def of(cls, hashed: CanonicalEvent, exported_hash: str) -> "Restoring":
-        return cls(hashed, ImportClaim(hash=exported_hash, recorded_at=hashed.recorded_at, recorded_by=hashed.recorded_by))
+    def of(cls, hashed: CanonicalEvent, exported_hash: str) -> Restoring:
+        return cls.group([(hashed, exported_hash)])
+
+    @classmethod
+    def group(cls, events: list[tuple[CanonicalEvent, str]]) -> Restoring:
+        return cls(tuple(
+            Copy(hashed, ImportClaim(hash=exported_hash, recorded_at=hashed.recorded_at, recorded_by=hashed.recorded_by))
+            for hashed, exported_hash in events
+        ))  # fmt: skip
+
+    @property
+    def hashed(self) -> CanonicalEvent:
+        return self.copies[0].hashed
 
     @property
     def event_id(self) -> uuid.UUID:
         return self.hashed.id
 
+    @property
+    def claim(self) -> ImportClaim:
+        return self.copies[0].claim
+
     def check(self, decided: list[NewEvent], stream_id: uuid.UUID, version: int) -> None:
-        """Raises RestoreRefused unless `decided` is exactly the exported event,
+        """Raises RestoreRefused unless `decided` is exactly the one exported event,
         written at its stream and version."""
+        self.match(decided, decided[0] if len(decided) == 1 else None, stream_id, version)
+
+    def match(self, decided: list[NewEvent], event: NewEvent | None, stream_id: uuid.UUID, version: int) -> Copy:
+        """The exported copy that `event` (one of `decided`) re-records at
+        `stream_id` and `version`; RestoreRefused unless the decision gives
+        exactly the exported events, one each."""
         hashed = self.hashed
-        if len(decided) != 1:
-            types = ", ".join(e.type for e in decided)
-            raise RestoreRefused(f"event {hashed.id}: the rules decide [{types}] for it, not one {hashed.type}")
-        [event] = decided
-        # An event stored under an older schema is compared upcast, as the rules read it.
-        exported_data = bytes(hashed.data)
-        if event.schema_version != hashed.schema_version:
-            exported_data = encode_data(decode_data(hashed.type, hashed.schema_version, exported_data))
-        differing = [
-            name
-            for name, mine, theirs in (
-                ("type", event.type, hashed.type),
-                ("stream_type", event.stream, hashed.stream_type),
-                ("stream_id", stream_id, hashed.stream_id),
-                ("version", version, hashed.version),
-                ("data", encode_data(event.data), exported_data),
-                ("occurred_on", event.occurred_on, hashed.occurred_on),
-                ("claimed_by", tuple(event.claimed_by), tuple(hashed.claimed_by)),
-                ("source", msgspec.to_builtins(event.source) if event.source is not None else None, hashed.source),
-                ("note", event.note, hashed.note),
-            )
-            if mine != theirs
-        ]
-        if differing:
+        if len(decided) != len(self.copies) or event is None:
+            types = ", ".join(f"{e.type} on {e.issue_key or 'the negotiation'}" for e in decided)
+            held = ", ".join(c.hashed.stream_type if c.hashed.stream_type == "negotiation" else
+                             _issue_of(c.hashed) for c in self.copies)  # fmt: skip
             raise RestoreRefused(
-                f"event {hashed.id}: the rules decide its command differently ({', '.join(differing)})"
+                f"event {hashed.id} ({hashed.type}): the rules decide [{types}] for its command; the file gives "
+                f"{len(self.copies)} event(s) of it ({held}): a command is restored whole or not at all"
             )
+        mine = [c for c in self.copies if c.hashed.stream_id == stream_id]
+        if len(mine) != 1:
+            raise RestoreRefused(
+                f"event {hashed.id} ({hashed.type}): the rules record it on stream {stream_id}, where the file "
+                "holds no copy of it"
+            )
+        [copy] = mine
+        _compare(copy.hashed, event, stream_id, version)
+        return copy
+
+
+def _issue_of(hashed: CanonicalEvent) -> str:
+    try:
+        return str(msgspec.json.decode(bytes(hashed.data)).get("issue", "?"))
+    except (msgspec.DecodeError, AttributeError):
+        return "?"
+
+
+def _compare(hashed: CanonicalEvent, event: NewEvent, stream_id: uuid.UUID, version: int) -> None:
+    # An event stored under an older schema is compared upcast, as the rules read it.
+    exported_data = bytes(hashed.data)
+    if event.schema_version != hashed.schema_version:
+        exported_data = encode_data(decode_data(hashed.type, hashed.schema_version, exported_data))
+    differing = [
+        name
+        for name, mine, theirs in (
+            ("type", event.type, hashed.type),
+            ("stream_type", event.stream, hashed.stream_type),
+            ("stream_id", stream_id, hashed.stream_id),
+            ("version", version, hashed.version),
+            ("data", encode_data(event.data), exported_data),
+            ("occurred_on", event.occurred_on, hashed.occurred_on),
+            ("claimed_by", tuple(event.claimed_by), tuple(hashed.claimed_by)),
+            ("source", msgspec.to_builtins(event.source) if event.source is not None else None, hashed.source),
+            ("note", event.note, hashed.note),
+        )
+        if mine != theirs
+    ]
+    if differing:
+        raise RestoreRefused(f"event {hashed.id}: the rules decide its command differently ({', '.join(differing)})")
