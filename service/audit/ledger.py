@@ -183,6 +183,14 @@ class Ledger:
         )
         return _checkpoint(row) if row else None
 
+    async def checkpoints_after(self, tree_size: int, limit: int) -> list[SignedCheckpoint]:
+        rows = await self.pool.fetch(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM ledger_checkpoints WHERE tree_size > $1 ORDER BY tree_size LIMIT $2",
+            tree_size,
+            limit,
+        )
+        return [_checkpoint(r) for r in rows]
+
     async def sealed_size(self) -> int:
         return await self.pool.fetchval('SELECT coalesce(max("index") + 1, 0) FROM ledger_leaves')
 

@@ -227,7 +227,7 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
 
 def read_note(text: str) -> str:
     """A checkpoint as saved: the signed note itself, or the JSON of
-    `GET /ledger/checkpoint` (its `note` member)."""
+    `GET /ledger/checkpoints/…` (its `note` member)."""
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:

@@ -27,9 +27,10 @@ Plain SQL with $1 parameters; `db` is a pool or a connection.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from service.audit import merkle
+from service.audit.signed_note import signature_line
 from service.audit.tiles import (
     HASH_SIZE,
     TILE_WIDTH,
@@ -40,6 +41,9 @@ from service.audit.tiles import (
     right_edge,
     tiles_needed,
 )
+
+if TYPE_CHECKING:
+    from service.audit.ledger import SignedCheckpoint
 
 T = TypeVar("T")
 
@@ -155,6 +159,18 @@ async def catch_up(db: Db, leaves: int) -> bytes:
             tree.extend([r["leaf_hash"] for r in rows])
             await _write(db, tree.changed)
     return await tree_root(db, leaves)
+
+
+_COSIGNATURES_SQL = """
+    SELECT signer, key_id, signature FROM ledger_cosignatures WHERE tree_size = $1 ORDER BY signer, signed_at, key_id
+"""
+
+
+async def cosigned_note(db: Db, checkpoint: "SignedCheckpoint") -> str:
+    """The checkpoint's signed note with a line for every stored cosignature (the
+    log's own signed time and the witnesses'), in the C2SP signed-note form."""
+    rows = await db.fetch(_COSIGNATURES_SQL, checkpoint.tree_size)
+    return checkpoint.note() + "".join(signature_line(r["signer"], r["key_id"], r["signature"]) for r in rows)
 
 
 def tile_bytes(stored: bytes | None, width: int) -> bytes | None:

@@ -36,7 +36,9 @@ def add_audit_commands(commands: Any) -> None:
 
     verify = audit_commands.add_parser("verify", help="check an export offline: chains, order, signed checkpoints")
     verify.add_argument("file", help="an NDJSON export")
-    verify.add_argument("--checkpoint", help="a saved checkpoint (signed note, or the JSON of GET /ledger/checkpoint)")
+    verify.add_argument(
+        "--checkpoint", help="a saved checkpoint (the note of GET /ledger/checkpoint, or the JSON of /ledger/checkpoints/N)"
+    )
     verify.add_argument("--public-key", help="the log's public key (vkey, PEM, or the JSON of GET /ledger/public-key)")
     verify.add_argument("--older-checkpoint", help="an earlier checkpoint: the log must extend it")
     verify.add_argument("--json", action="store_true", help="print the full report as JSON")

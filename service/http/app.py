@@ -31,6 +31,7 @@ from service.http.docs import DOCS_ROUTES
 from service.http.events import EventsController
 from service.http.health import HealthController
 from service.http.ledger import LedgerController
+from service.http.tiles import PublicLedgerController
 from service.http.metrics import Metrics, get_metrics, metrics_middleware
 from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> Litestar:
             EventsController,
             AuditController,
             LedgerController,
+            PublicLedgerController,
             get_metrics,
             *DOCS_ROUTES,
             *dashboard_route_handlers(),

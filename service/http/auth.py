@@ -1,7 +1,7 @@
 """Bearer-key authentication and role guards for the HTTP API.
 
 Routes that need no key (health, the OpenAPI document and reference page, the
-dashboard's static files) are excluded by path; every other route declares the
+dashboard's static files, the public log under /ledger) are excluded by path; every other route declares the
 permission it needs with `guards=[requires(Permission.X)]`.
 """
 
@@ -21,7 +21,12 @@ from litestar.types import ASGIApp
 from service.auth import ApiKey, Permission
 from service.http.problems import ProblemError
 
-PUBLIC_PATHS = ["^/health", "^/schema", "^/docs", "^/static", "^/$", "^/favicon"]
+# The public log (checkpoints, tiles, proofs, the log's key) is public too: it
+# serves hashes and signatures, never contents (service/http/tiles.py).
+PUBLIC_PATHS = [
+    "^/health", "^/schema", "^/docs", "^/static", "^/$", "^/favicon",
+    "^/ledger/(checkpoint|tile/|proofs/|public-key)",
+]
 
 
 class FailedAuthThrottle:

@@ -1,4 +1,5 @@
-"""Ledger routes: signed checkpoints, inclusion and consistency proofs, the public key.
+"""Ledger routes: inclusion and consistency proofs, the public key (no key needed).
+The checkpoints and the tiles are service/http/tiles.py.
 
 Binary values (roots, hashes, signatures, proofs) are standard base64, as in the
 C2SP checkpoint text; `note` is the signed checkpoint an auditor saves as is.
@@ -6,7 +7,6 @@ C2SP checkpoint text; `note` is the signed checkpoint an auditor saves as is.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -15,23 +15,9 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from service.auth import Permission
-from service.http.auth import requires
 from service.http.problems import ProblemError, problem_responses
 from service.audit.ledger import ConsistencyProof, InclusionProof, Ledger, LedgerError, trusted_verifier
 from service.bootstrap import Runtime
-from service.audit.signed_note import NoteVerifier
-
-
-class CheckpointView(msgspec.Struct, kw_only=True):
-    origin: str
-    tree_size: int
-    root: bytes  # base64
-    signed_at: dt.datetime
-    signature: bytes  # base64 Ed25519 signature over the checkpoint text
-    key_id: str  # hex, as in the note's signature line
-    # The C2SP signed note: "<origin>\n<tree_size>\n<base64 root>\n\n— <origin> <base64 key id + signature>\n".
-    note: str
 
 
 class PublicKeyView(msgspec.Struct, kw_only=True):
@@ -56,41 +42,16 @@ def _not_available(error: LedgerError) -> ProblemError:
 class LedgerController(Controller):
     path = "/ledger"
     tags = ["ledger"]
-    guards = [requires(Permission.AUDIT)]
-
-    @get(
-        "/checkpoint",
-        operation_id="getLedgerCheckpoint",
-        summary="The latest signed checkpoint of the log, or the one of a given tree size (auditor)",
-        responses=problem_responses(400, 401, 403, 404),
-    )
-    async def checkpoint(self, ledger: NamedDependency[Ledger], tree_size: TreeSize = None) -> CheckpointView:
-        if tree_size is not None and tree_size >= 2**63:
-            found = None  # beyond bigint: never published
-        else:
-            found = await (ledger.latest_checkpoint() if tree_size is None else ledger.checkpoint(tree_size))
-        if found is None:
-            detail = "no checkpoint has been published yet" if tree_size is None else (
-                f"no checkpoint was published at tree size {tree_size}"
-            )
-            raise ProblemError(404, "no-checkpoint", "No such checkpoint", detail)
-        return CheckpointView(
-            origin=found.origin,
-            tree_size=found.tree_size,
-            root=found.root,
-            signed_at=found.signed_at,
-            signature=found.signature,
-            key_id=NoteVerifier(found.origin, found.public_key).key_id.hex(),
-            note=found.note(),
-        )
+    # Public, like the tiles they are computed from (service/http/tiles.py): a
+    # proof reveals hashes only, and the key is what every verifier needs.
 
     @get(
         "/proofs/inclusion",
         operation_id="getInclusionProof",
-        summary="Proof that an event is leaf `leaf_index` of the tree of `tree_size` (auditor)",
+        summary="Proof that an event is leaf `leaf_index` of the tree of `tree_size` (public)",
         description="Verify with RFC 9162 §2.1.3.2: leaf_hash = SHA-256(0x00 || event hash), against the "
         "root of the signed checkpoint of that size.",
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 404),
     )
     async def inclusion(
         self,
@@ -106,9 +67,9 @@ class LedgerController(Controller):
     @get(
         "/proofs/consistency",
         operation_id="getConsistencyProof",
-        summary="Proof that the tree of size `first` is a prefix of the tree of size `second` (auditor)",
+        summary="Proof that the tree of size `first` is a prefix of the tree of size `second` (public)",
         description="Verify with RFC 9162 §2.1.4.2 against the roots of the two signed checkpoints.",
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 404),
     )
     async def consistency(
         self,
@@ -126,10 +87,10 @@ class LedgerController(Controller):
     @get(
         "/public-key",
         operation_id="getLedgerPublicKey",
-        summary="The Ed25519 key that signs the checkpoints (auditor)",
+        summary="The Ed25519 key that signs the checkpoints (public)",
         description="Fetch it once and keep it: a checkpoint is only as trustworthy as the copy of the key "
         "it is checked with.",
-        responses=problem_responses(401, 403),
+        responses=problem_responses(),
     )
     async def public_key(self, runtime: NamedDependency[Runtime]) -> PublicKeyView:
         # Configuration, never a table row: a checkpoint row inserted by anyone who

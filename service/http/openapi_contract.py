@@ -41,8 +41,9 @@ REF = "#/components/schemas/{name}"
 SERVICE_PROBLEM_TYPES = (
     "bad-request", "body-required", "consistency-timeout", "event-unreadable", "forbidden", "http-error", "idempotency-key-in-use",
     "idempotency-key-reused", "invalid-date", "invalid-parameter", "invalid-request", "malformed-json",
-    "method-not-allowed", "no-checkpoint", "not-acceptable", "not-found", "not-sealed", "payload-too-large",
-    "precondition-failed", "projection-stuck", "server-error", "slug-taken", "too-many-failed-authentications", "too-many-requests", "too-many-streams",
+    "method-not-allowed", "no-checkpoint", "no-such-tile", "not-acceptable", "not-found", "not-sealed",
+    "payload-too-large", "precondition-failed", "projection-stuck", "server-error", "slug-taken",
+    "too-many-failed-authentications", "too-many-requests", "too-many-streams",
     "unauthenticated", "unavailable", "unsupported-media-type", "version-conflict",
 )
 
@@ -180,6 +181,10 @@ def _operation_headers(path: str, method: str, operation: dict[str, Any]) -> Non
                                                  "with the same Idempotency-Key (nothing was written).")
         if path == "/negotiations":
             headers["Location"] = _header("The new negotiation (`/negotiations/{id}`).")
+    for response in responses.values():  # raw bytes (the public log's tiles)
+        octets = response.get("content", {}).get("application/octet-stream")
+        if octets is not None:
+            octets["schema"] = {"type": "string", "format": "binary"}
     names = {p.get("name") for p in operation.get("parameters", [])}
     if names & DATE_PARAMETERS and "422" not in responses:
         responses["422"] = {

@@ -26,10 +26,13 @@ PUBLIC_PREFIXES = ("/health", "/schema", "/docs", "/static", "/favicon")
 
 def who_may(method: str, path: str) -> set[str | None]:
     """DESIGN's roles: reader (GET statuses and timelines), recorder (reader +
-    commands), auditor (reader + event log, export, verify, ledger), admin
-    (everything); the dashboard, documentation and health are public."""
+    commands), auditor (reader + event log, export, verify), admin
+    (everything); the dashboard, documentation, health and the public log
+    (GET /ledger/...) are public."""
     if path == "/" or path.startswith(PUBLIC_PREFIXES):
         return {None, "revoked", *ROLES}
+    if method == "GET" and path.startswith("/ledger"):
+        return {None, "revoked", *ROLES}  # the public log: checkpoints, tiles, proofs, the log's key
     if method != "GET":
         return {"recorder", "admin"}
     if path.startswith(("/events", "/audit", "/ledger")):

@@ -28,7 +28,7 @@ EM_DASH = "\u2014 "
 
 class Key:
     def __init__(self, vkey: str) -> None:
-        name, hex_id, material = vkey.strip().split("+")
+        name, hex_id, material = vkey.strip().split("+", 2)  # base64 may hold "+"
         raw = base64.b64decode(material, validate=True)
         self.name, self.kind, self.raw = name, raw[0], raw[1:]
         self.id = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]

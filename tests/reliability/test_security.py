@@ -3,9 +3,9 @@ up in logs, errors or responses after creation; repeated failed authentication i
 throttled. Real HTTP: the app behind uvicorn on a loopback port.
 
 DESIGN.md: `reader` GETs statuses and timelines, `recorder` = reader + commands,
-`auditor` = reader + event log, export, verify (and the ledger), `admin` =
-everything. Health, the OpenAPI document, the reference page and the dashboard's
-static files need no key. A revoked key is no key.
+`auditor` = reader + event log, export, verify, `admin` = everything. Health,
+the public log (GET /ledger/...), the OpenAPI document, the reference page and the
+dashboard's static files need no key. A revoked key is no key.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ CALLERS: list[str | None] = [None, "revoked", *ROLES]
 
 def permission_for(method: str, path: str) -> str:
     """DESIGN.md's table of who may do what, by route."""
-    if path.startswith("/health"):
-        return PUBLIC
+    if path.startswith("/health") or (method == "GET" and path.startswith("/ledger")):
+        return PUBLIC  # the public log: checkpoints, tiles, proofs, the log's key
     if method == "POST":
         return RECORD
     if path.startswith(("/events", "/audit", "/ledger")):
@@ -77,11 +77,12 @@ async def _seed(base: str, keys: Keys) -> dict[str, Any]:
     # ledger routes have something to answer for the roles allowed to ask.
     async with httpx.AsyncClient(base_url=base, headers=keys.headers("auditor"), timeout=30) as http:
         for _ in range(200):
-            checkpoint = await http.get("/ledger/checkpoint")
+            checkpoint = await http.get("/ledger/checkpoints/latest")
             if checkpoint.status_code == 200 and checkpoint.json().get("tree_size", 0) >= 3:
                 break
             await asyncio.sleep(0.1)
-    return {"event_id": event_id, "negotiation_id": opened.json()["negotiation_id"]}
+    return {"event_id": event_id, "negotiation_id": opened.json()["negotiation_id"],
+            "tree_size": checkpoint.json()["tree_size"]}
 
 
 def _request_for(method: str, path: str, seed: dict[str, Any], n: int) -> dict[str, Any]:
@@ -92,6 +93,10 @@ def _request_for(method: str, path: str, seed: dict[str, Any], n: int) -> dict[s
         params = {"event_id": seed["event_id"], "tree_size": 2}
     elif path == "/ledger/proofs/consistency":
         params = {"first": 1, "second": 2}
+    elif path == "/ledger/checkpoints/{tree_size}":
+        url = f"/ledger/checkpoints/{seed['tree_size']}"
+    elif path == "/ledger/tile/{tile}":
+        url = f"/ledger/tile/0/000.p/{seed['tree_size']}"
     elif path == "/negotiations" and method == "POST":
         body = {"title": f"Talks {n}", "slug": f"talks-{n}", "parties": PARTIES, "occurred_on": "2022-03-01"}
     elif method == "POST":

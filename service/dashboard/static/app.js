@@ -244,7 +244,7 @@ async function loadAudit() {
   tbody.replaceChildren();
   appendEvents(tbody, listItems(first));
   setEventsCursor(first.next);
-  const [verify, checkpoint] = await Promise.allSettled([apiGet("/audit/verify"), apiGet("/ledger/checkpoint")]);
+  const [verify, checkpoint] = await Promise.allSettled([apiGet("/audit/verify"), apiGet("/ledger/checkpoints/latest")]);
   if (verify.status === "fulfilled") renderVerify($("verify-result"), verify.value);
   else renderUnavailable($("verify-result"), explain(verify.reason));
   if (checkpoint.status === "fulfilled") renderCheckpoint($("checkpoint"), checkpoint.value);

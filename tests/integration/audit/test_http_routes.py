@@ -83,12 +83,15 @@ async def test_bad_input_and_wrong_roles_are_problems_not_errors(
         assert response.status_code == 422, (url, response.text)
         assert response.json()["type"] == "urn:parley:problem:invalid-date", response.text
     # A tree size beyond bigint names no published checkpoint (was a 500).
-    response = await api.get("/ledger/checkpoint?tree_size=99999999999999999999", headers=auditor)
+    response = await api.get("/ledger/checkpoints/99999999999999999999")
     assert response.status_code == 404, response.text
-    for url in ("/events", "/events/stream", "/audit/export", "/audit/verify", "/ledger/checkpoint",
-                "/ledger/public-key"):
+    for url in ("/events", "/events/stream", "/audit/export", "/audit/verify"):
         assert (await api.get(url, headers=reader)).status_code == 403, url
         assert (await api.get(url)).status_code == 401, url
+    # The public log needs no key, whatever key is sent (service/http/tiles.py).
+    for url in ("/ledger/public-key", "/ledger/checkpoints"):
+        assert (await api.get(url)).status_code == 200, url
+        assert (await api.get(url, headers=reader)).status_code == 200, url
 
 
 async def test_export_verifies_offline_against_a_signed_checkpoint(
@@ -99,7 +102,7 @@ async def test_export_verifies_offline_against_a_signed_checkpoint(
     # The app's own sealer runs too: waiting for its round (not skipping it) makes
     # the latest checkpoint cover exactly the events written so far.
     await sealer.seal_once(wait=True)
-    older = (await api.get("/ledger/checkpoint", headers=auditor)).json()
+    older = (await api.get("/ledger/checkpoints/latest")).json()
     await writer.write(5)
     await sealer.seal_once(wait=True)
 
@@ -109,7 +112,7 @@ async def test_export_verifies_offline_against_a_signed_checkpoint(
     lines = export.content.splitlines(keepends=True)
     assert len(lines) == 11
 
-    checkpoint = (await api.get("/ledger/checkpoint", headers=auditor)).json()
+    checkpoint = (await api.get("/ledger/checkpoints/latest")).json()
     public_key = (await api.get("/ledger/public-key", headers=auditor)).json()
     assert checkpoint["tree_size"] == 11 and older["tree_size"] == 6
     head = verified_head(msgspec.json.encode(checkpoint).decode(), public_key["vkey"])
@@ -135,7 +138,7 @@ async def test_export_verifies_offline_against_a_signed_checkpoint(
     assert (await api.get(f"/ledger/proofs/inclusion?event_id={uuid.uuid4()}", headers=auditor)).status_code == 404
     # No checkpoint of a size the log never reached (the app's sealer may have
     # published any size from 1 to 11 between the two rounds above).
-    assert (await api.get("/ledger/checkpoint?tree_size=12", headers=auditor)).status_code == 404
+    assert (await api.get("/ledger/checkpoints/12")).status_code == 404
 
     verify = (await api.get("/audit/verify", headers=auditor)).json()
     assert verify["ok"] and verify["events"] == 11 and verify["streams"] == 3 and verify["sealed"] == 11
