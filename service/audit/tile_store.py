@@ -166,7 +166,7 @@ _COSIGNATURES_SQL = """
 """
 
 
-async def cosigned_note(db: Db, checkpoint: "SignedCheckpoint") -> str:
+async def cosigned_note(db: Db, checkpoint: SignedCheckpoint) -> str:
     """The checkpoint's signed note with a line for every stored cosignature (the
     log's own signed time and the witnesses'), in the C2SP signed-note form."""
     rows = await db.fetch(_COSIGNATURES_SQL, checkpoint.tree_size)

@@ -11,10 +11,9 @@ import hashlib
 
 import asyncpg
 import httpx
-
-from service.audit.ledger import Ledger, Sealer, ledger_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service.audit.ledger import Ledger, Sealer, ledger_key
 from service.audit.signed_note import cosign, raw_public_key
 from service.config import Settings
 from service.store.event_store import EventStore
@@ -57,7 +56,7 @@ async def test_tiles_served_without_a_key_give_the_signed_root(
         def get(path: str) -> bytes | None:
             return fetched[path].content if fetched[path].status_code == 200 else None
 
-        async def prefetch(tree: tlog.Tiles, compute) -> None:  # noqa: ANN001
+        async def prefetch(tree: tlog.Tiles, compute) -> None:
             # The client is synchronous: ask it which paths it wants, fetch them, run again.
             while True:
                 try:

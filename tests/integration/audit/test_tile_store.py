@@ -81,7 +81,7 @@ async def test_a_proof_reads_a_few_tiles_in_one_query(pool: asyncpg.Pool) -> Non
     async with pool.acquire() as conn:
         conn.add_query_logger(lambda record: queries.append(record.query))
         proof, root = await tile_store.inclusion(conn, 12_345, 70_000)
-        consistency, _, _ = await tile_store.consistency(conn, 1_000, 70_000)
+        consistency, old_root, _ = await tile_store.consistency(conn, 1_000, 70_000)
     # One query each, whatever the size: the tiles a proof needs are found by a dry run.
     ours = [q for q in queries if "ledger_" in q]
     assert len(ours) == 2 and all("ledger_tiles" in q and "ledger_leaves" not in q for q in ours)
@@ -89,6 +89,7 @@ async def test_a_proof_reads_a_few_tiles_in_one_query(pool: asyncpg.Pool) -> Non
     needed = tiles_needed(lambda nodes: merkle.inclusion_path(nodes, 12_345, 70_000))
     assert len(needed) <= 3 * 3, needed
     assert tlog.verify_inclusion(12_345, 70_000, leaf(12_345), root, proof)
+    assert tlog.verify_consistency(1_000, 70_000, old_root, root, consistency)
 
 
 async def test_tiles_that_disagree_with_the_leaves_are_found(pool: asyncpg.Pool) -> None:

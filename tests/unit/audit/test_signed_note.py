@@ -64,3 +64,60 @@ def test_a_checkpoint_signed_and_opened() -> None:
     with pytest.raises(NoteError):  # signed, but for another log
         other = sign_note(checkpoint_body(TreeHead("elsewhere", 42, head.root)), head.origin, key)
         open_checkpoint(other, verifier)
+
+
+def test_a_note_with_one_failing_signature_by_a_known_key_is_refused() -> None:
+    """signed-note: a signature by a known key that fails makes the whole note refused,
+    even beside a good one by the same key; lines by unknown keys are ignored. The
+    independent verifier (tests/independent, no Parley code) agrees line for line."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey as Key,
+    )
+
+    from service.audit.signed_note import (
+        CosignatureVerifier,
+        cosign,
+        cosignature_line,
+        open_cosigned_checkpoint,
+        signature_line,
+    )
+    from tests.independent import verifier as independent
+
+    log, witness, stranger = Key.generate(), Key.generate(), Key.generate()
+    head = TreeHead(origin="parley.test/log", tree_size=7, root=bytes(range(32)))
+    body = checkpoint_body(head)
+    good = sign_note(body, head.origin, log)
+    log_verifier = NoteVerifier(head.origin, raw_public_key(log.public_key()))
+    witness_public = raw_public_key(witness.public_key())
+    witness_verifier = CosignatureVerifier("witness.test", witness_public)
+    known = [independent.Key(log_verifier.vkey()), independent.Key(witness_verifier.vkey())]
+
+    def both_accept(note: str) -> bool:
+        try:
+            open_cosigned_checkpoint(note, log_verifier, [witness_verifier])
+        except NoteError:
+            project = False
+        else:
+            project = True
+        try:
+            independent.open_note(note, known)
+        except ValueError:
+            theirs = False
+        else:
+            theirs = True
+        assert project == theirs, note
+        return project
+
+    forged = bytes(64)  # a well-formed line whose signature is wrong
+    cosigned = good + cosignature_line("witness.test", witness_public, cosign(body, "witness.test", witness, 1_700_000_000))
+    assert both_accept(good) and both_accept(cosigned)
+    # The log's key signs twice: once right, once wrong -> refused.
+    assert not both_accept(good + signature_line(head.origin, log_verifier.key_id, forged))
+    # A witness's cosignature that fails (its time altered) -> refused, the log's good one notwithstanding.
+    bad_time = cosign(body, "witness.test", witness, 1_700_000_000)
+    altered = (1_700_000_001).to_bytes(8, "big") + bad_time[8:]
+    assert not both_accept(good + cosignature_line("witness.test", witness_public, altered))
+    # The same bad bytes under a key nobody trusts are ignored (signed-note: unknown keys are skipped).
+    stranger_public = raw_public_key(stranger.public_key())
+    assert both_accept(good + cosignature_line("stranger.test", stranger_public, altered))
+    assert both_accept(good + signature_line("stranger.test", b"\x00\x01\x02\x03", forged))
