@@ -32,6 +32,7 @@ import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service import tracing
 from service.audit import merkle, tile_store
 from service.config import Settings
 from service.audit.signed_note import (
@@ -270,7 +271,8 @@ class Sealer:
         """Seal a round every `interval` seconds until cancelled (or `stop` is set)."""
         while stop is None or not stop.is_set():
             try:
-                await self.seal_once()
+                with tracing.span("parley.seal"):
+                    await self.seal_once()
             except asyncio.CancelledError:
                 raise
             except LedgerTampered:

@@ -37,6 +37,7 @@ from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
 from service.http.problems import MAX_BODY_BYTES, ProblemError, handle_exception
 from service.http.request_id import RESPONSE_HEADER, request_id_middleware
+from service.http.tracing import plugins as tracing_plugins
 from service.read.queries import Queries
 from service.read.replicas import ReadRouter
 from service.store.event_store import EventStore
@@ -131,6 +132,8 @@ def create_app(settings: Settings) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         # Logging is the process's (service.logs, PARLEY_LOG_FORMAT), not Litestar's own.
         logging_config=None,
+        # Litestar's OpenTelemetry plugin when tracing is on (service.tracing), else none.
+        plugins=tracing_plugins(),
         openapi_config=OpenAPIConfig(
             title="Parley",
             path="/schema",
@@ -154,7 +157,8 @@ def create_app(settings: Settings) -> Litestar:
 def create_app_from_env() -> Litestar:
     """Factory for uvicorn workers: configuration comes from the environment (each
     worker is a fresh process: its logging is set up here too)."""
-    from service import logs
+    from service import logs, tracing
 
     logs.configure()
+    tracing.configure()
     return create_app(Settings.from_env())

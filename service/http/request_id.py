@@ -31,6 +31,8 @@ from litestar import Request
 from litestar.datastructures import ResponseHeader
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.http import tracing
+
 HEADER = "X-Request-Id"
 _HEADER_KEY = b"x-request-id"
 _STATE_KEY = "parley_request_id"
@@ -86,6 +88,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         text = str(request_id)
         scope.setdefault("state", {})[_STATE_KEY] = request_id
         token = current.set(text)
+        tracing.routed(scope, text)
         started = time.perf_counter()
         status = 500
 

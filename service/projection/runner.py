@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from projections import PROJECTION_NAMES, PROJECTIONS, Projection
+from service import tracing
 from service.db import close_connection, connect
 from service.projection.checkpoints import (
     HOLDER_LOCK_CLASS,
@@ -178,15 +179,17 @@ class ProjectionWorker:
         async with contextlib.aclosing(subscription) as batches:
             async for batch in batches:
                 started = time.perf_counter()
-                try:
-                    checkpoint = await apply_batch(conn, self.store, self.projection, checkpoint, batch)
-                except CheckpointMoved:
-                    raise
-                except Exception as error:
-                    if is_hiccup(error):
+                with tracing.span("parley.projection.batch", {"parley.projection": self.projection.name,
+                                                              "parley.events": len(batch)}):  # fmt: skip
+                    try:
+                        checkpoint = await apply_batch(conn, self.store, self.projection, checkpoint, batch)
+                    except CheckpointMoved:
                         raise
-                    self.projection.reset()
-                    checkpoint = await self._one_by_one(conn, checkpoint, batch, error)
+                    except Exception as error:
+                        if is_hiccup(error):
+                            raise
+                        self.projection.reset()
+                        checkpoint = await self._one_by_one(conn, checkpoint, batch, error)
                 self.stats.batches += 1
                 self.stats.events_applied += len(batch)
                 self.stats.last_batch_seconds = time.perf_counter() - started

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 import msgspec
 
+from service import tracing
 from service.store.canonical import CanonicalEvent, canonical_encoder, timestamp_text
 from service.store.events import (
     EVENT_COLUMNS,
@@ -109,32 +110,33 @@ async def append_in(
     ordered = sorted(streams)
     pieces = [body_pieces(e) for e in events]
     try:
-        rows = await conn.fetch(
-            _APPEND_SQL,
-            ordered,
-            [streams[s].stream_type for s in ordered],
-            [streams[s].negotiation_id for s in ordered],
-            [expected.get(s) for s in ordered],
-            ids,
-            [e.stream_id for e in events],
-            [e.stream_type for e in events],
-            [e.negotiation_id for e in events],
-            [e.type for e in events],
-            [e.schema_version for e in events],
-            [head for head, _ in pieces],
-            [tail for _, tail in pieces],
-            [e.data.decode() for e in events],
-            [e.occurred_on for e in events],
-            [e.recorded_at for e in events],
-            [e.recorded_by for e in events],
-            [msgspec.json.encode(e.claimed_by).decode() for e in events],
-            [msgspec.json.encode(e.source).decode() if e.source is not None else None for e in events],
-            [e.note for e in events],
-            [e.correlation_id for e in events],
-            [e.causation_id for e in events],
-            [content_digest(e) for e in events],
-            wake_readers,
-        )
+        with tracing.span("parley.append", {"parley.events": len(events), "parley.streams": len(ordered)}):
+            rows = await conn.fetch(
+                _APPEND_SQL,
+                ordered,
+                [streams[s].stream_type for s in ordered],
+                [streams[s].negotiation_id for s in ordered],
+                [expected.get(s) for s in ordered],
+                ids,
+                [e.stream_id for e in events],
+                [e.stream_type for e in events],
+                [e.negotiation_id for e in events],
+                [e.type for e in events],
+                [e.schema_version for e in events],
+                [head for head, _ in pieces],
+                [tail for _, tail in pieces],
+                [e.data.decode() for e in events],
+                [e.occurred_on for e in events],
+                [e.recorded_at for e in events],
+                [e.recorded_by for e in events],
+                [msgspec.json.encode(e.claimed_by).decode() for e in events],
+                [msgspec.json.encode(e.source).decode() if e.source is not None else None for e in events],
+                [e.note for e in events],
+                [e.correlation_id for e in events],
+                [e.causation_id for e in events],
+                [content_digest(e) for e in events],
+                wake_readers,
+            )
     except asyncpg.PostgresError as error:
         if getattr(error, "sqlstate", None) == CONFLICT_SQLSTATE:
             stream, want, actual = (error.detail or "").split()

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 import asyncpg
 import msgspec
 
+from service import tracing
 from service.store.events import EVENT_COLUMNS, START, Checkpoint, StoredEvent, row_to_event, tolerant_event
 
 # A row is readable once its transaction is below the oldest one still running.
@@ -210,7 +211,8 @@ class LogReader:
             checkpoint = after
             while stop is None or not stop.is_set():
                 wake.clear()
-                batch = await self.read_log(checkpoint, batch_size)
+                with tracing.quiet():  # polled every second: no SQL span of its own
+                    batch = await self.read_log(checkpoint, batch_size)
                 if batch:
                     checkpoint = batch[-1].checkpoint
                     yield batch

@@ -27,6 +27,7 @@ from domain.commands import CommonFields, OpenNegotiation, command_type
 from domain.decide import AGREEMENT_TYPES, CommandMeta, NewEvent, decide, open_negotiation, recorded
 from domain.events import encode_data
 from domain.issue import issue_stream_id
+from service import tracing
 from service.store.envelope import envelope
 from service.store.event_store import AppendResult, ConcurrencyError, EventStore, PendingEvent
 from domain.records import Recorded
@@ -117,7 +118,8 @@ class CommandService:
         meta = CommandMeta(
             recorded_by=request.recorded_by, recorded_at=await self.store.clock(conn), item_id=_item_id(request.command)
         )
-        decided = open_negotiation(request.command, meta)
+        with tracing.span("parley.decide", {"parley.command": "negotiation.open", "parley.index": 0}):
+            decided = open_negotiation(request.command, meta)
         if restoring is not None:
             restoring.check(decided, negotiation_id, 1)
         [opened] = decided
@@ -219,14 +221,16 @@ class CommandService:
                     if failed is not None:
                         raise failed
                 meta = CommandMeta(recorded_by=request.recorded_by, recorded_at=recorded_at, item_id=_item_id(command))
-                decided = decide(
-                    command,
-                    negotiation=working.negotiation,
-                    issue=issue,
-                    known_issues=frozenset(working.known_issues),
-                    meta=meta,
-                    issues=await working.all_issues() if command_type(command) in AGREEMENT_TYPES else None,
-                )
+                issues = await working.all_issues() if command_type(command) in AGREEMENT_TYPES else None
+                with tracing.span("parley.decide", {"parley.command": command_type(command), "parley.index": index}):
+                    decided = decide(
+                        command,
+                        negotiation=working.negotiation,
+                        issue=issue,
+                        known_issues=frozenset(working.known_issues),
+                        meta=meta,
+                        issues=issues,
+                    )
             except errors.DomainError as error:
                 raise error.at(f"/commands/{index}") if request.batch else error
             for event in decided:
