@@ -15,7 +15,7 @@ from service.http.auth import authentication_middleware
 def client() -> TestClient:
     # The real middleware: if the page needed a key, these requests would fail
     # before reaching any route (there is no runtime to authenticate against).
-    app = Litestar(route_handlers=dashboard_route_handlers(), middleware=[authentication_middleware()])
+    app = Litestar(route_handlers=dashboard_route_handlers(), middleware=[authentication_middleware(failure_limit=10)])
     return TestClient(app)
 
 
