@@ -37,6 +37,7 @@ from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
 from service.http.problems import MAX_BODY_BYTES, ProblemError, handle_exception
 from service.http.request_id import RESPONSE_HEADER, request_id_middleware
+from service.http.streams import StreamRegistry
 from service.http.tracing import plugins as tracing_plugins
 from service.read.queries import Queries
 from service.read.replicas import ReadRouter
@@ -106,7 +107,12 @@ def create_app(settings: Settings) -> Litestar:
         ) as runtime:
             app.state.runtime = runtime
             app.state.metrics = Metrics()
-            yield
+            # Open event streams, capped over every process on the database.
+            app.state.streams = StreamRegistry(runtime.pool, settings.database_url)
+            try:
+                yield
+            finally:
+                await app.state.streams.close()
 
     return Litestar(
         route_handlers=[

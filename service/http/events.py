@@ -227,7 +227,7 @@ class EventsController(Controller):
         first = await reads.choose()
         where = _filter(await negotiation_filter(first, negotiation), stream, types)
         # Counted against the caps, and ended when its key is revoked (service.http.streams).
-        handle = registry_of(request.app.state).open(request.user.key_id)
+        handle = await registry_of(request.app.state).open(request.user.key_id)
         try:
             return ServerSentEvent(_follow(reads, start, where, handle), headers={"Cache-Control": "no-store", **served_by(first)})
         except BaseException:

@@ -77,3 +77,96 @@ async def test_a_record_time_filter_reads_an_index_range_not_the_whole_log(datab
         assert "events_recorded_at" in plan or "events_commit_order" in plan, plan
     finally:
         await conn.close()
+
+
+
+async def test_stream_caps_hold_across_two_app_instances_on_one_database(database_url, tmp_path, keys, monkeypatch):
+    """The caps are the database's, not a process's (issue 15 finding 4): two app
+    instances on one database share one per-key and one overall limit, and a
+    stream closed on one gives its place back to the other."""
+    import asyncio
+    import time
+
+    monkeypatch.setenv("PARLEY_MAX_STREAMS_PER_KEY", "3")
+    monkeypatch.setenv("PARLEY_MAX_STREAMS", "4")
+    one, two = make_app(database_url, tmp_path / "one"), make_app(database_url, tmp_path / "two")
+    async with live_server(one) as base_one, httpx.AsyncClient(base_url=base_one, timeout=30) as http_one, \
+            live_server(two) as base_two, httpx.AsyncClient(base_url=base_two, timeout=30) as http_two, \
+            contextlib.AsyncExitStack() as on_one, contextlib.AsyncExitStack() as on_two:
+
+        async def open_stream(http: httpx.AsyncClient, streams: contextlib.AsyncExitStack, role: str) -> int:
+            response = await streams.enter_async_context(
+                http.stream("GET", "/events/stream", headers=keys.headers(role)))
+            if response.status_code != 200:
+                await response.aread()
+                if response.status_code == 429:
+                    problem = problem_of(response)
+                    assert problem["type"] == "urn:parley:problem:too-many-streams", problem
+                    assert int(response.headers["retry-after"]) >= 1
+                    refusals.append(problem["detail"])
+            return response.status_code
+
+        refusals: list[str] = []
+        assert [await open_stream(http_one, on_one, "auditor") for _ in range(2)] == [200, 200]
+        assert await open_stream(http_two, on_two, "auditor") == 200
+        # The key holds its three streams over both instances: a fourth is refused on either.
+        assert await open_stream(http_one, on_one, "auditor") == 429
+        assert await open_stream(http_two, on_two, "auditor") == 429
+        assert all("This API key" in detail for detail in refusals), refusals
+        # Another key has room until the overall cap of 4, counted over both.
+        assert await open_stream(http_one, on_one, "admin") == 200
+        refusals.clear()
+        assert await open_stream(http_two, on_two, "admin") == 429
+        assert "This server has 4 streams open" in refusals[0], refusals
+
+        # Streams closed on one instance give their places back to the other (once
+        # the server has seen the client leave: bounded, and fails loudly).
+        await on_one.aclose()
+        deadline = time.monotonic() + 30
+        while await open_stream(http_two, on_two, "admin") != 200:
+            assert time.monotonic() < deadline, "closed streams were never given back within 30 s"
+            await asyncio.sleep(0.2)
+        assert await open_stream(http_two, on_two, "auditor") == 200
+        assert await open_stream(http_two, on_two, "auditor") == 200
+        assert await open_stream(http_one, on_one, "auditor") == 429  # 3 of 3 for the key, all on two
+
+
+async def test_a_killed_process_holds_no_stream_places(database_url, tmp_path, keys, monkeypatch, processes):
+    """`parley serve` killed with SIGKILL while its streams are open: the places it
+    held are PostgreSQL's session locks, gone with its sessions, so another
+    process on the database gets them (no heartbeat to wait out, nothing stale)."""
+    import asyncio
+    import signal
+    import time
+
+    from tests.integration.test_serve import free_port
+    from tests.reliability.conftest import kill_group, start_serve, wait_ready
+
+    caps = {"PARLEY_MAX_STREAMS_PER_KEY": "2", "PARLEY_MAX_STREAMS": "10"}
+    for name, value in caps.items():
+        monkeypatch.setenv(name, value)
+    port, log = free_port(), tmp_path / "serve.log"
+    serve = start_serve(database_url, port, log, **caps, PARLEY_DATA_DIR=str(tmp_path / "serve"))
+    processes.append(serve)
+    await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", serve, log)
+    app = make_app(database_url, tmp_path / "app")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as remote, \
+            live_server(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as local, \
+            contextlib.AsyncExitStack() as streams:
+        for _ in range(2):
+            held = await streams.enter_async_context(remote.stream("GET", "/events/stream",
+                                                                   headers=keys.headers("auditor")))
+            assert held.status_code == 200
+        async with local.stream("GET", "/events/stream", headers=keys.headers("auditor")) as refused:
+            assert refused.status_code == 429
+        kill_group(serve, signal.SIGKILL)
+        assert serve.poll() is not None
+        deadline = time.monotonic() + 30
+        while True:
+            async with local.stream("GET", "/events/stream", headers=keys.headers("auditor")) as again:
+                if again.status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "a killed process's places were still held after 30 s"
+            await asyncio.sleep(0.2)
+        with contextlib.suppress(httpx.HTTPError):
+            await streams.aclose()
