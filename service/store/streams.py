@@ -115,6 +115,32 @@ class StreamReader:
         )
         return EventPlace(row["stream_id"], row["stream_type"], row["negotiation_id"]) if row else None
 
+    async def live_copies(
+        self, event_id: uuid.UUID, negotiation_id: uuid.UUID, *, conn: asyncpg.Connection | None = None
+    ) -> list[uuid.UUID]:
+        """The other copies of a multi-issue agreement step (the write side stores
+        one copy per covered issue, in one transaction), not retracted yet, in log
+        order. A copy: an event of the same transaction and negotiation, of the same
+        type and world date, on another issue stream, whose fields differ only in
+        `issue`. Retractions are final (a retraction cannot be retracted), so a copy
+        that any retraction names is left out."""
+        rows = await (conn or self.pool).fetch(
+            """
+            SELECT c.id FROM events e
+            JOIN events c ON c.txid = e.txid AND c.negotiation_id = e.negotiation_id AND c.type = e.type
+                         AND c.stream_type = 'issue' AND c.stream_id <> e.stream_id
+                         AND c.occurred_on = e.occurred_on AND (c.data - 'issue') = (e.data - 'issue')
+            WHERE e.id = $1 AND e.negotiation_id = $2 AND e.stream_type = 'issue' AND e.type LIKE 'agreement.%'
+              AND NOT EXISTS (
+                  SELECT 1 FROM events r
+                  WHERE r.stream_id = c.stream_id AND r.type = 'record.retracted' AND r.data->>'event_id' = c.id::text)
+            ORDER BY c.txid, c.position
+            """,
+            event_id,
+            negotiation_id,
+        )
+        return [r["id"] for r in rows]
+
     async def has_event_at(self, checkpoint: Checkpoint) -> bool:
         """Whether an event sits at exactly this place in the log (a consistency
         token names the last event of a write)."""

@@ -23,7 +23,7 @@ import asyncpg
 import msgspec
 
 from domain import errors
-from domain.commands import CommonFields, OpenNegotiation, command_type
+from domain.commands import CommonFields, OpenNegotiation, RetractRecord, command_type
 from domain.decide import AGREEMENT_TYPES, CommandMeta, NewEvent, decide, open_negotiation, recorded
 from domain.events import encode_data
 from domain.issue import issue_stream_id
@@ -212,10 +212,10 @@ class CommandService:
         if request.if_match is not None:
             # Preconditions come before the commands' own rules (RFC 9110 13.2.2).
             await _check_preconditions(working, request)
-        for index, command in enumerate(request.commands):
+        for index, command, copy in await _with_copies(working, request):
             try:
                 issue = await working.issue_for(command)
-                if request.if_match is not None and not request.if_match.streams:
+                if request.if_match is not None and not request.if_match.streams and not copy:
                     # Preconditions come before the command's own rules (RFC 9110 13.2.2).
                     failed = working.precondition_failure(command, issue, request.if_match)
                     if failed is not None:
@@ -263,6 +263,23 @@ class CommandService:
         for record, stream_type in deferred:
             working.evolve(record, stream_type)
         return working, result
+
+
+async def _with_copies(working: WorkingSet, request: RecordRequest) -> list[tuple[int, CommonFields, bool]]:
+    """(index in the request, command, is an added copy): the request's commands,
+    each retraction of one copy of a multi-issue agreement step followed by the
+    retraction of every other live copy (the same fact, stored on each covered
+    issue: retracting it is retracting all of them, in the same write). An
+    import restores events one by one and adds nothing."""
+    expanded: list[tuple[int, CommonFields, bool]] = []
+    for index, command in enumerate(request.commands):
+        expanded.append((index, command, False))
+        if isinstance(command, RetractRecord) and request.restoring is None:
+            for copy_id in await working.store.live_copies(command.event_id, working.negotiation_id, conn=working.conn):
+                expanded.append(
+                    (index, msgspec.structs.replace(command, event_id=copy_id, expected_version=None), True)
+                )
+    return expanded
 
 
 async def _check_preconditions(working: WorkingSet, request: RecordRequest) -> None:
