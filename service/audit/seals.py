@@ -10,7 +10,7 @@ one beyond the stored leaves.
 
 from __future__ import annotations
 
-from service.audit import merkle
+from service.audit import merkle, tile_store
 from service.audit.findings import Findings, Mismatch
 from service.audit.signed_note import NoteVerifier, TreeHead, checkpoint_body
 from service.store.event_store import EventStore
@@ -98,6 +98,8 @@ async def verify_ledger(
 
     previous: tuple[int, int] | None = None
     next_index = 0
+    # The public tiles (what proofs and tile clients read) against the leaves.
+    tiles = tile_store.TileCheck(store.pool)
     await checkpoints_at_this_size()
     while True:
         leaves = await store.pool.fetch(_LEAVES_SQL, next_index, page_size)
@@ -141,8 +143,11 @@ async def verify_ledger(
                     )
                 previous = place
             await checkpoints_at_this_size()
+        await tiles.feed([leaf["leaf_hash"] for leaf in leaves])
         if len(leaves) < page_size:
             break
+    for problem in await tiles.finish():
+        findings.add(Mismatch(kind="tile_mismatch", detail=problem))
 
     while (row := await checkpoints.peek()) is not None:
         checked += 1

@@ -39,6 +39,8 @@ from service.audit.tiles import (
     TileNodes,
     TreeTiles,
     right_edge,
+    tile_path,
+    tile_width,
     tiles_needed,
 )
 
@@ -178,3 +180,44 @@ def tile_bytes(stored: bytes | None, width: int) -> bytes | None:
     if stored is None or len(stored) < width * HASH_SIZE:
         return None
     return stored[: width * HASH_SIZE]
+
+
+class TileCheck:
+    """`/audit/verify`'s check of the stored tiles against the stored leaves: the
+    tiles rebuilt in memory from the leaves, fed in index order, each compared with
+    the stored one as soon as it is complete (partial ones at the end). Only what
+    the stored tiles should hold by now is required (the tiled size: a log upgraded
+    before its first sealing round has no tiles yet)."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.tree = TreeTiles(0, {})
+        self.tiled: int | None = None
+        self.problems: list[str] = []
+
+    async def feed(self, leaves: list[bytes]) -> None:
+        if self.tiled is None:
+            self.tiled = await tiled_size(self.db)
+        self.tree.extend(leaves)
+        full = {k: v for k, v in self.tree.changed.items() if len(v) == TILE_WIDTH * HASH_SIZE}
+        for key in full:
+            del self.tree.changed[key]
+        await self._compare(full)
+
+    async def finish(self) -> list[str]:
+        await self.feed([])
+        await self._compare(dict(self.tree.changed))
+        if self.tiled is not None and self.tiled > self.tree.size:
+            self.problems.append(f"the tiles hold {self.tiled} leaves, the ledger {self.tree.size}")
+        return self.problems
+
+    async def _compare(self, computed: dict[TileKey, bytes]) -> None:
+        assert self.tiled is not None
+        stored = await read_tiles(self.db, computed)
+        for key, data in sorted(computed.items()):
+            width = min(tile_width(self.tiled, key.level, key.index), len(data) // HASH_SIZE)
+            if width == 0:
+                continue
+            have = stored.get(key, b"")
+            if have[: width * HASH_SIZE] != data[: width * HASH_SIZE]:
+                self.problems.append(f"{tile_path(key.level, key.index)} does not hold the hashes of the stored leaves")

@@ -28,6 +28,7 @@ from service.audit import log as audit_log
 from service.audit import merkle
 from service.audit.ledger import Ledger, LedgerKey, Sealer, ledger_key, trusted_verifier
 from service.audit.signed_note import TreeHead
+from service.audit.tiles import TreeTiles
 from service.cli.parley import main
 from service.config import Settings
 from service.store.canonical import ZERO_HASH, canonical_encoder, chain_hash, timestamp_text
@@ -105,6 +106,13 @@ class Scene:
                 "UPDATE ledger_checkpoints SET root = $2, signature = $3 WHERE tree_size = $1",
                 head.tree_size, head.root, self.key.sign(head),
             )
+        # And the public tiles, rebuilt from the rewritten leaves: a forger with the
+        # key leaves nothing that disagrees with itself in the database.
+        tiles = TreeTiles(0, {})
+        tiles.extend(leaves)
+        for tile, hashes in tiles.changed.items():
+            await self.owner("UPDATE ledger_tiles SET hashes = $3 WHERE level = $1 AND idx = $2",
+                             tile.level, tile.index, hashes)
 
 
 def edited(event: StoredEvent) -> bytes:

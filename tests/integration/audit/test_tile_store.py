@@ -12,10 +12,17 @@ import uuid
 import asyncpg
 import pytest
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from service.audit import merkle, tile_store
+from service.audit.ledger import LedgerKey, Sealer
+from service.audit.verify import verify_store
+from service.store.event_store import EventStore
 from service.audit.tiles import TileError, TileKey, tiles_needed
 from tests.independent import tlog
 from tests.independent.verifier import mth
+
+from .conftest import Writer
 
 _INSERT = """
     INSERT INTO ledger_leaves ("index", event_id, position, txid, leaf_hash, entry)
@@ -109,3 +116,32 @@ async def test_tiles_that_disagree_with_the_leaves_are_found(pool: asyncpg.Pool)
     with pytest.raises(TileError):
         await tile_store.catch_up(pool, 299)
     assert TileKey(0, 0) in await tile_store.read_tiles(pool, [TileKey(0, 0), TileKey(5, 5)])
+
+
+async def test_audit_verify_finds_a_rewritten_tile_the_root_does_not_show(
+    pool: asyncpg.Pool, writer: Writer
+) -> None:
+    """A full level-0 tile is not part of the root once level 1 stands for it, so the
+    sealer's root check cannot see it rewritten; `/audit/verify` rebuilds every tile
+    from the stored leaves and names it (public proofs read it)."""
+    key = LedgerKey(Ed25519PrivateKey.generate(), "parley.test/log")
+    await writer.write(300)
+    await Sealer(pool, key).seal_once(wait=True)
+    store = EventStore(pool)
+    assert (await verify_store(store, key.verifier)).ok
+    async with pool.acquire() as conn:
+        await conn.execute("ALTER TABLE ledger_tiles DISABLE TRIGGER ledger_tiles_only_grow")
+        await conn.execute("UPDATE ledger_tiles SET hashes = overlay(hashes PLACING $1 FROM 33) "
+                           "WHERE level = 0 AND idx = 0", bytes(32))
+        await conn.execute("ALTER TABLE ledger_tiles ENABLE TRIGGER ledger_tiles_only_grow")
+    report = await verify_store(store, key.verifier)
+    assert not report.ok
+    assert [(m.kind, m.detail) for m in report.mismatches] == [
+        ("tile_mismatch", "tile/0/000 does not hold the hashes of the stored leaves")
+    ]
+    # A log whose tiles are not written yet (upgraded, no round since) is not a finding.
+    async with pool.acquire() as conn:
+        await conn.execute("ALTER TABLE ledger_tiles DISABLE TRIGGER ledger_tiles_no_truncate")
+        await conn.execute("TRUNCATE ledger_tiles")
+        await conn.execute("ALTER TABLE ledger_tiles ENABLE TRIGGER ledger_tiles_no_truncate")
+    assert (await verify_store(store, key.verifier)).ok
