@@ -61,6 +61,13 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _background_here(env: Mapping[str, str]) -> bool:
+    raw = (env.get("PARLEY_BACKGROUND") or "here").strip()
+    if raw not in ("here", "elsewhere"):
+        raise ValueError(f"PARLEY_BACKGROUND must be `here` or `elsewhere`, not {raw!r}")
+    return raw == "here"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -99,6 +106,11 @@ class Settings:
     # Failed authentications allowed per client address per minute before 429
     # (PARLEY_AUTH_FAILURE_LIMIT; a fuzzing run raises it).
     auth_failure_limit: int = 10
+    # Whether this API process runs the projection runner and the sealer itself
+    # (PARLEY_BACKGROUND=here, the default) or leaves them to processes of their own
+    # (`elsewhere`: `parley serve --workers N` with N > 1 sets it for its API workers
+    # and starts `parley project` and `parley seal` beside them; service.cli.background).
+    background_here: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -120,6 +132,7 @@ class Settings:
             sealer_role=env.get("PARLEY_SEALER_ROLE") or None,
             trusted_proxies=_networks(env, "PARLEY_TRUSTED_PROXIES"),
             auth_failure_limit=_count(env, "PARLEY_AUTH_FAILURE_LIMIT", 10),
+            background_here=_background_here(env),
         )
 
     @property

@@ -7,13 +7,12 @@ Every command that runs the service starts from the composition root
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 
 from projections import PROJECTION_NAMES
 from service import bootstrap
 from service.cli.audit import add_audit_commands
+from service.cli.background import run_until_stopped
 from service.cli.demo import add_demo_parser
 from service.cli.errors import Parser, run_reporting_errors
 from service.cli.importer import add_import_parser
@@ -79,20 +78,24 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 async def _project(settings: Settings, names: list[str]) -> None:
     async with bootstrap.running(settings, pool_size=2, projections=names) as runtime:
-        loop = asyncio.get_running_loop()
-        stopped = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stopped.set)
-        print(f"projecting {', '.join(names)}; Ctrl-C stops", file=sys.stderr, flush=True)
-        await asyncio.wait(
-            [*runtime.background, asyncio.create_task(stopped.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
+        await run_until_stopped(runtime, f"projecting {', '.join(names)}")
 
 
 def cmd_project(args: argparse.Namespace) -> int:
     """Run the projection runner alone (API processes may run theirs too: one
     holds each projection, the others stand by)."""
     return run_on_database(args, lambda settings: _project(settings, args.only or list(PROJECTION_NAMES)))
+
+
+async def _seal(settings: Settings) -> None:
+    async with bootstrap.running(settings, pool_size=2, seal=True) as runtime:
+        await run_until_stopped(runtime, "sealing the ledger")
+
+
+def cmd_seal(args: argparse.Namespace) -> int:
+    """Run the ledger sealer alone (every process that seals takes turns: a round's
+    advisory lock lets one seal at a time)."""
+    return run_on_database(args, _seal)
 
 
 async def _rebuild(settings: Settings, names: list[str]) -> None:
@@ -159,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     project = commands.add_parser("project", help="run the projection runner as its own worker")
     project.add_argument("--only", nargs="+", choices=PROJECTION_NAMES, help="projections to hold (default: all)")
     project.set_defaults(run=cmd_project)
+
+    seal = commands.add_parser("seal", help="run the ledger sealer as its own worker")
+    seal.set_defaults(run=cmd_seal)
 
     projections_cmd = commands.add_parser("projections", help="read models: rebuild")
     projections_commands = projections_cmd.add_subparsers(dest="projections_command", required=True)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 
 from service import bootstrap
+from service.cli.background import Supervisor
 from service.cli.options import settings_from
 from service.db import database_settings
 
@@ -56,9 +57,19 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
             os.environ["PARLEY_SEALER_DATABASE_URL"] = settings.sealer_database_url
         if settings.admin_key:
             os.environ["PARLEY_ADMIN_KEY"] = settings.admin_key
+        # The workers (and `project`/`seal` below) find the ledger key where serve made it.
+        os.environ["PARLEY_DATA_DIR"] = str(settings.data_dir)
+        background = None
+        if args.workers > 1:
+            # The runner and the sealer in processes of their own, not in every
+            # API worker's event loop (service.cli.background).
+            os.environ["PARLEY_BACKGROUND"] = "elsewhere"
+            background = Supervisor([["project"], ["seal"]], os.environ)
         if before_serving is not None:
             before_serving(url, f"http://{settings.host}:{settings.port}")
         print(f"Parley serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+        if background is not None:
+            background.start()
         try:
             uvicorn.run(
                 "service.http.app:create_app_from_env",
@@ -80,6 +91,9 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
             )
         except _Stopped:
             pass
+        finally:
+            if background is not None:
+                background.stop()
     print("Parley stopped", file=sys.stderr, flush=True)
     return 0
 
@@ -87,4 +101,10 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
-    parser.add_argument("--workers", type=int, default=1, help="API processes sharing the database")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes sharing the database; with more than one, the projection runner and the sealer run "
+        "as processes of their own (`parley project`, `parley seal`)",
+    )

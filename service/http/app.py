@@ -99,11 +99,14 @@ def create_app(settings: Settings) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        # Every API process runs the projection runner (where several run, one
-        # holds each projection and the others stand by), a sealer (a round's
-        # advisory lock lets one seal at a time) and the idempotency purge.
+        # An API process runs the projection runner (where several run, one holds
+        # each projection and the others stand by) and a sealer (a round's advisory
+        # lock lets one seal at a time) unless they run in processes of their own
+        # (PARLEY_BACKGROUND=elsewhere: `parley serve --workers N`); every API
+        # process runs the idempotency purge.
+        here = settings.background_here
         async with bootstrap.running(
-            settings, ensure_admin_key=True, projections=PROJECTION_NAMES, seal=True, purge=True
+            settings, ensure_admin_key=True, projections=PROJECTION_NAMES if here else (), seal=here, purge=True
         ) as runtime:
             app.state.runtime = runtime
             app.state.metrics = Metrics()
