@@ -19,7 +19,15 @@ import pytest
 
 from projections import PROJECTION_NAMES
 from tests.api.conftest import Keys, make_app
-from tests.reliability.conftest import PARTIES, free_port, kill_group, parley_env, start_parley, start_serve, wait_ready
+from tests.reliability.conftest import (
+    PARTIES,
+    free_port,
+    kill_group,
+    parley_env,
+    start_parley,
+    start_serve,
+    wait_ready,
+)
 
 CEILING = 90  # seconds: a bound that fails loudly on a stalled machine, not a speed claim
 
@@ -180,7 +188,7 @@ async def test_the_children_stop_when_serve_is_killed(database_url: str, tmp_pat
     deadline = time.monotonic() + CEILING
     while any(alive(child) for child in children):
         assert time.monotonic() < deadline, "`parley project`/`seal` outlived the serve that started them"
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)
     kill_group(process, signal.SIGKILL)  # the uvicorn workers (uvicorn's own, not this test's subject)
 
 
