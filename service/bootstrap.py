@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 
+from service.audit.cosigning import Cosigner, parse_witnesses
 from service.audit.ledger import Ledger, Sealer, ledger_key
 from service.auth import KeyCache, Role, any_key, create_key, ensure_key, unused_name
 from service.config import Settings
@@ -67,6 +68,8 @@ class Runtime:
     # The projection runner and the sealer when this process runs them.
     projector: Projector | None = None
     sealer: Sealer | None = None
+    # Asks the configured witnesses to cosign the checkpoints (with the sealer).
+    cosigner: Cosigner | None = None
     # Long-running background tasks started with the service (runner, sealer, purge).
     background: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -153,6 +156,37 @@ async def prepare_database(
         await conn.close()
 
 
+async def _start_sealing(settings: Settings, pool: asyncpg.Pool, runtime: Runtime) -> asyncpg.Pool | None:
+    """The sealer and, with witnesses configured, the cosigner, as background tasks;
+    the sealer's own pool (to close) when it has one.
+
+    Every process may run a sealer; a round's advisory lock lets one seal at a
+    time. Both write the ledger, which the application role may not: their own
+    pool as the sealer role (service.roles), or the service's pool when that role
+    may (the owner's, or a deployment with one role)."""
+    witnesses = parse_witnesses(settings.witnesses)  # a wrong entry stops start-up with its sentence
+    sealer_pool = None
+    if settings.sealer_database_url:
+        sealer_pool = await create_pool(settings.sealer_database_url, min_size=0, max_size=3)
+    try:
+        sealing = await may_seal(sealer_pool or pool)
+    except (OSError, asyncpg.PostgresError) as error:  # a wrong sealer URL or password
+        log.warning("this process does not seal: the sealer's database connection failed: %s", error)
+        return sealer_pool
+    if not sealing:
+        log.warning(
+            "this process does not seal: its database role may not write the ledger; "
+            "set PARLEY_SEALER_DATABASE_URL to the sealer role's URL (docs/operations.md)"
+        )
+        return sealer_pool
+    runtime.sealer = Sealer(sealer_pool or pool, ledger_key(settings))
+    runtime.background.append(asyncio.create_task(runtime.sealer.run(), name="parley-sealer"))
+    if witnesses:
+        runtime.cosigner = Cosigner(sealer_pool or pool, witnesses)
+        runtime.background.append(asyncio.create_task(runtime.cosigner.run(), name="parley-cosigner"))
+    return sealer_pool
+
+
 @contextlib.asynccontextmanager
 async def running(
     settings: Settings,
@@ -194,25 +228,7 @@ async def running(
             runtime.projector = Projector(url, projections, pool=runner_pool)
             runtime.background.append(runtime.projector.start())
         if seal:
-            # Every process may run a sealer; a round's advisory lock lets one seal at a
-            # time. It writes the ledger, which the application role may not: its own
-            # pool as the sealer role (service.roles), or the service's pool when that
-            # role may (the owner's, or a deployment with one role).
-            if settings.sealer_database_url:
-                sealer_pool = await create_pool(settings.sealer_database_url, min_size=0, max_size=2)
-            try:
-                sealing = await may_seal(sealer_pool or pool)
-            except (OSError, asyncpg.PostgresError) as error:  # a wrong sealer URL or password
-                log.warning("this process does not seal: the sealer's database connection failed: %s", error)
-                sealing = None
-            if sealing:
-                runtime.sealer = Sealer(sealer_pool or pool, ledger_key(settings))
-                runtime.background.append(asyncio.create_task(runtime.sealer.run(), name="parley-sealer"))
-            elif sealing is not None:
-                log.warning(
-                    "this process does not seal: its database role may not write the ledger; "
-                    "set PARLEY_SEALER_DATABASE_URL to the sealer role's URL (docs/operations.md)"
-                )
+            sealer_pool = await _start_sealing(settings, pool, runtime)
         if purge:
             runtime.background.append(asyncio.create_task(purge_periodically(pool), name="parley-idempotency-purge"))
         yield runtime

@@ -99,6 +99,10 @@ class Settings:
     # of PARLEY_SEALER_ROLE gets service.roles.SEALER_GRANTS after every migration run.
     sealer_database_url: str | None = None
     sealer_role: str | None = None
+    # The witnesses asked to cosign every checkpoint (PARLEY_WITNESSES: `<URL> <vkey>`
+    # entries separated by commas; service.audit.cosigning parses them). Their keys
+    # are also what /audit/verify bounds record times with.
+    witnesses: str | None = None
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
     # (PARLEY_TRUSTED_PROXIES: addresses or networks, comma-separated). None by
     # default: the client address is the TCP peer's, whatever headers say.
@@ -130,6 +134,7 @@ class Settings:
             app_role=env.get("PARLEY_APP_ROLE") or None,
             sealer_database_url=env.get("PARLEY_SEALER_DATABASE_URL") or None,
             sealer_role=env.get("PARLEY_SEALER_ROLE") or None,
+            witnesses=env.get("PARLEY_WITNESSES") or None,
             trusted_proxies=_networks(env, "PARLEY_TRUSTED_PROXIES"),
             auth_failure_limit=_count(env, "PARLEY_AUTH_FAILURE_LIMIT", 10),
             background_here=_background_here(env),

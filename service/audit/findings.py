@@ -18,7 +18,7 @@ class Mismatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     kind: str  # hash_mismatch | body_mismatch | version_gap | out_of_order | head_mismatch |
     #            missing_event | ledger_mismatch | ledger_order | checkpoint_root | checkpoint_key |
     #            checkpoint_signature | checkpoint_beyond_ledger | tile_mismatch | recorded_too_early |
-    #            recorded_too_late
+    #            recorded_too_late | cosignature_signature
     detail: str
     event_id: uuid.UUID | None = None
     stream_id: uuid.UUID | None = None

@@ -6,7 +6,10 @@
 - the stream heads (a deleted last event);
 - the ledger (service.audit.seals): every leaf against the event it seals, the
   root of every stored checkpoint against the tree recomputed from the leaves,
-  and its signature against the configured public key, never a stored one.
+  and its signature against the configured public key, never a stored one;
+- with witnesses' keys, every event's hashed record time against the stored
+  cosignatures of those witnesses (service.audit.record_time): a backdated insert
+  shows.
 
 Each problem is named at the event where it shows, so one altered event is named
 alone rather than with every event after it.
@@ -15,13 +18,15 @@ alone rather than with every event after it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import msgspec
 
 from service.audit.findings import Findings, Mismatch
+from service.audit.record_time import RecordTimeCheck
 from service.audit.seals import verify_ledger
 from service.audit.served import served_disagreements
-from service.audit.signed_note import NoteVerifier
+from service.audit.signed_note import CosignatureVerifier, NoteVerifier
 from service.store.canonical import ZERO_HASH, chain_hash
 from service.store.envelope import envelope
 from service.store.event_store import EventStore, StoredEvent
@@ -40,14 +45,24 @@ class VerifyReport(msgspec.Struct, kw_only=True):
     first_mismatch: Mismatch | None
     # The first problems found (at most MAX_LISTED), in the order they were found.
     mismatches: list[Mismatch]
+    # The configured witnesses' keys (PARLEY_WITNESSES) whose stored cosignatures
+    # bound every event's record time, and how many of their cosignatures verified.
+    witnesses: list[str] = []
+    cosignatures: int = 0
 
 
 async def verify_store(
-    store: EventStore, trusted: NoteVerifier | None = None, *, page_size: int = 2000
+    store: EventStore,
+    trusted: NoteVerifier | None = None,
+    *,
+    page_size: int = 2000,
+    witnesses: Sequence[CosignatureVerifier] = (),
 ) -> VerifyReport:
     """Recompute everything; `trusted` is the log's configured public key (without
-    it, checkpoint roots are still recomputed but signatures cannot be checked)."""
+    it, checkpoint roots are still recomputed but signatures cannot be checked);
+    `witnesses` the keys whose cosignatures bound record times."""
     findings = Findings()
+    record_time = await RecordTimeCheck.load(store.pool, witnesses, findings) if witnesses else None
     heads: dict[uuid.UUID, tuple[int, bytes]] = {}
     events = 0
     after: tuple[uuid.UUID, int] = (uuid.UUID(int=0), 0)
@@ -58,6 +73,8 @@ async def verify_store(
         for event in page:
             events += 1
             _check_link(event, heads, findings)
+        if record_time is not None:
+            await record_time.check_page(page, findings)
         after = (page[-1].stream_id, page[-1].version)
 
     async for stream in store.stream_heads():
@@ -88,6 +105,8 @@ async def verify_store(
         mismatch_count=findings.count,
         first_mismatch=findings.listed[0] if findings.listed else None,
         mismatches=findings.listed,
+        witnesses=[w.vkey() for w in witnesses],
+        cosignatures=record_time.bounds.count if record_time else 0,
     )
 
 

@@ -38,6 +38,8 @@ from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from litestar import Litestar, Request, post
+from litestar.response import Response
 
 from service.audit import merkle
 from service.audit.signed_note import (
@@ -257,9 +259,10 @@ class Witness:
         return cosignature_line(self.name, self.public_key, cosign(note_body, self.name, self.private_key, timestamp))
 
 
-def create_witness_app(witness: Witness) -> Any:
-    from litestar import Litestar, Request, post
-    from litestar.response import Response
+def create_witness_app(witness: Witness) -> Litestar:
+    # (Litestar's names are module-level: with postponed annotations, it resolves a
+    # handler's `Request` and `Response[str]` in this module's namespace; imported
+    # inside this function they were not found and `parley witness` failed to start.)
 
     @post("/add-checkpoint", status_code=200, media_type="text/plain; charset=utf-8", include_in_schema=False)
     async def add_checkpoint(request: Request) -> Response[str]:

@@ -8,6 +8,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from service.audit import log as audit_log
+from service.audit.cosigning import parse_witnesses
 from service.audit.ledger import trusted_verifier
 from service.auth import Permission
 from service.bootstrap import Runtime
@@ -70,7 +71,9 @@ class AuditController(Controller):
         "served field (any column: recorded_at, recorded_by, occurred_on, claimed_by, note…) that disagrees "
         "with the hashed body, a missing version, an event out of order, a stream head or a sealed leaf that "
         "no longer matches its event, a stored checkpoint whose root is not the one recomputed from the "
-        "stored leaves, or one not signed by the configured public key (`trusted_key`). "
+        "stored leaves, or one not signed by the configured public key (`trusted_key`), and, with witnesses "
+        "configured (`witnesses`), an event whose hashed record time lies before a checkpoint cosigned "
+        "without it (`recorded_too_early`: a backdated insert) or after one cosigned with it. "
         "`first_mismatch` names the event or the checkpoint.",
         responses=problem_responses(401, 403),
         response_headers=READ_HEADERS,
@@ -79,5 +82,8 @@ class AuditController(Controller):
         self, reads: NamedDependency[ReadRouter], runtime: NamedDependency[Runtime]
     ) -> Response[audit_log.VerifyReport]:
         trusted = trusted_verifier(runtime.settings)
-        report, target = await reads.run(lambda target: audit_log.verify_store(target.store, trusted))
+        witnesses = [w.verifier for w in parse_witnesses(runtime.settings.witnesses)]
+        report, target = await reads.run(
+            lambda target: audit_log.verify_store(target.store, trusted, witnesses=witnesses)
+        )
         return Response(report, headers=served_by(target))

@@ -10,6 +10,11 @@ Verifiers:
 - `offline`: `parley audit verify EXPORT --checkpoint LATEST --older-checkpoint
   SAVED --public-key VKEY`, the auditor having saved a checkpoint before the
   tampering and fetching the latest one after it.
+- `witness`: the witness-backed record-time check (service.audit.record_time, what
+  `/audit/verify` adds with PARLEY_WITNESSES): both checkpoints were cosigned by a
+  witness (the real `parley witness` app, over HTTP in process) before the
+  tampering; it names an event recorded before a checkpoint cosigned without it,
+  and a stored checkpoint that no longer carries the root the witness cosigned.
 """
 
 from __future__ import annotations
@@ -20,14 +25,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import httpx
 import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from service.audit import log as audit_log
 from service.audit import merkle
+from service.audit.cosigning import Cosigner, WitnessEndpoint
+from service.audit.witness import StateFile, Witness, create_witness_app
 from service.audit.ledger import Ledger, LedgerKey, Sealer, ledger_key, trusted_verifier
-from service.audit.signed_note import TreeHead
+from service.audit.signed_note import CosignatureVerifier, TreeHead
 from service.audit.tiles import TreeTiles
 from service.cli.parley import main
 from service.config import Settings
@@ -41,7 +49,7 @@ CATCHES: dict[str, set[str]] = {
     "edit body": {"db", "offline"},
     "edit + re-chain": {"db", "offline"},
     "edit + re-chain + rewrite leaves": {"db", "offline"},
-    "edit + re-chain + rewrite leaves + re-sign with the key": {"offline"},
+    "edit + re-chain + rewrite leaves + re-sign with the key": {"offline", "witness"},
     "delete a middle event": {"db", "offline"},
     "delete + renumber + re-chain": {"db", "offline"},
     "swap two events' order": {"db", "offline"},
@@ -54,7 +62,7 @@ CATCHES: dict[str, set[str]] = {
     "column stream_type": {"db", "offline"},
     "column source": {"db", "offline"},
     "column correlation_id": {"db", "offline"},
-    "backdated chained insert": set(),
+    "backdated chained insert": {"witness"},
     "forged checkpoint row": {"db", "offline"},
 }
 
@@ -236,6 +244,25 @@ async def caught_by_db(s: Scene) -> bool:
     return not report.ok
 
 
+WITNESS_KINDS = {"recorded_too_early", "recorded_too_late", "cosignature_signature"}
+
+
+async def caught_by_witness(s: Scene, witness: CosignatureVerifier) -> bool:
+    report = await audit_log.verify_store(EventStore(s.pool), trusted_verifier(s.settings), witnesses=[witness])
+    return any(m.kind in WITNESS_KINDS for m in report.mismatches)
+
+
+def in_process_witness(
+    pool: asyncpg.Pool, settings: Settings, directory: Path
+) -> tuple[Cosigner, CosignatureVerifier]:
+    """A witness of this log (its own key and state), and a cosigner asking it over HTTP."""
+    witness = Witness(Ed25519PrivateKey.generate(), StateFile(directory / "witness-state.json"),
+                      [ledger_key(settings).verifier])
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_witness_app(witness)))
+    endpoint = WitnessEndpoint(url="http://witness", vkey=witness.verifier.vkey())
+    return Cosigner(pool, [endpoint], client=client, refresh=3600), witness.verifier
+
+
 async def caught_offline(s: Scene, saved: Path, tmp_path: Path) -> bool:
     export = tmp_path / "after.ndjson"
     export.write_bytes(b"".join([c async for c in audit_log.export_lines(EventStore(s.pool))]))
@@ -252,24 +279,30 @@ async def caught_offline(s: Scene, saved: Path, tmp_path: Path) -> bool:
 async def test_tamper_matrix(row: str, pool: asyncpg.Pool, settings: Settings, tmp_path: Path) -> None:
     writer = Writer(EventStore(pool))
     sealer = Sealer(pool, ledger_key(settings))
+    cosigner, witness = in_process_witness(pool, settings, tmp_path)
     events = await writer.write(9)
     await sealer.seal_once()
+    assert await cosigner.cosign_once() == {witness.name: 9}
     saved = tmp_path / "saved.checkpoint"
     first = await Ledger(pool).latest_checkpoint()
     assert first is not None and first.tree_size == 9
     saved.write_text(first.note())
     events += await writer.write(3)
     await sealer.seal_once()
+    assert await cosigner.cosign_once() == {witness.name: 12}
     scene = Scene(pool, settings, events)
 
     # Untouched, nobody complains: every catch below is the tampering's.
     assert not await caught_by_db(scene) and not await caught_offline(scene, saved, tmp_path)
+    assert not await caught_by_witness(scene, witness)
     await TAMPERS[row](scene)
     caught = set()
     if await caught_by_db(scene):
         caught.add("db")
     if await caught_offline(scene, saved, tmp_path):
         caught.add("offline")
+    if await caught_by_witness(scene, witness):
+        caught.add("witness")
     assert caught == CATCHES[row]
 
 

@@ -1,0 +1,255 @@
+"""Witnesses (issue 14 item 3): two `parley witness` processes on their own ports
+cosign the log's consistent checkpoints through the cosigner, refuse a forked
+log, and their stored cosignatures verify; the record-time check then flags a
+backdated chained insert, in `/audit/verify` and in the independent verifier
+(tests/independent/verifier.py, written from docs/audit-format.md alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+
+from service import bootstrap
+from service.audit import log as audit_log
+from service.audit import merkle
+from service.audit.cosigning import Cosigner, WitnessEndpoint, parse_witnesses
+from service.audit.ledger import Ledger, Sealer, SignedCheckpoint, ledger_key, trusted_verifier
+from service.audit.signed_note import (
+    CosignatureVerifier,
+    TreeHead,
+    checkpoint_body,
+    cosignature_line,
+    verifier_from_vkey,
+)
+from service.audit.witness import add_checkpoint_request
+from service.config import Settings
+from service.store.canonical import canonical_encoder, chain_hash, timestamp_text
+from service.store.event_store import EventStore
+from tests.independent import verifier as independent
+from tests.integration.test_serve import free_port
+
+from .conftest import Writer
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class WitnessProcess:
+    url: str
+    vkey: str
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def endpoint(self) -> WitnessEndpoint:
+        return WitnessEndpoint(url=self.url, vkey=self.vkey)
+
+    @property
+    def verifier(self) -> CosignatureVerifier:
+        found = verifier_from_vkey(self.vkey)
+        assert isinstance(found, CosignatureVerifier)
+        return found
+
+
+def start_witness(directory: Path, log_vkey: str) -> WitnessProcess:
+    directory.mkdir()
+    args = [sys.executable, "-m", "service.cli", "witness", "--key-file", str(directory / "key.pem"),
+            "--state", str(directory / "state.json"), "--log", log_vkey]
+    vkey = subprocess.run([*args, "--print-vkey"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    port = free_port()
+    log = directory / "witness.log"
+    process = subprocess.Popen([*args, "--port", str(port)], cwd=ROOT, stdout=log.open("wb"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"parley witness exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.post(f"{url}/add-checkpoint", content=b"", timeout=1).status_code == 400:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"parley witness did not answer within 60 s: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return WitnessProcess(url, vkey.stdout.strip(), process, log)
+
+
+@pytest.fixture
+def witnesses(settings: Settings, tmp_path: Path) -> Iterator[list[WitnessProcess]]:
+    log_vkey = ledger_key(settings).verifier.vkey()
+    started: list[WitnessProcess] = []
+    try:
+        for name in ("w1", "w2"):
+            started.append(start_witness(tmp_path / name, log_vkey))
+        yield started
+    finally:
+        for w in started:
+            w.process.terminate()
+            w.process.wait(timeout=30)
+
+
+async def cosignatures(pool: asyncpg.Pool, tree_size: int) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT signer, key_id, signed_at, signature FROM ledger_cosignatures WHERE tree_size = $1 ORDER BY signer",
+        tree_size,
+    )
+
+
+def cosigned_note(checkpoint: SignedCheckpoint, rows: list[asyncpg.Record], witnesses: list[WitnessProcess]) -> str:
+    keys = {w.verifier.key_id: w.verifier for w in witnesses}
+    lines = [cosignature_line(r["signer"], keys[r["key_id"]].public_key, r["signature"]) for r in rows]
+    return checkpoint.note() + "".join(lines)
+
+
+async def backdate(pool: asyncpg.Pool, stream_id: uuid.UUID, hours: float = 1) -> uuid.UUID:
+    """As the owner with every trigger off: a correctly chained event at the head of
+    the stream, whose hashed body says it was recorded `hours` ago."""
+    store = EventStore(pool)
+    head = (await store.read_stream(stream_id))[-1]
+    then = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)
+    body = msgspec.json.decode(head.body)
+    event_id = uuid.uuid4()
+    body.update(id=str(event_id), version=head.version + 1, recorded_at=timestamp_text(then))
+    raw = canonical_encoder.encode(body)
+    digest = chain_hash(head.hash, raw)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(
+            """
+            INSERT INTO events (id, stream_id, stream_type, negotiation_id, version, type, schema_version, body, data,
+                                occurred_on, recorded_at, recorded_by, claimed_by, hash, content_digest)
+            SELECT $1, stream_id, stream_type, negotiation_id, $2, type, schema_version, $3, data,
+                   occurred_on, $4, recorded_by, claimed_by, $5, content_digest FROM events WHERE id = $6
+            """,
+            event_id, head.version + 1, raw, then, digest, head.id,
+        )
+        await conn.execute("UPDATE streams SET version = $2, head_hash = $3 WHERE stream_id = $1",
+                           stream_id, head.version + 1, digest)
+    return event_id
+
+
+@pytest.mark.timeout(300)
+async def test_two_witness_processes_cosign_refuse_a_fork_and_bound_record_time(
+    pool: asyncpg.Pool, settings: Settings, witnesses: list[WitnessProcess], tmp_path: Path
+) -> None:
+    key = ledger_key(settings)
+    writer = Writer(EventStore(pool))
+    sealer = Sealer(pool, key)
+    cosigner = Cosigner(pool, [w.endpoint for w in witnesses], refresh=3600)
+    ledger = Ledger(pool)
+    names = {w.verifier.name for w in witnesses}
+
+    # The first checkpoint, then two consistent successors (each from the last size
+    # the witness cosigned, with a consistency proof): both witnesses cosign each.
+    sizes = []
+    for count in (3, 4, 5):
+        await writer.write(count)
+        checkpoint = await sealer.seal_once(wait=True)
+        assert checkpoint is not None
+        sizes.append(checkpoint.tree_size)
+        assert await cosigner.cosign_once() == {name: checkpoint.tree_size for name in names}
+        rows = await cosignatures(pool, checkpoint.tree_size)
+        assert {r["signer"] for r in rows} == names
+        for row, witness in zip(rows, sorted(witnesses, key=lambda w: w.verifier.name)):
+            assert witness.verifier.verify(checkpoint_body(checkpoint.head), row["signature"])
+    assert sizes == [3, 7, 12]
+    assert await cosigner.cosign_once() == {}  # nothing new: nobody is asked again
+
+    # A fork: the log's own key signs a tree that rewrote leaf 1. Both witnesses refuse
+    # it, at a larger size (the consistency proof fails: 422) and at the size they hold
+    # (another root: 409), and keep cosigning the honest log afterwards.
+    leaves = [r["leaf_hash"] for r in await pool.fetch('SELECT leaf_hash FROM ledger_leaves ORDER BY "index"')]
+    forked = list(leaves)
+    forked[1] = merkle.leaf_hash(b"\x01" * 32)
+    forked += [merkle.leaf_hash(b"\x02" * 32)]
+    for size, old, proof, refused in (
+        (13, 12, merkle.consistency_proof(forked, 12), 422),
+        (12, 12, [], 409),
+    ):
+        head = TreeHead(origin=key.origin, tree_size=size, root=merkle.root(forked[:size]))
+        note = SignedCheckpoint(origin=head.origin, tree_size=size, root=head.root, signed_at=dt.datetime.now(dt.timezone.utc),
+                                signature=key.sign(head), public_key=key.public_key).note()
+        for witness in witnesses:
+            answer = httpx.post(f"{witness.url}/add-checkpoint", content=add_checkpoint_request(old, proof, note))
+            assert answer.status_code == refused, answer.text
+    await writer.write(2)
+    honest = await sealer.seal_once(wait=True)
+    assert honest is not None and await cosigner.cosign_once() == {name: 14 for name in names}
+
+    # No problem so far, with the witnesses' keys...
+    verifiers = [w.verifier for w in witnesses]
+    report = await audit_log.verify_store(EventStore(pool), trusted_verifier(settings), witnesses=verifiers)
+    assert report.ok and report.cosignatures == 8, report.mismatches
+
+    # ...until a backdated chained insert, sealed and cosigned like any event: it lies
+    # before checkpoint 14, cosigned without it.
+    backdated = await backdate(pool, writer.streams[0])
+    assert (await sealer.seal_once(wait=True)).tree_size == 15
+    assert await cosigner.cosign_once() == {name: 15 for name in names}
+    without = await audit_log.verify_store(EventStore(pool), trusted_verifier(settings))
+    assert without.ok  # chains, served fields, leaves and roots are all right
+    report = await audit_log.verify_store(EventStore(pool), trusted_verifier(settings), witnesses=verifiers)
+    assert not report.ok and {m.kind for m in report.mismatches} == {"recorded_too_early"}
+    assert [m.event_id for m in report.mismatches] == [backdated]
+
+    # The independent verifier agrees, from the export and the cosigned notes alone.
+    lines = b"".join([c async for c in audit_log.export_lines(EventStore(pool))]).split(b"\n")
+    notes = []
+    for size in (3, 7, 12, 14, 15):
+        checkpoint = await ledger.checkpoint(size)
+        assert checkpoint is not None
+        notes.append(cosigned_note(checkpoint, await cosignatures(pool, size), witnesses))
+    # (slack 600 s: the export carries no leaf_index yet, so the verifier holds every
+    # event as contained in no checkpoint; the honest ones are minutes old at most.)
+    problems = independent.verify(lines, key.verifier.vkey(), notes, [w.vkey for w in witnesses], slack=600)
+    line = next(n for n, raw in enumerate(lines, 1) if raw and msgspec.json.decode(raw)["id"] == str(backdated))
+    assert problems and all(p.startswith(f"line {line}: recorded before") for p in problems), problems
+    assert {p.rpartition(" cosigned")[0].rpartition(" ")[2] for p in problems} == names  # by both witnesses
+    # A forged cosignature row (the sealer role could insert one) is named and not used.
+    async with pool.acquire() as conn:
+        row = (await cosignatures(pool, 3))[0]
+        forged = (int(row["signed_at"]) + 7200).to_bytes(8, "big") + row["signature"][8:]
+        await conn.execute(
+            "INSERT INTO ledger_cosignatures (tree_size, signer, key_id, signed_at, signature) VALUES ($1, $2, $3, $4, $5)",
+            3, row["signer"], row["key_id"], int(row["signed_at"]) + 7200, forged,
+        )
+    report = await audit_log.verify_store(EventStore(pool), trusted_verifier(settings), witnesses=verifiers)
+    assert "cosignature_signature" in {m.kind for m in report.mismatches}
+
+
+@pytest.mark.timeout(300)
+async def test_the_service_seals_and_gets_cosignatures_every_few_seconds_while_events_arrive(
+    database_url: str, settings: Settings, witnesses: list[WitnessProcess]
+) -> None:
+    configured = settings.with_overrides(witnesses=", ".join(f"{w.url} {w.vkey}" for w in witnesses))
+    assert parse_witnesses(configured.witnesses) == tuple(w.endpoint for w in witnesses)
+    async with bootstrap.running(configured, pool_size=4, seal=True) as runtime:
+        assert runtime.sealer is not None and runtime.cosigner is not None
+        writer = Writer(runtime.store)
+        # Events keep arriving; the service's own sealer and cosigner (1 s rounds) run
+        # beside them. Wait, bounded, until each witness has cosigned three sizes.
+        deadline = time.monotonic() + 120
+        while True:
+            await writer.write(1)
+            counts = await runtime.pool.fetch(
+                "SELECT signer, count(DISTINCT tree_size) AS n FROM ledger_cosignatures GROUP BY signer"
+            )
+            if len(counts) == 2 and all(r["n"] >= 3 for r in counts):
+                break
+            assert time.monotonic() < deadline, f"cosigned sizes after 120 s: {[dict(r) for r in counts]}"
+            await asyncio.sleep(0.2)
