@@ -30,6 +30,7 @@ from service.config import Settings
 from service.db import connect, create_pool
 from service.invalidation import Invalidations
 from service.migrate import ensure_migrated, migrate
+from service.operations import Components, ObservedSealer
 from service.projection.runner import Projector
 from service.projection.watch import ProjectionWatch, projection_lag
 from service.roles import grant_app_role, grant_sealer_role, may_seal
@@ -72,10 +73,12 @@ class Runtime:
     cosigner: Cosigner | None = None
     # Long-running background tasks started with the service (runner, sealer, purge).
     background: list[asyncio.Task[Any]] = field(default_factory=list)
+    # Last success and last error of the database probe and the sealer (/health/ready).
+    components: Components = field(default_factory=Components.new)
 
     async def projection_lag(self) -> list[dict[str, Any]]:
-        """Per projection: {name, events_behind, seconds_behind} the visible head
-        of the log (for /health/ready and metrics)."""
+        """Per projection: {name, events_behind, seconds_behind, updated_at} the
+        visible head of the log (for /health/ready and metrics)."""
         return await projection_lag(self.pool)
 
 
@@ -179,7 +182,7 @@ async def _start_sealing(settings: Settings, pool: asyncpg.Pool, runtime: Runtim
             "set PARLEY_SEALER_DATABASE_URL to the sealer role's URL (docs/operations.md)"
         )
         return sealer_pool
-    runtime.sealer = Sealer(sealer_pool or pool, ledger_key(settings))
+    runtime.sealer = ObservedSealer(sealer_pool or pool, ledger_key(settings), state=runtime.components.sealer)
     runtime.background.append(asyncio.create_task(runtime.sealer.run(), name="parley-sealer"))
     if witnesses:
         runtime.cosigner = Cosigner(sealer_pool or pool, witnesses)

@@ -32,7 +32,7 @@ from service.http.events import EventsController
 from service.http.health import HealthController
 from service.http.ledger import LedgerController
 from service.http.tiles import PublicLedgerController
-from service.http.metrics import Metrics, get_metrics, metrics_middleware
+from service.http.metrics import COMMAND_RETRIES, PROMETHEUS, MetricsController
 from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
 from service.http.problems import MAX_BODY_BYTES, ProblemError, handle_exception
@@ -109,7 +109,7 @@ def create_app(settings: Settings) -> Litestar:
             settings, ensure_admin_key=True, projections=PROJECTION_NAMES if here else (), seal=here, purge=True
         ) as runtime:
             app.state.runtime = runtime
-            app.state.metrics = Metrics()
+            runtime.commands.stats.on_lost_race = COMMAND_RETRIES.inc
             # Open event streams, capped over every process on the database.
             app.state.streams = StreamRegistry(runtime.pool, settings.database_url)
             try:
@@ -127,13 +127,13 @@ def create_app(settings: Settings) -> Litestar:
             AuditController,
             LedgerController,
             PublicLedgerController,
-            get_metrics,
+            MetricsController,
             *DOCS_ROUTES,
             *dashboard_route_handlers(),
         ],
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
-        middleware=[request_id_middleware, metrics_middleware, authentication_middleware(settings.auth_failure_limit)],
+        middleware=[request_id_middleware, PROMETHEUS.middleware, authentication_middleware(settings.auth_failure_limit)],
         response_headers=[RESPONSE_HEADER],
         exception_handlers={Exception: handle_exception},
         before_send=[allow_every_method],

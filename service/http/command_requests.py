@@ -13,6 +13,7 @@ from litestar.params import HeaderParameter
 from domain.commands import Command, CommandBatch, CommonFields
 from service.http.auth import current_key
 from service.http.body import decode, request_digest
+from service.http.metrics import EVENTS_APPENDED
 from service.http.problems import invalid_parameter
 from service.write import requests
 from service.write.idempotency import InvalidIdempotencyKey, check_key
@@ -98,7 +99,5 @@ def command_response(request: Request[Any, Any, Any], outcome: Outcome) -> Respo
     headers = {"Location": outcome.location} if outcome.location else {}
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
-    metrics = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
-        metrics.events_appended += outcome.events_written
+    EVENTS_APPENDED.inc(outcome.events_written)
     return Response(content=outcome.body, status_code=201, media_type="application/json", headers=headers)

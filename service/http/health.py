@@ -75,7 +75,7 @@ class HealthController(Controller):
         )  # fmt: skip
 
 
-def _lag(name: str, events_behind: int, seconds_behind: float, stuck: dict | None = None) -> ProjectionLag:
+def _lag(name: str, events_behind: int, seconds_behind: float, stuck: dict | None = None, **_: object) -> ProjectionLag:
     return ProjectionLag(
         name, events_behind, seconds_behind,
         None if stuck is None else StuckEvent(

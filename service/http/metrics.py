@@ -1,133 +1,131 @@
-"""GET /metrics: Prometheus text exposition.
+"""GET /metrics: prometheus_client, through Litestar's Prometheus plugin.
 
-Request counts and latencies are counted per API process (as any Prometheus client
-does without a shared store; scrape each worker or sum them); the log's head and
-the projections' lag are read from PostgreSQL, so every process reports the same.
+* **HTTP metrics** come from the plugin's middleware (`PROMETHEUS.middleware`):
+  `parley_http_requests_total`, `parley_http_request_duration_seconds`,
+  `parley_http_requests_in_progress`, `parley_http_requests_error_total`, labelled
+  `method`, `path` (the route template), `status_code`, `app_name`.
+* **Status as sent.** Authentication is a middleware *inside* this one, and a
+  middleware's exception (401 no key, 429 throttled) is only turned into a
+  response by the app's outermost exception handler, after every middleware has
+  unwound: the plugin would see no response and count it as its default. So the
+  app below this middleware is wrapped in Litestar's own exception handler (the
+  one it puts between every route and its middleware), which answers with our
+  problems (service.http.problems) there: the status counted is the one sent.
+  Paths that match no route (Litestar answers 404 before any route middleware)
+  are not counted.
+* **Domain metrics** beside them: the events appended and the lost races of the
+  command path (counters, incremented where they happen), and gauges read from
+  PostgreSQL when /metrics is scraped (log head, projection lag per projection,
+  seal lag, idempotency keys held) plus the open event streams of the process.
+* **Several workers** (`parley serve --workers N`, N > 1): `serve` sets
+  PROMETHEUS_MULTIPROC_DIR, prometheus_client keeps every metric in a file per
+  process there, and the scrape (whichever worker answers it) adds them up:
+  counters and histograms summed over workers. A gauge needs to say how:
+  the ones read from PostgreSQL are the same wherever they are read, so the most
+  recent reading wins (`mostrecent`); the open streams are each worker's own, so
+  they are summed over the live workers (`livesum`). See docs/operations.md.
 """
 
 from __future__ import annotations
 
-import bisect
-import time
-from collections import defaultdict
+import os
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.di import NamedDependency
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController, PrometheusMiddleware
+from litestar.types import ASGIApp
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import multiprocess
 
 from service.auth import Permission
+from service.bootstrap import Runtime
 from service.http.auth import requires
 from service.http.problems import problem_responses
-from service.bootstrap import Runtime
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class Metrics:
-    """Counters of one API process."""
-
-    def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
-        # (method, route) -> per-bucket counts (+Inf last), sum, count
-        self.latency: dict[tuple[str, str], list[float]] = {}
-        self.events_appended = 0
-
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests[(method, route, str(status))] += 1
-        entry = self.latency.setdefault((method, route), [0.0] * (len(LATENCY_BUCKETS) + 3))
-        entry[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        entry[-2] += seconds
-        entry[-1] += 1
-
-    def render(self, head_position: int, lags: list[dict[str, Any]], lost_races: int = 0) -> str:
-        lines = [
-            "# HELP parley_http_requests_total HTTP requests answered by this process.",
-            "# TYPE parley_http_requests_total counter",
-        ]
-        for (method, route, status), count in sorted(self.requests.items()):
-            lines.append(f'parley_http_requests_total{{method="{method}",route="{_escape(route)}",status="{status}"}} {count}')
-        lines += [
-            "# HELP parley_http_request_duration_seconds Time to answer, by route.",
-            "# TYPE parley_http_request_duration_seconds histogram",
-        ]
-        for (method, route), entry in sorted(self.latency.items()):
-            labels = f'method="{method}",route="{_escape(route)}"'
-            cumulative = 0.0
-            for bound, count in zip((*LATENCY_BUCKETS, "+Inf"), entry[: len(LATENCY_BUCKETS) + 1]):
-                cumulative += count
-                lines.append(f'parley_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} {int(cumulative)}')
-            lines.append(f"parley_http_request_duration_seconds_sum{{{labels}}} {entry[-2]:.6f}")
-            lines.append(f"parley_http_request_duration_seconds_count{{{labels}}} {int(entry[-1])}")
-        lines += [
-            "# HELP parley_events_appended_total Events appended by commands through this process.",
-            "# TYPE parley_events_appended_total counter",
-            f"parley_events_appended_total {self.events_appended}",
-            "# HELP parley_command_retries_total Command attempts through this process that lost a race "
-            "to a concurrent writer and were decided again on fresh state.",
-            "# TYPE parley_command_retries_total counter",
-            f"parley_command_retries_total {lost_races}",
-            "# HELP parley_log_head_position Highest position in the event log (all processes).",
-            "# TYPE parley_log_head_position gauge",
-            f"parley_log_head_position {head_position}",
-            "# HELP parley_projection_lag_events Events the projection has not applied yet.",
-            "# TYPE parley_projection_lag_events gauge",
-        ]
-        for lag in lags:
-            lines.append(f'parley_projection_lag_events{{projection="{_escape(lag["name"])}"}} {lag["events_behind"]}')
-        lines += [
-            "# HELP parley_projection_lag_seconds Age of the oldest event the projection has not applied.",
-            "# TYPE parley_projection_lag_seconds gauge",
-        ]
-        for lag in lags:
-            lines.append(
-                f'parley_projection_lag_seconds{{projection="{_escape(lag["name"])}"}} {float(lag["seconds_behind"]):.3f}'
-            )
-        return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def metrics_middleware(app: ASGIApp) -> ASGIApp:
-    """Counts every routed HTTP request by method, route template and status."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await app(scope, receive, capture)
-        finally:
-            metrics: Metrics | None = getattr(scope["litestar_app"].state, "metrics", None)
-            if metrics is not None:
-                route = scope.get("path_template") or "unmatched"
-                metrics.observe(scope["method"], route, status, time.perf_counter() - started)
-
-    return middleware
-
-
-@get(
-    "/metrics",
-    operation_id="getMetrics",
-    summary="Prometheus metrics",
-    description="Any key may read them (Prometheus: `authorization: {credentials: <key>}`).",
-    tags=["operations"],
-    guards=[requires(Permission.READ)],
-    media_type="text/plain; version=0.0.4",
-    responses=problem_responses(401, 403),
+EVENTS_APPENDED = Counter("parley_events_appended", "Events appended by commands.")
+COMMAND_RETRIES = Counter(
+    "parley_command_retries",
+    "Command attempts that lost a race to a concurrent writer and were decided again on fresh state.",
 )
-async def get_metrics(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[str]:
-    head = await runtime.store.last_position()
-    text = request.app.state.metrics.render(head, await runtime.projection_lag(), runtime.commands.stats.lost_races)
-    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+LOG_HEAD = Gauge("parley_log_head_position", "Highest position in the event log.", multiprocess_mode="mostrecent")
+PROJECTION_LAG_EVENTS = Gauge(
+    "parley_projection_lag_events", "Events the projection has not applied yet.", ["projection"],
+    multiprocess_mode="mostrecent",
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "parley_projection_lag_seconds", "Age of the oldest event the projection has not applied (0: caught up).",
+    ["projection"], multiprocess_mode="mostrecent",
+)
+SEAL_LAG_EVENTS = Gauge(
+    "parley_seal_lag_events", "Events not yet sealed into the ledger's Merkle tree.", multiprocess_mode="mostrecent"
+)
+SEAL_LAG_SECONDS = Gauge(
+    "parley_seal_lag_seconds", "Age of the oldest event not yet sealed (0: all sealed).", multiprocess_mode="mostrecent"
+)
+IDEMPOTENCY_KEYS = Gauge(
+    "parley_idempotency_keys", "Idempotency keys held (stored answers not yet expired).", multiprocess_mode="mostrecent"
+)
+STREAMS_OPEN = Gauge("parley_event_streams_open", "Open /events/stream streams.", multiprocess_mode="livesum")
+
+
+class SentStatusMiddleware(PrometheusMiddleware):
+    """The plugin's middleware, counting the status a refusing middleware sent."""
+
+    def __init__(self, app: ASGIApp, config: PrometheusConfig) -> None:
+        super().__init__(wrap_in_exception_handler(app), config)
+
+
+PROMETHEUS = PrometheusConfig(
+    app_name="parley", prefix="parley_http", group_path=True, middleware_class=SentStatusMiddleware
+)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
+
+
+def registry() -> Any:
+    """The process's registry, or (several workers) one adding up every worker's files."""
+    if multiprocess_dir() is None:
+        return REGISTRY
+    combined = CollectorRegistry()
+    multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+    return combined
+
+
+async def refresh_gauges(runtime: Runtime, streams_open: int) -> None:
+    """The gauges read from PostgreSQL, as of now."""
+    from service import operations
+    from service.write import idempotency
+
+    LOG_HEAD.set(await runtime.store.last_position())
+    for lag in await runtime.projection_lag():
+        PROJECTION_LAG_EVENTS.labels(lag["name"]).set(lag["events_behind"])
+        PROJECTION_LAG_SECONDS.labels(lag["name"]).set(lag["seconds_behind"])
+    seal = await operations.seal_lag(runtime.pool)
+    SEAL_LAG_EVENTS.set(seal.events)
+    SEAL_LAG_SECONDS.set(seal.seconds)
+    IDEMPOTENCY_KEYS.set(await idempotency.keys_held(runtime.pool))
+    STREAMS_OPEN.set(streams_open)
+
+
+class MetricsController(PrometheusController):
+    """The plugin's controller at /metrics, read with any key (as before)."""
+
+    guards = [requires(Permission.READ)]
+    tags = ["operations"]
+
+    @get(
+        operation_id="getMetrics",
+        summary="Prometheus metrics",
+        description="Any key may read them (Prometheus: `authorization: {credentials: <key>}`). "
+        "With several workers, every worker's counters added up.",
+        media_type="text/plain; version=0.0.4",
+        responses=problem_responses(401, 403),
+    )
+    async def get(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[bytes]:
+        streams = getattr(request.app.state, "streams", None)  # service.http.streams, made on first use
+        await refresh_gauges(runtime, streams.count() if streams is not None else 0)
+        return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)

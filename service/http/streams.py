@@ -12,6 +12,8 @@
 - A stream's places are given back when it ends, and also when its handle is
   collected without ending (the client left before the first byte). If the
   connection holding the places is lost, every stream of the process ends.
+- **Counted**: `parley_event_streams_open` (service.http.metrics) is set to this
+  process's count whenever a stream opens or ends, and at each scrape.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import asyncpg
 
+from service.http.metrics import STREAMS_OPEN
 from service.http.problems import ProblemError
 from service.http.stream_slots import Places, Refused, StreamSlots
 
@@ -97,6 +100,7 @@ class StreamRegistry:
         handle = StreamHandle(key_id, self, places, generation=self.slots.generation)
         self._open.setdefault(key_id, weakref.WeakSet()).add(handle)
         handle.finalizer = weakref.finalize(handle, self._give_back, places)
+        STREAMS_OPEN.set(self.count())
         if self._checker is None or self._checker.done():
             self._checker = asyncio.create_task(self._check_keys(), name="parley-stream-keys")
         return handle
@@ -107,6 +111,7 @@ class StreamRegistry:
             handles.discard(handle)
             if not handles:
                 del self._open[handle.key_id]
+        STREAMS_OPEN.set(self.count())
         if handle.finalizer is not None:
             handle.finalizer.detach()
         if handle.places is not None:

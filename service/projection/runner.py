@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 import time
@@ -88,7 +89,7 @@ class _Stuck(Exception):
 
 @dataclass
 class WorkerStats:
-    """What this process knows of one projection (for metrics)."""
+    """What this process knows of one projection (for /health/ready)."""
 
     name: str
     holding: bool = False
@@ -96,7 +97,10 @@ class WorkerStats:
     batches: int = 0
     errors: int = 0
     last_error: str | None = None
+    last_error_at: dt.datetime | None = None
     last_batch_seconds: float = 0.0
+    # When this process last committed a batch of it (None: never, or not held here).
+    last_batch_at: dt.datetime | None = None
     # The event this projection is stuck at: {"event_id", "negotiation_id", "error"}.
     stuck: dict[str, object] | None = None
 
@@ -138,6 +142,7 @@ class ProjectionWorker:
                 self.projection.reset()
                 self.stats.errors += 1
                 self.stats.last_error = f"{type(error).__name__}: {error}"
+                self.stats.last_error_at = dt.datetime.now(dt.timezone.utc)
                 log.warning("projection %s: %s; retrying in %.1fs", self.projection.name, error, backoff)
                 await self._pause(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, self.max_backoff)
@@ -193,6 +198,7 @@ class ProjectionWorker:
                 self.stats.batches += 1
                 self.stats.events_applied += len(batch)
                 self.stats.last_batch_seconds = time.perf_counter() - started
+                self.stats.last_batch_at = dt.datetime.now(dt.timezone.utc)
                 self.stats.stuck = None
 
     async def _one_by_one(
@@ -214,6 +220,7 @@ class ProjectionWorker:
                 await mark_stuck(conn, self.projection.name, checkpoint, event, detail)
                 self.stats.errors += 1
                 self.stats.last_error = detail
+                self.stats.last_error_at = dt.datetime.now(dt.timezone.utc)
                 self.stats.stuck = {
                     "event_id": event.id, "negotiation_id": event.negotiation_id or event.stream_id, "error": detail
                 }

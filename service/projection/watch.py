@@ -56,18 +56,20 @@ _LAG_COUNT_CAP = 1_000_000
 
 async def projection_lag(pool: asyncpg.Pool, names: Sequence[str] = PROJECTION_NAMES) -> list[dict[str, Any]]:
     """Per projection: events behind the visible head of the log, seconds since
-    the oldest of them was recorded (0 when caught up), and the event it is stuck
-    at ({event_id, negotiation_id, error, since}; None when it is not)."""
+    the oldest of them was recorded (0 when caught up), the event it is stuck
+    at ({event_id, negotiation_id, error, since}; None when it is not), and when
+    its checkpoint last moved (`updated_at`, whichever process holds it)."""
     rows = await pool.fetch(
         """
-        SELECT name, txid, position, stuck_event_id, stuck_negotiation_id, stuck_error, stuck_since
+        SELECT name, txid, position, updated_at, stuck_event_id, stuck_negotiation_id, stuck_error, stuck_since
         FROM projection_checkpoints WHERE name = ANY($1::text[]) ORDER BY name
         """,
         list(names),
     )
     behind = await EventStore(pool).backlog([Checkpoint(r["txid"], r["position"]) for r in rows], cap=_LAG_COUNT_CAP)
     return [
-        {"name": r["name"], "events_behind": lag.events, "seconds_behind": lag.seconds, "stuck": _stuck(r)}
+        {"name": r["name"], "events_behind": lag.events, "seconds_behind": lag.seconds, "stuck": _stuck(r),
+         "updated_at": r["updated_at"]}
         for r, lag in zip(rows, behind)
     ]
 

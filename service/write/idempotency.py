@@ -152,3 +152,8 @@ async def purge_periodically(pool: asyncpg.Pool, interval: float = 3600.0) -> No
         except Exception:  # noqa: BLE001  (a failed purge is retried next time; never fatal)
             logging.getLogger("parley.idempotency").warning("purging expired idempotency keys failed", exc_info=True)
         await asyncio.sleep(interval)
+
+
+async def keys_held(pool: asyncpg.Pool | asyncpg.Connection) -> int:
+    """Idempotency keys whose answer is kept now (not expired; for /metrics)."""
+    return await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE expires_at > now()")

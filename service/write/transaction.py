@@ -33,6 +33,8 @@ class RaceStats:
     # whatever the retry then decided: contention is visible, and tests of
     # concurrency can show that they met it.
     lost_races: int = 0
+    # Called on each lost race too (the API counts them in parley_command_retries_total).
+    on_lost_race: Callable[[], None] | None = None
 
 
 async def in_transaction(
@@ -126,6 +128,8 @@ async def until_not_overtaken(
                 raise
             if stats is not None:
                 stats.lost_races += 1
+                if stats.on_lost_race is not None:
+                    stats.on_lost_race()
             if isinstance(error, ConcurrencyError) and not holding:
                 # Once, and all heads in stream id order as the store locks them.
                 await store.lock_heads(conn, written)

@@ -3,8 +3,6 @@ consistency tokens, and their refusals."""
 
 from __future__ import annotations
 
-import re
-
 from domain.example import COMMANDS, OPENED
 
 
@@ -154,19 +152,6 @@ async def test_a_token_the_read_models_cannot_reach_is_a_503(api, client, keys, 
                                 headers=keys.headers("reader"))
     assert response.status_code == 400
     assert response.json()["errors"][0]["parameter"] == "consistency_token"
-
-
-async def test_metrics(api, client, keys):
-    await recorded_example(api)
-    await client.get("/negotiations/russia-ukraine-2022", headers=keys.headers("reader"))
-    response = await client.get("/metrics", headers=keys.headers("reader"))
-    assert response.status_code == 200
-    text = response.text
-    assert re.search(r'parley_http_requests_total\{method="POST",route="/negotiations/\{ref[:a-z]*\}/commands",status="201"\} 1', text), text
-    assert "parley_http_request_duration_seconds_bucket" in text
-    assert f"parley_events_appended_total {1 + len(COMMANDS) + 2}" in text  # two default issues raised
-    assert "parley_command_retries_total 0" in text  # one request at a time: no race lost
-    assert "parley_projection_lag_events" in text
 
 
 async def test_forged_cursors_with_out_of_range_numbers_are_400(api, client, keys):
