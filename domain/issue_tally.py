@@ -307,5 +307,4 @@ class IssueTally(StreamTally):
             last_activity_on=self.last_activity_on,
             events=self.events,
             version=self.version,
-            lineage=list(self.lineage),
         )

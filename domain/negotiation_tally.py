@@ -128,5 +128,4 @@ class NegotiationTally(StreamTally):
             last_activity_on=self.last_activity_on,
             events=self.events,
             version=self.version,
-            lineage=list(self.lineage),
         )

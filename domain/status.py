@@ -106,6 +106,16 @@ def fold_negotiation(records: Iterable[Recorded]) -> NegotiationView:
     return _tally(NegotiationTally, list(records)).view()
 
 
+def lineage(records: Iterable[Recorded], stream_type: str) -> list[str]:
+    """The ids of the live (not retracted) events of one stream's records, in
+    stream order: the facts behind its view. Served by its own paged route,
+    not inside the view, so a view's size and a projection's write do not grow
+    with every fact of the stream."""
+    if stream_type == "issue":
+        return list(_tally(IssueTally, list(records)).lineage)
+    return list(_tally(NegotiationTally, list(records)).lineage)
+
+
 class NegotiationFold(_StreamFold[NegotiationTally]):
     """Incremental :func:`fold_negotiation` (same contract as :class:`IssueFold`)."""
 
@@ -197,6 +207,7 @@ __all__ = [
     "describe",
     "fold_issue",
     "fold_negotiation",
+    "lineage",
     "negotiation_agreements",
     "issue_status",
     "select_known",

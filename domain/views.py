@@ -154,7 +154,6 @@ class IssueView(msgspec.Struct, kw_only=True):
     last_activity_on: str | None
     events: int
     version: int
-    lineage: list[str]
 
 
 class PartyView(msgspec.Struct, kw_only=True):
@@ -197,4 +196,3 @@ class NegotiationView(msgspec.Struct, kw_only=True):
     last_activity_on: str | None
     events: int
     version: int
-    lineage: list[str]

@@ -15,7 +15,6 @@ Queries for the API
         one issue's status view (domain.status.IssueView), exact JSON bytes.
     fetch_for_negotiation(conn, negotiation_id, *, status=None, category=None, party=None)
         -> list[msgspec.Raw]        the negotiation's issue views, by key.
-    fetch_lineage(conn, negotiation_id, key) -> list[UUID] | None
 
 `projections.negotiation_summary`
     resolve_ref(conn, ref: str) -> UUID | None       ref: the id or the slug.
@@ -25,7 +24,7 @@ Queries for the API
     fetch_version(conn, negotiation_id) -> int | None
     list_negotiations(conn, after_cursor=None, limit=50, status=None, party=None)
         -> NegotiationPage(items: list[msgspec.Raw of NegotiationListItem], next: str | None)
-    fetch_lineage(conn, negotiation_id) -> list[UUID] | None
+    negotiations_after(conn, after: int, limit) -> [(id, created_position)]  the list's order.
 
 `projections.timeline`
     fetch(conn, negotiation_id, after: str | None = None, limit=100)
@@ -39,10 +38,15 @@ The converter from a stored event to the domain's record is
 
 Lineage
 -------
-Every row records the events behind it: `issue_status.lineage` and
-`negotiation_summary.lineage` (uuid[], GIN-indexed, the live facts of the
-stream; retracted ones excluded, as in the views' own `lineage`), and each
-timeline row is one event (`event_id`).
+Every row records the events behind it by naming its stream and version
+(`issue_status.stream_id, version`; `negotiation_summary.negotiation_id,
+version`): the lineage is that stream's live facts up to that version,
+retracted ones excluded (`domain.status.lineage`). It is served from the log by
+its own paged routes (`GET /negotiations/{ref}/lineage`,
+`…/issues/{key}/lineage`), not stored in the rows or the views: a list of every
+event id, rewritten on each fact, made a stream's projection writes O(n²)
+(issue 15; migration 0034 dropped the columns). Each timeline row is one event
+(`event_id`).
 """
 
 from __future__ import annotations

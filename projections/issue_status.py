@@ -71,13 +71,19 @@ CREATE INDEX ON issue_status USING gin (parties);
 CREATE INDEX ON issue_status USING gin (lineage);
 """
 
+# Migration 0034 (issue 15): the view no longer carries its lineage (every event
+# id of the stream, rewritten on each fact: O(n^2) over a stream), served by its
+# own paged route from the log instead (service.read.lineage); the row's
+# (stream_id, version) names the events behind it.
+SCHEMA_0034 = "ALTER TABLE issue_status DROP COLUMN lineage;"
+
 _STORED_VERSIONS = "SELECT stream_id, version FROM issue_status WHERE stream_id = ANY($1::uuid[])"
 
 _UPSERT = """
     INSERT INTO issue_status (
         stream_id, negotiation_id, key, title, category, status, parties, version,
-        updated_position, last_activity_on, lineage, view, view_json)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, convert_from($12, 'UTF8')::jsonb, $12)
+        updated_position, last_activity_on, view, view_json)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, convert_from($11, 'UTF8')::jsonb, $11)
     ON CONFLICT (stream_id) DO UPDATE SET
         negotiation_id = EXCLUDED.negotiation_id,
         key = EXCLUDED.key,
@@ -88,7 +94,6 @@ _UPSERT = """
         version = EXCLUDED.version,
         updated_position = EXCLUDED.updated_position,
         last_activity_on = EXCLUDED.last_activity_on,
-        lineage = EXCLUDED.lineage,
         view = EXCLUDED.view,
         view_json = EXCLUDED.view_json
 """
@@ -98,7 +103,10 @@ class IssueStatusProjection:
     name: ClassVar[str] = "issue_status"
     tables: ClassVar[tuple[str, ...]] = ("issue_status",)
     lock_id: ClassVar[int] = 1
-    schema: ClassVar[tuple[SchemaStep, ...]] = (SchemaStep(2, "projections", SCHEMA_0002),)
+    schema: ClassVar[tuple[SchemaStep, ...]] = (
+        SchemaStep(2, "projections", SCHEMA_0002),
+        SchemaStep(34, "views without lineage", SCHEMA_0034),
+    )
 
     def __init__(self, fold_cache_size: int = 2000) -> None:
         self.folds: FoldCache[IssueFold] = FoldCache(IssueFold, fold_cache_size)
@@ -131,7 +139,6 @@ class IssueStatusProjection:
                     view.version,
                     folded.head.position,
                     view.last_activity_on,
-                    [uuid.UUID(event_id) for event_id in view.lineage],
                     _encoder.encode(view),
                 )
             )
@@ -174,12 +181,3 @@ async def fetch_for_negotiation(
         party,
     )
     return [msgspec.Raw(r["view_json"]) for r in rows]
-
-
-async def fetch_lineage(
-    conn: asyncpg.Connection | asyncpg.Pool, negotiation_id: uuid.UUID, key: str
-) -> list[uuid.UUID] | None:
-    """The ids of the events behind an issue's status (retracted facts excluded)."""
-    return await conn.fetchval(
-        "SELECT lineage FROM issue_status WHERE negotiation_id = $1 AND key = $2", negotiation_id, key
-    )

@@ -1,7 +1,7 @@
 """Read model: one summary per negotiation, for `GET /negotiations` and `GET /negotiations/{ref}`.
 
 The served document (`NegotiationSummary`) is the domain's `NegotiationView`
-(status, parties, mediators, rounds, disputes, lineage, ...) plus every
+(status, parties, mediators, rounds, disputes, ...) plus every
 issue's brief status and the count of issues by status. It is stored encoded
 (`view_json`), as is the shorter list entry (`list_item_json`).
 
@@ -151,6 +151,11 @@ _UPSERT_ISSUE = """
         brief_json = EXCLUDED.brief_json
 """
 
+# Migration 0034 (issue 15): the view no longer carries its lineage, served by
+# its own paged route from the log (service.read.lineage); the row's
+# (negotiation_id, version) names the events behind it.
+SCHEMA_0034 = "ALTER TABLE negotiation_summary DROP COLUMN lineage;"
+
 _STORED_NEGOTIATION_VERSIONS = (
     "SELECT negotiation_id, version FROM negotiation_summary WHERE negotiation_id = ANY($1::uuid[])"
 )
@@ -164,8 +169,8 @@ _ISSUE_BRIEFS = """
 _UPSERT_NEGOTIATION = """
     INSERT INTO negotiation_summary (
         negotiation_id, slug, title, status, parties, mediators, rounds, issue_counts,
-        created_position, version, updated_position, lineage, view_json, list_item_json)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, $10, $11, $12, $13, $14)
+        created_position, version, updated_position, view_json, list_item_json)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, $10, $11, $12, $13)
     ON CONFLICT (negotiation_id) DO UPDATE SET
         slug = EXCLUDED.slug,
         title = EXCLUDED.title,
@@ -176,7 +181,6 @@ _UPSERT_NEGOTIATION = """
         issue_counts = EXCLUDED.issue_counts,
         version = EXCLUDED.version,
         updated_position = EXCLUDED.updated_position,
-        lineage = EXCLUDED.lineage,
         view_json = EXCLUDED.view_json,
         list_item_json = EXCLUDED.list_item_json
 """
@@ -210,7 +214,10 @@ class NegotiationSummaryProjection:
     name: ClassVar[str] = "negotiation_summary"
     tables: ClassVar[tuple[str, ...]] = ("negotiation_summary_issues", "negotiation_summary")
     lock_id: ClassVar[int] = 2
-    schema: ClassVar[tuple[SchemaStep, ...]] = (SchemaStep(2, "projections", SCHEMA_0002),)
+    schema: ClassVar[tuple[SchemaStep, ...]] = (
+        SchemaStep(2, "projections", SCHEMA_0002),
+        SchemaStep(34, "views without lineage", SCHEMA_0034),
+    )
 
     def __init__(self, fold_cache_size: int = 2000) -> None:
         self.issue_folds: FoldCache[IssueFold] = FoldCache(IssueFold, fold_cache_size)
@@ -285,7 +292,6 @@ class NegotiationSummaryProjection:
                     folded.first.position,
                     view.version,
                     folded.head.position,
-                    [uuid.UUID(event_id) for event_id in view.lineage],
                     _encoder.encode(summary),
                     _encoder.encode(item),
                 )
@@ -385,8 +391,3 @@ async def negotiations_after(
         limit,
     )
     return [(r["negotiation_id"], r["created_position"]) for r in rows]
-
-
-async def fetch_lineage(conn: asyncpg.Connection | asyncpg.Pool, negotiation_id: uuid.UUID) -> list[uuid.UUID] | None:
-    """The ids of the negotiation-stream events behind the summary."""
-    return await conn.fetchval("SELECT lineage FROM negotiation_summary WHERE negotiation_id = $1", negotiation_id)

@@ -46,6 +46,7 @@ from service.http.reads import (
     json_read,
     routed,
 )
+from service.read.lineage import LineagePage
 from service.read.queries import EventPage, Queries, TimeTravel
 from service.read.replicas import ReadRouter, ReadTarget
 from service.write.commands import CommandService
@@ -231,6 +232,36 @@ class NegotiationController(Controller):
         return json_read(request, body, next_cursor, target=target)
 
 
+    @get(
+        "/{ref:str}/lineage",
+        operation_id="getNegotiationLineage",
+        summary="The events behind the negotiation's view (cursor-paginated, in stream order)",
+        description="The ids of the negotiation stream's live facts (retracted ones left out), as /events pages.",
+        guards=[requires(Permission.READ)],
+        responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404)},
+        response_headers=READ_HEADERS,
+    )
+    async def get_negotiation_lineage(
+        self,
+        request: Request[Any, Any, Any],
+        reads: NamedDependency[ReadRouter],
+        ref: FromPath[str],
+        cursor: Cursor = None,
+        limit: Limit = 100,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        consistency_token: ConsistencyToken = None,
+    ) -> Response[LineagePage]:
+        travel = TimeTravel.parse(as_of, known_at)
+
+        async def read(target: ReadTarget) -> tuple[bytes, str | None]:
+            negotiation_id = await target.queries.resolve_negotiation(ref)
+            return await target.queries.lineage_page(negotiation_id, None, cursor=cursor, limit=limit, travel=travel)
+
+        (body, next_cursor), target = await routed(reads, consistency_token, read, log_read=True)
+        return json_read(request, body, next_cursor, target=target)
+
+
 class IssueController(Controller):
     path = "/negotiations/{ref:str}/issues"
     tags = ["issues"]
@@ -321,6 +352,37 @@ class IssueController(Controller):
         async def read(target: ReadTarget) -> tuple[bytes, str | None]:
             negotiation_id = await target.queries.resolve_negotiation(ref)
             return await target.queries.issue_history(negotiation_id, key, cursor=cursor, limit=limit, travel=travel)
+
+        (body, next_cursor), target = await routed(reads, consistency_token, read, log_read=True)
+        return json_read(request, body, next_cursor, target=target)
+
+    @get(
+        "/{key:str}/lineage",
+        operation_id="getIssueLineage",
+        summary="The events behind the issue's status view (cursor-paginated, in stream order)",
+        description="The ids of the issue stream's live facts (retracted ones left out; retractions and disputes "
+        "included), as /events pages; with as_of / known_at, those of the view as it stood.",
+        guards=[requires(Permission.READ)],
+        responses={**NOT_MODIFIED, **problem_responses(400, 401, 403, 404)},
+        response_headers=READ_HEADERS,
+    )
+    async def get_issue_lineage(
+        self,
+        request: Request[Any, Any, Any],
+        reads: NamedDependency[ReadRouter],
+        ref: FromPath[str],
+        key: FromPath[str],
+        cursor: Cursor = None,
+        limit: Limit = 100,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        consistency_token: ConsistencyToken = None,
+    ) -> Response[LineagePage]:
+        travel = TimeTravel.parse(as_of, known_at)
+
+        async def read(target: ReadTarget) -> tuple[bytes, str | None]:
+            negotiation_id = await target.queries.resolve_negotiation(ref)
+            return await target.queries.lineage_page(negotiation_id, key, cursor=cursor, limit=limit, travel=travel)
 
         (body, next_cursor), target = await routed(reads, consistency_token, read, log_read=True)
         return json_read(request, body, next_cursor, target=target)

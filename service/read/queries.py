@@ -33,6 +33,7 @@ from service.store.envelope import EventEnvelope, envelope
 from service.projection.watch import ProjectionWatch
 from service.store.consistency import ConsistencyToken
 from service.store.event_store import EventStore
+from service.read import lineage
 from service.read.past_timeline import past_timeline
 
 _encoder = msgspec.json.Encoder()
@@ -337,6 +338,24 @@ class Queries:
             after=cursor, limit=limit,
         )  # fmt: skip
         return _encoder.encode(page), page.next
+
+    async def lineage_page(
+        self, negotiation_id: uuid.UUID, key: str | None, *, cursor: str | None, limit: int, travel: TimeTravel
+    ) -> tuple[bytes, str | None]:
+        """The live events behind the negotiation's view (key None) or an issue's,
+        paged from the log (service.read.lineage)."""
+        if key is None:
+            records = await _stream_records(self.store, negotiation_id)
+            stream_type, first = "negotiation", "negotiation.opened"
+            missing: errors.DomainError = errors.UnknownNegotiation(
+                f"negotiation {negotiation_id} was not yet recorded at that time")
+        else:
+            records = await _stream_records(self.store, issue_stream_id(negotiation_id, key))
+            stream_type, first = "issue", "issue.raised"
+            missing = errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation" + (
+                " at that time" if travel.requested and records else ""))
+        return lineage.page(records, stream_type, cursor=cursor, limit=limit, as_of=travel.as_of,
+                            known_at=travel.known_at, first_type=first, missing=missing)  # fmt: skip
 
     # -- agreements
 

@@ -3,6 +3,7 @@
 import uuid
 
 from domain import errors
+from domain.status import lineage
 from tests.unit.gwt import cmd, given
 
 NS = "neutral-status"
@@ -23,7 +24,7 @@ class TestRetraction:
         assert v.status == "proposal_on_table"
         assert (v.proposals[0].status, v.proposals[0].awaiting) == ("open", ["UA"])
         assert v.retracted == [str(accepted.id)]
-        assert str(accepted.id) not in v.lineage
+        assert str(accepted.id) not in lineage(w.stream(NS), "issue")
         assert v.events == 4  # history keeps the retracted fact and the retraction
         # the proposal can be answered again
         w.then(cmd("proposal.rejected", issue=NS, proposal_id="p1", by="UA"), "proposal.rejected")

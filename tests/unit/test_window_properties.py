@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from domain import world_time
 from domain.errors import DomainError
 from domain.records import Recorded
-from domain.status import fold_issue, fold_negotiation, select_known
+from domain.status import IssueView, fold_issue, fold_negotiation, lineage, select_known
 from tests.unit.gwt import World, cmd
 from tests.unit.test_properties import RAISE_X, commands
 
@@ -53,9 +53,11 @@ def check_view(view, window: list[Recorded], as_of) -> None:
     ids = {str(r.id) for r in window}
     assert view.events == len(window)
     assert view.version == (window[-1].version if window else 0)
-    assert set(view.lineage) <= ids and set(view.retracted) <= ids
+    behind = lineage(window, "issue" if isinstance(view, IssueView) else "negotiation")
+    assert set(behind) <= ids and set(view.retracted) <= ids
+    assert not set(behind) & set(view.retracted)
     assert all(d.dispute_id in ids and d.event_id in ids for d in view.disputes)
-    facts = [r.occurred_on for r in window if str(r.id) in view.lineage and r.type not in ("record.retracted", "claim.disputed")]
+    facts = [r.occurred_on for r in window if str(r.id) in behind and r.type not in ("record.retracted", "claim.disputed")]
     assert view.last_activity_on == (max(facts, key=world_time.sort_key) if facts else None)
     if as_of is not None and view.last_activity_on is not None:
         assert world_time.occurred_by(view.last_activity_on, as_of)
