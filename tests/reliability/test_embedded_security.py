@@ -241,7 +241,7 @@ async def test_parley_serve_runs_as_the_application_role_with_exactly_the_docume
             assert again.status_code == 201, again.text
             # The sealer, on its own pool as the sealer role, seals what was recorded.
             for _ in range(600):
-                latest = await http.get("/ledger/checkpoint")
+                latest = await http.get("/ledger/checkpoints/latest")  # JSON; /ledger/checkpoint is the C2SP note
                 if latest.status_code == 200 and latest.json()["tree_size"] >= 3:
                     break
                 await asyncio.sleep(0.1)
