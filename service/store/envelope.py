@@ -50,27 +50,15 @@ class ExportedEvent(EventEnvelope, kw_only=True):
 
 
 def envelope(event: StoredEvent) -> EventEnvelope:
+    # Every EventMeta field by name (a field added there that the envelope lacks
+    # fails here at once, never dropped silently), then what only a stored event has.
     return EventEnvelope(
-        id=event.id,
+        **{**event.meta(), "claimed_by": list(event.claimed_by)},
         position=event.position,
-        stream_id=event.stream_id,
-        stream_type=event.stream_type,
-        negotiation_id=event.negotiation_id,
         version=event.version,
-        type=event.type,
-        schema_version=event.schema_version,
-        occurred_on=event.occurred_on,
-        recorded_at=event.recorded_at,
-        recorded_by=event.recorded_by,
-        claimed_by=list(event.claimed_by),
-        source=event.source,
-        note=event.note,
         data=msgspec.Raw(event.data),
-        correlation_id=event.correlation_id,
-        causation_id=event.causation_id,
         hash=event.hash.hex(),
         checkpoint=event.checkpoint.token(),
-        import_claim=event.import_claim,
     )
 
 
