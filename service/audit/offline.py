@@ -23,9 +23,15 @@ import msgspec
 
 from service.audit import merkle
 from service.audit.served import disagreements
+from service.audit.signed_note import (
+    NoteError,
+    NoteVerifier,
+    TreeHead,
+    open_checkpoint,
+    split_note,
+)
 from service.store.canonical import ZERO_HASH, canonical_decoder, chain_hash
 from service.store.envelope import ExportedEvent
-from service.audit.signed_note import NoteError, NoteVerifier, TreeHead, open_checkpoint, split_note
 
 
 class ExportProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -271,102 +277,12 @@ def verified_head(checkpoint_text: str, key_text: str) -> TreeHead:
     return open_checkpoint(note, read_verifier(key_text, note))
 
 
-# -- replay ----------------------------------------------------------------------
+# -- replay: service/audit/replay.py (re-exported here for its older callers) ----
 
-
-class ReplayedIssue(msgspec.Struct, kw_only=True):
-    negotiation_id: uuid.UUID
-    key: str
-    view: Any  # domain.status.IssueView
-
-
-def _as_stored(event: ExportedEvent) -> Any:
-    """The event as the fold sees it, from its hashed body alone: no served field
-    beside the body is trusted (a changed `type` with the body untouched changes
-    nothing). Only the place in the log (position, checkpoint) comes from the line;
-    it orders, and the verifier checks it against the tree. None: not an event."""
-    import datetime as dt
-
-    from service.store.event_store import StoredEvent
-
-    body = event.body.encode()
-    try:
-        hashed = canonical_decoder.decode(body)
-        recorded_at = dt.datetime.fromisoformat(hashed.recorded_at.replace("Z", "+00:00"))
-    except (msgspec.DecodeError, ValueError):
-        return None
-    txid, _, _position = event.checkpoint.partition(".")
-    return StoredEvent(
-        position=event.position,
-        txid=int(txid) if txid.isdigit() else 0,
-        id=hashed.id,
-        stream_id=hashed.stream_id,
-        stream_type=hashed.stream_type,
-        negotiation_id=hashed.negotiation_id,
-        version=hashed.version,
-        type=hashed.type,
-        schema_version=hashed.schema_version,
-        body=body,
-        data=bytes(hashed.data),
-        occurred_on=hashed.occurred_on,
-        recorded_at=recorded_at,
-        recorded_by=hashed.recorded_by,
-        claimed_by=tuple(hashed.claimed_by),
-        source=hashed.source,
-        note=hashed.note,
-        correlation_id=hashed.correlation_id,
-        causation_id=hashed.causation_id,
-        hash=bytes.fromhex(event.hash),
-        import_claim=hashed.import_claim,
-    )
-
-
-def replay_export(lines: Iterable[bytes]) -> list[ReplayedIssue]:
-    """Every issue's status, recomputed from the export with the domain's own fold
-    (the one the projections and time travel use), sorted by negotiation and key."""
-    from domain.status import fold_issue
-    from projections.records import recorded_from_stored
-
-    streams: dict[uuid.UUID, list[Any]] = {}
-    negotiation_of: dict[uuid.UUID, uuid.UUID] = {}
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            event = _exported.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            raise ValueError(f"line {number}: not an exported event: {error}") from None
-        stored = _as_stored(event)
-        if stored is None or stored.stream_type != "issue":
-            continue  # (an unreadable body: `parley audit verify` names it)
-        streams.setdefault(stored.stream_id, []).append(recorded_from_stored(stored))
-        negotiation_of[stored.stream_id] = stored.negotiation_id or stored.stream_id
-    replayed = []
-    for stream_id, records in streams.items():
-        records.sort(key=lambda record: record.version)  # the fold wants stream order
-        view = fold_issue(records)
-        replayed.append(ReplayedIssue(negotiation_id=negotiation_of[stream_id], key=view.key, view=view))
-    replayed.sort(key=lambda issue: (str(issue.negotiation_id), issue.key))
-    return replayed
-
-
-def differences(replayed: Any, served: Any, path: str = "") -> list[str]:
-    """Where a served JSON value differs from the replayed one, as JSON pointers.
-    Members the server adds beyond the domain's view are not compared."""
-    if isinstance(replayed, dict) and isinstance(served, dict):
-        found = []
-        for name, value in replayed.items():
-            if name not in served:
-                found.append(f"{path}/{name}: missing from the server")
-            else:
-                found.extend(differences(value, served[name], f"{path}/{name}"))
-        return found
-    if isinstance(replayed, list) and isinstance(served, list) and len(replayed) == len(served):
-        found = []
-        for index, (mine, theirs) in enumerate(zip(replayed, served)):
-            found.extend(differences(mine, theirs, f"{path}/{index}"))
-        return found
-    if replayed != served:
-        return [f"{path or '/'}: replayed {msgspec.json.encode(replayed).decode()[:200]}, "
-                f"served {msgspec.json.encode(served).decode()[:200]}"]
-    return []
+from service.audit.replay import (
+    ReplayedIssue,
+    ReplayedNegotiation,
+    differences,
+    replay_export,
+    replay_views,
+)

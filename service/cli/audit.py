@@ -44,9 +44,13 @@ def add_audit_commands(commands: Any) -> None:
     verify.add_argument("--json", action="store_true", help="print the full report as JSON")
     verify.set_defaults(run=cmd_audit_verify)
 
-    replay = audit_commands.add_parser("replay", help="recompute every issue's status from an export")
+    replay = audit_commands.add_parser(
+        "replay", help="recompute every view (negotiations, issues, timelines) from an export, now or in the past"
+    )
     replay.add_argument("file", help="an NDJSON export")
-    replay.add_argument("--against", metavar="URL", help="compare with a live server's statuses")
+    replay.add_argument("--as-of", help="world time: the views as things stood then (a date or an instant)")
+    replay.add_argument("--known-at", help="record time: the views as the log knew them then")
+    replay.add_argument("--against", metavar="URL", help="compare every view with a live server's, at the same window")
     replay.add_argument("--key", help="an API key for --against (default: $PARLEY_API_KEY)")
     replay.set_defaults(run=cmd_audit_replay)
 
@@ -69,7 +73,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    output = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
+    output = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
     try:
         if args.url:
             return _export_over_http(args, output)
@@ -189,9 +193,15 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_replay(args: argparse.Namespace) -> int:
-    from service.audit.offline import differences, replay_export
+    from service.audit.replay import replay_views
 
-    replayed = replay_export(tqdm(_lines(args.file), unit=" events", file=sys.stderr, desc="replay", disable=None))
+    try:
+        replayed = replay_views(
+            tqdm(_lines(args.file), unit=" events", file=sys.stderr, desc="replay", disable=None),
+            as_of=args.as_of, known_at=args.known_at,
+        )  # fmt: skip
+    except ValueError as error:  # a line that is no exported event, a time that does not parse
+        return _fail(str(error))
     if not args.against:
         print(msgspec.json.format(msgspec.json.encode(replayed)).decode())
         return 0
@@ -201,20 +211,62 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     key = args.key or os.environ.get("PARLEY_API_KEY")
     if not key:
         return _fail("--key (or PARLEY_API_KEY) is needed to compare with a server")
+    window = {name: value for name, value in (("as_of", args.as_of), ("known_at", args.known_at)) if value}
     found = 0
-    with httpx.Client(base_url=args.against.rstrip("/"), headers={"Authorization": f"Bearer {key}"}) as client:
-        for issue in replayed:
-            response = client.get(f"/negotiations/{issue.negotiation_id}/issues/{issue.key}")
-            if response.status_code != 200:
-                print(f"{issue.negotiation_id} {issue.key}: the server answered {response.status_code}")
+    with httpx.Client(base_url=args.against.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+        for negotiation in replayed:
+            mine = msgspec.to_builtins(negotiation)
+            try:
+                theirs = _served_views(client, str(negotiation.negotiation_id), window)
+            except _Unserved as error:
+                print(f"{negotiation.negotiation_id}: {error}")
                 found += 1
                 continue
-            diffs = differences(msgspec.to_builtins(issue.view), response.json())
+            diffs = [
+                f"{negotiation.negotiation_id} {view}{line}"
+                for view in ("negotiation", "issues", "timeline")
+                for line in _differences(mine[view], theirs[view])
+            ]
             for line in diffs:
-                print(f"{issue.negotiation_id} {issue.key} {line}")
+                print(line)
             found += bool(diffs)
+    issues = sum(len(n.issues) for n in replayed)
+    entries = sum(len(n.timeline) for n in replayed)
     if found:
-        print(f"{found} of {len(replayed)} issues differ from the server")
+        print(f"{found} of {len(replayed)} negotiations differ from the server")
         return 1
-    print(f"ok: all {len(replayed)} issues replay to the server's statuses")
+    print(
+        f"ok: all {len(replayed)} negotiations ({issues} issues, {entries} timeline entries) replay to the "
+        f"server's views" + (f" at {', '.join(f'{k}={v}' for k, v in window.items())}" if window else "")
+    )
     return 0
+
+
+class _Unserved(Exception):
+    pass
+
+
+def _served_views(client: Any, negotiation_id: str, window: dict[str, str]) -> dict[str, Any]:
+    def get(path: str, **params: str) -> Any:
+        response = client.get(path, params={**window, **params})
+        if response.status_code != 200:
+            raise _Unserved(f"GET {path} answered {response.status_code}")
+        return response.json()
+
+    def every(path: str) -> list[Any]:
+        items: list[Any] = []
+        cursor: str | None = None
+        while True:
+            page = get(path, limit="500", **({"cursor": cursor} if cursor else {}))
+            items.extend(page["items"])
+            if (cursor := page.get("next")) is None:
+                return items
+
+    base = f"/negotiations/{negotiation_id}"
+    return {"negotiation": get(base), "issues": every(f"{base}/issues"), "timeline": every(f"{base}/timeline")}
+
+
+def _differences(replayed: Any, served: Any) -> list[str]:
+    from service.audit.replay import differences
+
+    return differences(replayed, served)

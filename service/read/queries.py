@@ -13,9 +13,7 @@ projections use, so with no filter the answer equals the projection's bytes.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -23,18 +21,26 @@ import msgspec
 from domain import errors, world_time
 from domain.issue import issue_stream_id
 from domain.records import Recorded
+from domain.status import (
+    IssueView,
+    fold_issue,
+    negotiation_agreements,
+    select_known,
+)
 from domain.views import AgreementView
-from domain.status import IssueView, fold_issue, fold_negotiation, negotiation_agreements, select_known
-from projections import cursors
-from projections import issue_status, negotiation_summary, timeline
-from projections.negotiation_summary import NegotiationListItem, NegotiationSummary, StoredBrief, summarise
+from projections import cursors, issue_status, negotiation_summary, timeline
+from projections.negotiation_summary import (
+    NegotiationListItem,
+    NegotiationSummary,
+)
 from projections.records import recorded_from_stored
-from service.store.envelope import EventEnvelope, envelope
 from service.projection.watch import ProjectionWatch
+from service.read import windows
+from service.read.windows import InvalidTimeParameter, TimeTravel  # noqa: F401  (re-exported: service.http)
 from service.store.consistency import ConsistencyToken
+from service.store.envelope import EventEnvelope, envelope
 from service.store.event_store import EventStore
 from service.read import lineage
-from service.read.past_timeline import past_timeline
 
 _encoder = msgspec.json.Encoder()
 
@@ -51,61 +57,6 @@ class ProjectionsBehind(Exception):
 class UnknownWrite(ValueError):
     """A consistency token that names no event of this log (forged, or from
     another database): waiting for it would only ever time out."""
-
-
-class InvalidTimeParameter(ValueError):
-    def __init__(self, parameter: str, detail: str) -> None:
-        super().__init__(detail)
-        self.parameter = parameter
-
-
-@dataclass(frozen=True)
-class TimeTravel:
-    """A bitemporal view: world time `as_of`, record time `known_at` (either may be None)."""
-
-    as_of: dt.date | dt.datetime | None = None
-    known_at: dt.datetime | None = None
-
-    @property
-    def requested(self) -> bool:
-        return self.as_of is not None or self.known_at is not None
-
-    @classmethod
-    def parse(cls, as_of: str | None, known_at: str | None) -> "TimeTravel":
-        return cls(
-            as_of=_parse_time("as_of", as_of),
-            known_at=_end_of(_parse_time("known_at", known_at)),
-        )
-
-
-def _parse_time(name: str, value: str | None) -> dt.date | dt.datetime | None:
-    if value is None:
-        return None
-    # A "+02:00" offset left unencoded in a query string arrives as " 02:00".
-    value = value.strip().replace(" ", "+")
-    try:
-        moment = world_time.parse(value, "/" + name)
-    except errors.InvalidDate as error:
-        raise InvalidTimeParameter(name, error.detail) from None
-    # Views compare with the end of a day, and as_of as an instant in UTC: both
-    # must exist in the calendar (9999-12-31 has no next day).
-    try:
-        if isinstance(moment, dt.datetime):
-            if name == "as_of":
-                moment.astimezone(dt.timezone.utc)
-        else:
-            dt.datetime(moment.year, moment.month, moment.day) + dt.timedelta(days=1)
-    except OverflowError:
-        raise InvalidTimeParameter(name, f"{value!r} is out of the range of times this API can compare") from None
-    return moment
-
-
-def _end_of(moment: dt.date | dt.datetime | None) -> dt.datetime | None:
-    """known_at as an instant: a day means "as recorded by the end of that day (UTC)"."""
-    if moment is None or isinstance(moment, dt.datetime):
-        return moment
-    next_day = dt.datetime(moment.year, moment.month, moment.day, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
-    return next_day - dt.timedelta(microseconds=1)
 
 
 class EventPage(msgspec.Struct):
@@ -229,11 +180,7 @@ class Queries:
         """The negotiation's summary and list entry folded from the log over the
         window; None when it was not yet opened within it."""
         negotiation_records, issues = await _negotiation_records(self.store, negotiation_id)
-        selected = select_known(negotiation_records, as_of=travel.as_of, known_at=travel.known_at)
-        if not selected or selected[0].type != "negotiation.opened":
-            return None
-        briefs = [StoredBrief.of(view) for view in _issue_views(issues, travel)]
-        return summarise(fold_negotiation(selected), sorted(briefs, key=lambda b: b.key))
+        return windows.negotiation_summary(negotiation_records, issues, travel)
 
     async def negotiation(self, negotiation_id: uuid.UUID, travel: TimeTravel) -> bytes:
         if not travel.requested:
@@ -280,7 +227,7 @@ class Queries:
                 raise errors.UnknownNegotiation(f"negotiation {negotiation_id} was not yet recorded at that time")
         views = [
             view
-            for view in _issue_views(records, travel)
+            for view in windows.issue_views(records, travel)
             if (status is None or view.status == status)
             and (category is None or view.category == category)
             and (party is None or party in issue_status.parties_named(view))
@@ -333,10 +280,7 @@ class Queries:
             page = await timeline.fetch(self.pool, negotiation_id, cursor, limit)
             return _encoder.encode(page), page.next
         negotiation_records, issues = await _negotiation_records(self.store, negotiation_id)
-        page = past_timeline(
-            negotiation_id, [negotiation_records, *issues], as_of=travel.as_of, known_at=travel.known_at,
-            after=cursor, limit=limit,
-        )  # fmt: skip
+        page = windows.timeline_page(negotiation_id, negotiation_records, issues, travel, after=cursor, limit=limit)
         return _encoder.encode(page), page.next
 
     async def lineage_page(
@@ -433,13 +377,3 @@ async def _negotiation_records(
     negotiation_records = await _stream_records(store, negotiation_id)
     issue_records = [await _stream_records(store, stream_id) for stream_id in issue_streams]
     return negotiation_records, [records for records in issue_records if records]
-
-
-def _issue_views(issue_records: list[list[Recorded]], travel: TimeTravel) -> list[IssueView]:
-    views = []
-    for records in issue_records:
-        selected = select_known(records, as_of=travel.as_of, known_at=travel.known_at)
-        # An issue exists in a view only once it was raised within it.
-        if selected and selected[0].type == "issue.raised":
-            views.append(fold_issue(selected))
-    return views

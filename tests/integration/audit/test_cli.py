@@ -128,12 +128,14 @@ async def test_export_from_a_server_and_replay_against_it(
 
     capsys.readouterr()
     assert await parley("audit", "replay", str(export)) == 0
-    replayed = msgspec.json.decode(capsys.readouterr().out)
-    assert {issue["key"] for issue in replayed} >= {"ceasefire", "humanitarian-corridors"}
-    assert all(issue["negotiation_id"] == str(record.negotiation_id) for issue in replayed)
+    [replayed] = msgspec.json.decode(capsys.readouterr().out)
+    assert replayed["negotiation_id"] == str(record.negotiation_id)
+    assert {issue["key"] for issue in replayed["issues"]} >= {"ceasefire", "humanitarian-corridors"}
+    assert {"record.retracted", "claim.disputed"} <= {entry["type"] for entry in replayed["timeline"]}
 
     assert await parley("audit", "replay", str(export), "--against", base_url, "--key", auditor) == 0
-    assert f"ok: all {len(replayed)} issues replay to the server's statuses" in capsys.readouterr().out
+    assert (f"ok: all 1 negotiations ({len(replayed['issues'])} issues, {len(replayed['timeline'])} timeline entries)"
+            " replay to the server's views") in capsys.readouterr().out
 
 
 async def test_export_needs_a_key_for_a_server(tmp_path: Path, capsys: pytest.CaptureFixture[str],

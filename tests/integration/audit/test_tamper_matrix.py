@@ -307,17 +307,23 @@ async def test_tamper_matrix(row: str, pool: asyncpg.Pool, settings: Settings, t
 
 
 async def test_replay_reads_the_hashed_body_only(pool: asyncpg.Pool, runtime) -> None:  # noqa: ANN001
-    from service.audit.offline import replay_export
+    from service.audit.offline import replay_export, replay_views
     from service.cli.demo import record_example
 
     await record_example(runtime)
     lines = b"".join([c async for c in audit_log.export_lines(EventStore(pool))]).splitlines()
     honest = msgspec.to_builtins(replay_export(lines))
+    honest_views = [msgspec.to_builtins(replay_views(lines, **window))
+                    for window in ({}, {"as_of": "2022-03-12"}, {"known_at": "2999-01-01"})]
     served = [msgspec.json.decode(line) for line in lines]
     for line in served:  # every served field beside the body changed, the body untouched
         line.update(type="issue.dropped", stream_type="negotiation", recorded_by="someone", note="forged",
                     data={"reason": "forged"})
-    assert msgspec.to_builtins(replay_export([msgspec.json.encode(line) for line in served])) == honest
+    forged = [msgspec.json.encode(line) for line in served]
+    assert msgspec.to_builtins(replay_export(forged)) == honest
+    assert [msgspec.to_builtins(replay_views(forged, **window))
+            for window in ({}, {"as_of": "2022-03-12"}, {"known_at": "2999-01-01"})] == honest_views
+    assert honest_views[0] != honest_views[1] and honest_views[0][0]["timeline"]
     assert honest and any(issue["view"]["status"] != "dropped" for issue in honest)
 
 
