@@ -200,12 +200,14 @@ async def running(
     projections: Sequence[str] = (),
     seal: bool = False,
     purge: bool = False,
+    receipts: bool = False,
 ) -> AsyncIterator[Runtime]:
     """The service over `settings.database_url` (which must be set): migrated
     first (unless `migrate=False`: a reading client such as `audit export`), with
     PARLEY_ADMIN_KEY ensured if asked (the API), and the projection runner for
     `projections`, the sealer and the idempotency purge running in this process
-    as asked. Everything is stopped and closed on exit."""
+    as asked, and receipts signed for every recorded event if asked (the API).
+    Everything is stopped and closed on exit."""
     url = settings.database_url
     if not url:
         raise ValueError("the service needs settings.database_url; `parley serve` starts the embedded server")
@@ -216,6 +218,9 @@ async def running(
     # reads go to the primary until it answers (service.read.replicas).
     standby_pools = [await create_pool(u, min_size=0, max_size=pool_size) for u in settings.read_database_urls]
     runtime = wire(settings, pool, standby_pools)
+    if receipts:
+        # Command responses carry each event's receipt, signed with the ledger key.
+        runtime.commands.receipts = ledger_key(settings)
     runner_pool = sealer_pool = None
     runtime.invalidations = Invalidations(url)
     runtime.keys.attach(runtime.invalidations)

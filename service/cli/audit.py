@@ -58,6 +58,10 @@ def add_audit_commands(commands: Any) -> None:
 
     add_prove_commands(audit_commands)
 
+    from service.cli.receipt import add_receipt_command
+
+    add_receipt_command(audit_commands)
+
 
 def _lines(path: str) -> Iterator[bytes]:
     with open(path, "rb") as file:

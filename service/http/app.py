@@ -31,6 +31,7 @@ from service.http.docs import DOCS_ROUTES
 from service.http.events import EventsController
 from service.http.health import HealthController
 from service.http.ledger import LedgerController
+from service.http.receipts import ReceiptController
 from service.http.tiles import PublicLedgerController
 from service.http.metrics import COMMAND_RETRIES, PROMETHEUS, MetricsController
 from service.http.negotiations import IssueController, NegotiationController
@@ -106,7 +107,8 @@ def create_app(settings: Settings) -> Litestar:
         # process runs the idempotency purge.
         here = settings.background_here
         async with bootstrap.running(
-            settings, ensure_admin_key=True, projections=PROJECTION_NAMES if here else (), seal=here, purge=True
+            settings, ensure_admin_key=True, projections=PROJECTION_NAMES if here else (), seal=here, purge=True,
+            receipts=True,
         ) as runtime:
             app.state.runtime = runtime
             runtime.commands.stats.on_lost_race = COMMAND_RETRIES.inc
@@ -126,6 +128,7 @@ def create_app(settings: Settings) -> Litestar:
             EventsController,
             AuditController,
             LedgerController,
+            ReceiptController,
             PublicLedgerController,
             MetricsController,
             *DOCS_ROUTES,

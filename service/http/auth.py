@@ -25,7 +25,7 @@ from service.http.problems import ProblemError
 # serves hashes and signatures, never contents (service/http/tiles.py).
 PUBLIC_PATHS = [
     "^/health", "^/schema", "^/docs", "^/static", "^/$", "^/favicon",
-    "^/ledger/(checkpoint|tile/|proofs/|public-key)",
+    "^/ledger/(checkpoint|tile/|proofs/|public-key|receipts$)",
 ]
 
 

@@ -40,7 +40,7 @@ REF = "#/components/schemas/{name}"
 # complete by tests/api/test_openapi.py, which reads the code for slugs).
 SERVICE_PROBLEM_TYPES = (
     "bad-request", "body-required", "consistency-timeout", "event-unreadable", "forbidden", "http-error", "idempotency-key-in-use",
-    "idempotency-key-reused", "invalid-date", "invalid-parameter", "invalid-request", "malformed-json",
+    "idempotency-key-reused", "invalid-date", "invalid-parameter", "invalid-receipt", "invalid-request", "malformed-json",
     "method-not-allowed", "no-checkpoint", "no-such-tile", "not-acceptable", "not-found", "not-sealed",
     "payload-too-large", "precondition-failed", "projection-stuck", "server-error", "slug-taken",
     "too-many-failed-authentications", "too-many-requests", "too-many-streams",

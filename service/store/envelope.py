@@ -38,6 +38,10 @@ class EventEnvelope(msgspec.Struct, kw_only=True):
     checkpoint: str
     # Set by `parley import`: what the source log said (its hash, time, recorder), a claim only.
     import_claim: ImportClaim | None = None
+    # Command responses only (null elsewhere): the log's signed receipt for this
+    # event (service.audit.receipts, docs/audit-format.md §7), to keep and later
+    # exchange for an inclusion proof (POST /ledger/receipts). Not a fact: unhashed.
+    receipt: str | None = None
 
 
 class ExportedEvent(EventEnvelope, kw_only=True):

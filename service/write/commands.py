@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -28,6 +29,7 @@ from domain.decide import AGREEMENT_TYPES, CommandMeta, NewEvent, decide, open_n
 from domain.events import encode_data
 from domain.issue import issue_stream_id
 from service import tracing
+from service.audit.receipts import sign_receipt
 from service.store.envelope import envelope
 from service.store.event_store import AppendResult, ConcurrencyError, EventStore, PendingEvent
 from domain.records import Recorded
@@ -86,10 +88,21 @@ def pending_event(
     )
 
 
-def _outcome(negotiation_id: uuid.UUID, result: AppendResult, location: str | None = None) -> Outcome:
+def _outcome(
+    negotiation_id: uuid.UUID, result: AppendResult, location: str | None = None, receipts: Any = None
+) -> Outcome:
+    # Each event with the log's signed receipt when this service signs them
+    # (`receipts`: the ledger key, service.audit.receipts); a replayed answer is
+    # the stored one, receipts included.
+    events = [envelope(e) for e in result.events]
+    if receipts is not None:
+        events = [
+            msgspec.structs.replace(served, receipt=sign_receipt(receipts, event))
+            for served, event in zip(events, result.events)
+        ]
     response = CommandResult(
         negotiation_id=negotiation_id,
-        events=[envelope(e) for e in result.events],
+        events=events,
         consistency_token=result.checkpoint.token(),
     )
     written = 0 if result.replayed else len(result.events)
@@ -99,8 +112,10 @@ def _outcome(negotiation_id: uuid.UUID, result: AppendResult, location: str | No
 
 
 class CommandService:
-    def __init__(self, store: EventStore, cache: AggregateCache | None = None) -> None:
+    def __init__(self, store: EventStore, cache: AggregateCache | None = None, receipts: Any = None) -> None:
         self.store = store
+        # The ledger key that signs each event's receipt (None: no receipts).
+        self.receipts = receipts
         self.pool = store.pool
         # Folded aggregates kept between requests (service.write.aggregate_cache); per process.
         self.cache = cache
@@ -144,7 +159,7 @@ class CommandService:
             correlation_id=request.correlation_id,
         )
         result = await self.store.append([pending], {negotiation_id: 0}, conn=conn, wake_readers=False)
-        return _outcome(negotiation_id, result, f"/negotiations/{negotiation_id}")
+        return _outcome(negotiation_id, result, f"/negotiations/{negotiation_id}", self.receipts)
 
     # -- recording commands -------------------------------------------------------------
 
@@ -162,7 +177,7 @@ class CommandService:
 
             working, result = await until_not_overtaken(conn, self.store, attempt, self.stats)
             committed.append((working, result))
-            return _outcome(request.negotiation_id, result)
+            return _outcome(request.negotiation_id, result, receipts=self.receipts)
 
         try:
             outcome = await in_transaction(self.store, request.idempotency, work)

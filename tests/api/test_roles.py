@@ -28,11 +28,12 @@ def who_may(method: str, path: str) -> set[str | None]:
     """DESIGN's roles: reader (GET statuses and timelines), recorder (reader +
     commands), auditor (reader + event log, export, verify), admin
     (everything); the dashboard, documentation, health and the public log
-    (GET /ledger/...) are public."""
+    (GET /ledger/..., POST /ledger/receipts) are public."""
     if path == "/" or path.startswith(PUBLIC_PREFIXES):
         return {None, "revoked", *ROLES}
-    if method == "GET" and path.startswith("/ledger"):
-        return {None, "revoked", *ROLES}  # the public log: checkpoints, tiles, proofs, the log's key
+    if (method == "GET" and path.startswith("/ledger")) or (method, path) == ("POST", "/ledger/receipts"):
+        # the public log: checkpoints, tiles, proofs, the log's key, receipts exchanged for proofs
+        return {None, "revoked", *ROLES}
     if method != "GET":
         return {"recorder", "admin"}
     if path.startswith(("/events", "/audit", "/ledger")):
