@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from service import bootstrap
 from service.cli.background import Supervisor
@@ -21,6 +25,28 @@ class _Stopped(Exception):
 
 def _stop_on_signal(signum: int, frame: object) -> None:
     raise _Stopped(signum)
+
+
+@dataclass(frozen=True)
+class MetricsDirectory:
+    path: Path
+    made: bool  # by serve (removed when it stops), not the operator's
+
+
+def metrics_directory() -> MetricsDirectory:
+    """PROMETHEUS_MULTIPROC_DIR for the workers: the operator's, emptied of an
+    earlier run's files (prometheus_client's rule: a fresh directory per run, or
+    counters restart from stale ones), or a temporary one made here."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return MetricsDirectory(path, made=False)
+    path = Path(tempfile.mkdtemp(prefix="parley-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return MetricsDirectory(path, made=True)
 
 
 def announce_first_key(key: str | None) -> None:
@@ -65,6 +91,9 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
             # API worker's event loop (service.cli.background).
             os.environ["PARLEY_BACKGROUND"] = "elsewhere"
             background = Supervisor([["project"], ["seal"]], os.environ)
+        # Several workers: prometheus_client in multiprocess mode, so that whichever
+        # worker answers a scrape adds up every worker's metrics (service.http.metrics).
+        metrics_dir = metrics_directory() if args.workers > 1 else None
         if before_serving is not None:
             before_serving(url, f"http://{settings.host}:{settings.port}")
         print(f"Parley serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
@@ -94,6 +123,8 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
         finally:
             if background is not None:
                 background.stop()
+            if metrics_dir is not None and metrics_dir.made:
+                shutil.rmtree(metrics_dir.path, ignore_errors=True)
     print("Parley stopped", file=sys.stderr, flush=True)
     return 0
 

@@ -33,7 +33,7 @@ from service.http.health import HealthController
 from service.http.ledger import LedgerController
 from service.http.receipts import ReceiptController
 from service.http.tiles import PublicLedgerController
-from service.http.metrics import COMMAND_RETRIES, PROMETHEUS, MetricsController
+from service.http.metrics import PROMETHEUS, MetricsController, worker_metrics, worker_stopped
 from service.http.negotiations import IssueController, NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
 from service.http.problems import MAX_BODY_BYTES, ProblemError, handle_exception
@@ -111,13 +111,14 @@ def create_app(settings: Settings) -> Litestar:
             receipts=True,
         ) as runtime:
             app.state.runtime = runtime
-            runtime.commands.stats.on_lost_race = COMMAND_RETRIES.inc
+            worker_metrics(runtime)
             # Open event streams, capped over every process on the database.
             app.state.streams = StreamRegistry(runtime.pool, settings.database_url)
             try:
                 yield
             finally:
                 await app.state.streams.close()
+                worker_stopped()
 
     return Litestar(
         route_handlers=[

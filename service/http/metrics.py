@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from litestar import Request, Response, get
@@ -36,8 +37,7 @@ from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.di import NamedDependency
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController, PrometheusMiddleware
 from litestar.types import ASGIApp
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import Counter, Gauge, multiprocess
 
 from service.auth import Permission
 from service.bootstrap import Runtime
@@ -86,13 +86,34 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
 
 
-def registry() -> Any:
-    """The process's registry, or (several workers) one adding up every worker's files."""
-    if multiprocess_dir() is None:
-        return REGISTRY
-    combined = CollectorRegistry()
-    multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
-    return combined
+def worker_metrics(runtime: Runtime) -> None:
+    """At an API process's start: its lost races counted; with several workers,
+    the live gauges of workers that died without stopping (killed, crashed) left
+    out of the sums (uvicorn starts a new worker in their place)."""
+    runtime.commands.stats.on_lost_race = COMMAND_RETRIES.inc
+    directory = multiprocess_dir()
+    if directory is None:
+        return
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        if pid != os.getpid() and not _alive(pid):
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def worker_stopped() -> None:
+    """At an API process's graceful stop: its live gauges leave the sums."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def refresh_gauges(runtime: Runtime, streams_open: int) -> None:
@@ -125,7 +146,9 @@ class MetricsController(PrometheusController):
         media_type="text/plain; version=0.0.4",
         responses=problem_responses(401, 403),
     )
-    async def get(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[bytes]:
+    async def get(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[bytes]:  # type: ignore[override]
         streams = getattr(request.app.state, "streams", None)  # service.http.streams, made on first use
         await refresh_gauges(runtime, streams.count() if streams is not None else 0)
-        return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)
+        # The plugin's exposition: the process's registry, or with
+        # PROMETHEUS_MULTIPROC_DIR one adding up every worker's files.
+        return await PrometheusController.get.fn(self)
