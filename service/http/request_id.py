@@ -111,11 +111,13 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                     scope["path"],
                     status,
                     extra={
+                        "request_id": text,
                         "method": scope["method"],
                         "path": scope["path"],
                         "route": scope.get("path_template"),
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                        **({"trace_id": traced} if (traced := tracing.trace_id()) else {}),
                     },
                 )
             current.reset(token)

@@ -5,7 +5,8 @@ The plugin's middleware wraps the whole app, before routing: its span starts
 named by the raw path. Once routed, the request-id middleware calls `routed()`,
 which renames it `POST /negotiations/{ref}/commands` (one name per route, not
 per negotiation) and adds the request id (`parley.request_id`), so a trace is
-found from a log line or an event's correlation_id.
+found from a log line or an event's correlation_id; the request's log line
+carries the trace's id (`trace_id`) in turn.
 """
 
 from __future__ import annotations
@@ -43,3 +44,14 @@ def routed(scope: Scope, request_id: str) -> None:
     server_span.update_name(f"{scope['method']} {template}")
     server_span.set_attribute("http.route", template)
     server_span.set_attribute("parley.request_id", request_id)
+
+
+def trace_id() -> str | None:
+    """The current trace's id (32 hex digits, as collectors show it), or None
+    when tracing is off: the request's log line carries it."""
+    if tracing.provider() is None:
+        return None
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None

@@ -5,6 +5,7 @@ installs nothing."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -46,7 +47,10 @@ def _ancestors(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[str]:
     return names
 
 
-async def test_one_commands_trace_holds_its_sql_and_domain_spans_in_order(database_url, tmp_path, keys, exporter):
+async def test_one_commands_trace_holds_its_sql_and_domain_spans_in_order(
+    database_url, tmp_path, keys, exporter, caplog
+):
+    caplog.set_level(logging.INFO, "parley.http")
     async with AsyncTestClient(make_app(database_url, tmp_path)) as client:
         opened = await client.post("/negotiations", json=OPENED, headers=keys.headers("recorder"))
         assert opened.status_code == 201, opened.text
@@ -63,6 +67,9 @@ async def test_one_commands_trace_holds_its_sql_and_domain_spans_in_order(databa
     assert server.attributes["http.route"] == "/negotiations/{ref}/commands"
     assert server.attributes["http.status_code"] == 201
     assert server.parent is None
+    # The request's log line names the trace.
+    [line] = [r for r in caplog.records if r.name == "parley.http" and getattr(r, "request_id", None) == request_id]
+    assert line.trace_id == format(server.context.trace_id, "032x")
 
     mine = _trace_of(spans, server)
     by_id = {s.context.span_id: s for s in mine}

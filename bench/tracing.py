@@ -1,0 +1,144 @@
+"""bench.tracing — what tracing costs bench.http's load: the shipped app with
+tracing off, with tracing on (spans to the SDK's in-memory exporter behind the
+batch processor, bench/traced_app.py), and optionally the code of another
+checkout (`--before DIR`, e.g. a `git worktree` of the commit before issue 18),
+each a uvicorn subprocess on its own fresh database of the same PostgreSQL,
+loaded in turn by wrk with bench.http's requests. Each cell is measured in
+`--rounds` rounds with the order of the variants rotated, and the median kept, so
+a machine whose load drifts treats every variant alike.
+
+    uv run python -m bench.tracing [--quick] [--before DIR] [--rounds N] [--connections 1 16]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench import _wrk
+from bench._harness import (
+    arguments,
+    describe_machine,
+    emit_json,
+    fresh_database,
+    postgres_server,
+    print_table,
+    progress,
+    ratio,
+    rounded,
+    server_version,
+    use_uvloop,
+)
+from bench._negotiations import seed, wait_until_projected
+from bench._servers import RunningServer, _uvicorn_command, _wait_until_healthy, free_port, new_admin_key
+from bench.http import ISSUES_EACH, NEGOTIATIONS, parley_requests
+
+
+@contextlib.contextmanager
+def _parley(database_url: str, factory: str, source: Path | None) -> Iterator[RunningServer]:
+    """bench._servers.parley_server, with the factory named and the code taken
+    from `source` (another checkout) when given."""
+    key, port = new_admin_key(), free_port()
+    env = {**os.environ, "PARLEY_DATABASE_URL": database_url, "PARLEY_ADMIN_KEY": key,
+           "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="bench-tracing-data-"), "PARLEY_LOG_LEVEL": "WARNING"}  # fmt: skip
+    for name in [n for n in env if n.startswith("OTEL_")]:
+        del env[name]  # "off" means off, whatever the caller's shell says
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    log = tempfile.NamedTemporaryFile(prefix="bench-tracing-", suffix=".log", delete=False)
+    process = subprocess.Popen(_uvicorn_command(factory, port), env=env, cwd=source, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(base_url + "/health/live", process, log.name)
+        yield RunningServer(base_url, process, key)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-1:]
+        if tail and "spans exported" in tail[0]:
+            progress(tail[0])
+
+
+async def measure(args) -> dict:
+    seconds = 3 if args.quick else 10
+    variants: list[tuple[str, str, Path | None]] = []
+    if args.before:
+        variants.append(("before", "service.http.app:create_app_from_env", Path(args.before).resolve()))
+    variants += [("off", "service.http.app:create_app_from_env", None), ("on", "bench.traced_app:create_app_from_env", None)]
+    results: dict[tuple[str, str, int], list[_wrk.WrkResult]] = {}
+    with postgres_server(args.database_url) as server:
+        async with contextlib.AsyncExitStack() as stack:
+            version = await server_version(server)
+            servers: dict[str, RunningServer] = {}
+            requests = {}
+            for name, factory, source in variants:
+                url = await stack.enter_async_context(fresh_database(server, f"tracing_{name}", migrated=True))
+                servers[name] = stack.enter_context(_parley(url, factory, source))
+                progress(f"tracing: seeding {name}")
+                refs = await seed(servers[name].base_url, servers[name].admin_key or "", NEGOTIATIONS, ISSUES_EACH)
+                await wait_until_projected(servers[name].base_url, servers[name].admin_key or "")
+                requests[name] = parley_requests(refs, 4000)
+            for connections in args.connections:
+                for round_number in range(args.rounds):
+                    order = variants[round_number % len(variants):] + variants[: round_number % len(variants)]
+                    for name, _, _ in order:
+                        running, (posts, gets) = servers[name], requests[name]
+                        headers = {"Authorization": f"Bearer {running.admin_key}", "Content-Type": "application/json"}
+                        progress(f"tracing: {connections} connections, round {round_number + 1}: {name} POST, GET")
+                        results.setdefault(("commands", name, connections), []).append(
+                            _wrk.run(running.base_url, posts, headers, connections, seconds))
+                        await wait_until_projected(running.base_url, running.admin_key or "")
+                        results.setdefault(("status reads", name, connections), []).append(
+                            _wrk.run(running.base_url, gets, headers, connections, seconds))  # fmt: skip
+    names = [name for name, _, _ in variants]
+    rows, figures = [], {}
+    for (kind, name, connections), runs in results.items():
+        if name != names[0]:
+            continue
+        per_s = {n: statistics.median(r.per_second for r in results[(kind, n, connections)]) for n in names}
+        p50 = {n: statistics.median(r.p50_ms for r in results[(kind, n, connections)]) for n in names}
+        errors = sum(r.non_2xx + r.socket_errors for n in names for r in results[(kind, n, connections)])
+        base = "before" if "before" in names else "off"
+        rows.append([kind, connections, *(per_s[n] for n in names), *(p50[n] for n in names),
+                     *(ratio(per_s[n], per_s[base]) * 100 for n in names if n != base), errors])  # fmt: skip
+        figures[f"{kind} @{connections}"] = {
+            n: {"per_s": [round(r.per_second, 1) for r in results[(kind, n, connections)]], "median_per_s": round(per_s[n], 1),
+                "p50_ms": rounded(p50[n])} for n in names
+        } | {"errors": errors}  # fmt: skip
+    base = "before" if "before" in names else "off"
+    print_table(
+        f"bench.tracing on PostgreSQL {version} (wrk, {seconds} s per cell, median of {args.rounds} rounds; "
+        "requests/s, p50 in ms)",
+        ["route", "conns", *(f"{n}/s" for n in names), *(f"p50 {n}" for n in names),
+         *(f"% {n}/{base}" for n in names if n != base), "errors"],
+        rows,
+    )  # fmt: skip
+    return {"postgres": version, "seconds_per_cell": seconds, "rounds": args.rounds, "cells": figures}
+
+
+async def main() -> None:
+    parser = arguments(__doc__.split("\n\n")[0])
+    parser.add_argument("--before", help="a checkout of the code to compare with (its own uvicorn, same database server)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, nargs="*", default=[1, 16])
+    args = parser.parse_args()
+    figures = await measure(args)
+    emit_json({"benchmark": "tracing", "quick": args.quick, "before": args.before, "machine": describe_machine(),
+               **figures})  # fmt: skip
+
+
+if __name__ == "__main__":
+    use_uvloop()
+    sys.exit(asyncio.run(main()))
