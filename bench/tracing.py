@@ -8,6 +8,12 @@ loaded in turn by wrk with bench.http's requests. Each cell is measured in
 a machine whose load drifts treats every variant alike.
 
     uv run python -m bench.tracing [--quick] [--before DIR] [--rounds N] [--connections 1 16]
+    uv run python -m bench.tracing --in-process
+
+`--in-process` measures instead, without a server or database, what tracing off
+leaves on every request: the request-id middleware around a bare ASGI app
+(min of 7 runs of 20,000 requests), and one `tracing.span()` when off against
+OpenTelemetry's own no-op span.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,12 +135,71 @@ async def measure(args) -> dict:
     return {"postgres": version, "seconds_per_cell": seconds, "rounds": args.rounds, "cells": figures}
 
 
+async def in_process() -> dict:
+    import logging
+    import timeit
+
+    from opentelemetry import trace
+
+    from service import logs, tracing
+    from service.http.request_id import request_id_middleware
+
+    async def bare(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    async def per_request(app, n: int = 20_000) -> float:  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        for _ in range(n):
+            await app({"type": "http", "method": "GET", "path": "/x", "path_template": "/x", "headers": []}, receive, send)
+        return (time.perf_counter() - started) / n * 1e6
+
+    logs.configure({})
+    wrapped = request_id_middleware(bare)
+    figures = {"bare_us": min([await per_request(bare) for _ in range(7)]),
+               "request_id_us": min([await per_request(wrapped) for _ in range(7)])}  # fmt: skip
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115
+    figures["request_id_info_log_us"] = min([await per_request(wrapped) for _ in range(7)])
+    noop = trace.NoOpTracer()
+
+    def ours() -> None:
+        with tracing.span("parley.decide", {"parley.command": "x", "parley.index": 0}):
+            pass
+
+    def theirs() -> None:
+        with noop.start_as_current_span("parley.decide", attributes={"parley.command": "x", "parley.index": 0}):
+            pass
+
+    figures["span_off_us"] = timeit.timeit(ours, number=200_000) / 200_000 * 1e6
+    figures["otel_noop_span_us"] = timeit.timeit(theirs, number=200_000) / 200_000 * 1e6
+    print_table("bench.tracing --in-process (µs)", ["what", "µs"], [
+        ["bare ASGI app, per request", figures["bare_us"]],
+        ["with the request-id middleware (WARNING)", figures["request_id_us"]],
+        ["with it at PARLEY_LOG_LEVEL=INFO (one line per request)", figures["request_id_info_log_us"]],
+        ["tracing.span() with tracing off", figures["span_off_us"]],
+        ["OpenTelemetry's no-op span (what an API-only tracer costs)", figures["otel_noop_span_us"]],
+    ])  # fmt: skip
+    return {name: round(value, 3) for name, value in figures.items()}
+
+
 async def main() -> None:
     parser = arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--before", help="a checkout of the code to compare with (its own uvicorn, same database server)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, nargs="*", default=[1, 16])
+    parser.add_argument("--in-process", action="store_true", help="the per-request cost of tracing off, no server")
     args = parser.parse_args()
+    if args.in_process:
+        emit_json({"benchmark": "tracing-in-process", "machine": describe_machine(), **await in_process()})
+        return
     figures = await measure(args)
     emit_json({"benchmark": "tracing", "quick": args.quick, "before": args.before, "machine": describe_machine(),
                **figures})  # fmt: skip
