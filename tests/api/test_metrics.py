@@ -119,3 +119,42 @@ async def test_metrics_need_a_key(client, keys):
     assert (await client.get("/metrics", headers=keys.headers("revoked"))).status_code == 401
     for role in ("reader", "recorder", "auditor", "admin"):
         assert (await client.get("/metrics", headers=keys.headers(role))).status_code == 200, role
+
+
+async def test_readiness_names_each_component_with_its_last_success_and_error(api, client, database_url):
+    """/health/ready: the database, each projection with its lag, the sealer, each
+    with its last success and last error; a sealer that fails (its checkpoints'
+    table renamed away under it) shows the error, and its recovery after."""
+    import asyncpg
+
+    await api.open()
+
+    async def ready(until) -> dict:
+        for _ in range(600):
+            body = (await client.get("/health/ready")).json()
+            components = {c["name"]: c for c in body["components"]}
+            if until(components):
+                return components
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"not within 60 s: {body}")
+
+    components = await ready(lambda c: c["sealer"]["last_success"] is not None)
+    assert set(components) == {"database", "sealer", *(f"projection {n}" for n in PROJECTION_NAMES)}
+    assert components["database"]["ok"] and components["database"]["last_error"] is None
+    assert components["database"]["last_success"] is not None
+    for name in PROJECTION_NAMES:
+        projection = components[f"projection {name}"]
+        assert projection["ok"] and projection["last_success"] is not None, projection
+        assert projection["events_behind"] >= 0
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("ALTER TABLE ledger_checkpoints RENAME TO ledger_checkpoints_away")
+        failing = (await ready(lambda c: not c["sealer"]["ok"]))["sealer"]
+        assert "ledger_checkpoints" in failing["last_error"], failing
+        await conn.execute("ALTER TABLE ledger_checkpoints_away RENAME TO ledger_checkpoints")
+        back = (await ready(lambda c: c["sealer"]["ok"]))["sealer"]
+        assert back["last_error"] == failing["last_error"] and back["last_success"] > back["last_error_at"]
+    finally:
+        await conn.execute("ALTER TABLE IF EXISTS ledger_checkpoints_away RENAME TO ledger_checkpoints")
+        await conn.close()
