@@ -12,12 +12,17 @@ succeeds fails the page.
 
 Each page gets a fresh database, a free port (`PARLEY_PORT`), its own data
 directory and working directory; `uv run CMD` runs CMD from this environment
-(the same code, without re-syncing). Needs curl and jq, as the pages say; without
+(the same code, without re-syncing). The database URL is the test server's
+superuser's (the owner's, for the pages). Roles a page creates are the
+server's, not the database's: docs/operations.md names its roles after the
+database (`<database>_app`, `<database>_sealer`), and after a page every role so
+named is dropped. Needs curl, jq, psql and openssl, as the pages say; without
 them the test is skipped with a loud reason (PARLEY_REQUIRE_DOCS=1 makes that a
 failure, as `.ci/run` does)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -25,9 +30,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +109,35 @@ def free_port() -> int:
 
 
 def missing_tools() -> list[str]:
-    return [tool for tool in ("bash", "curl", "jq") if shutil.which(tool) is None]
+    return [tool for tool in ("bash", "curl", "jq", "psql", "openssl") if shutil.which(tool) is None]
+
+
+async def drop_roles_of(database_url: str) -> None:
+    """Drop the roles a page named after its database (their grants first)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        database = await conn.fetchval("SELECT current_database()")
+        pattern = database.replace("_", r"\_") + r"\_%"
+        for name in await conn.fetchval("SELECT array_agg(rolname) FROM pg_roles WHERE rolname LIKE $1", pattern) or []:
+            await conn.execute(f'DROP OWNED BY "{name}"')
+            await conn.execute(f'DROP ROLE "{name}"')
+    finally:
+        await conn.close()
+
+
+def wait_gone(group: int, seconds: float = 20) -> None:
+    """Until no process of the page's group is left (their sessions end with them)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def test_every_page_has_tested_blocks() -> None:
@@ -145,6 +180,8 @@ def test_the_page_runs_as_written(page: str, database_url: str, tmp_path: Path) 
             os.killpg(process.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+        wait_gone(process.pid)
+        asyncio.run(drop_roles_of(database_url))
     last = re.findall(r"^### (.*)$", output, re.MULTILINE)
     assert process.returncode == 0 and last and last[-1] == "done", (
         f"{page}: the block at {last[-1] if last else '?'} failed (exit {process.returncode}):\n{output[-6000:]}"
