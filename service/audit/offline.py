@@ -7,10 +7,15 @@ O(streams), not O(events):
 - every stream's chain: `hash = sha256(previous hash || body)` from the zero hash,
   versions 1, 2, 3... with none missing;
 - the body agrees with the envelope's fields (what a reader sees is what was hashed);
-- the lines are in the log's commit order (checkpoint tokens strictly increasing);
+- the lines are in the log's commit order (checkpoint tokens strictly increasing)
+  and in leaf order: `leaf_index` 0, 1, 2… then `null` for the unsealed events
+  (in an export filtered to one negotiation, increasing with gaps);
 - the Merkle root of the first N lines (leaf = sha256(0x00 || hash)) equals the
   root of a signed checkpoint of size N, and of an older one too: both roots from
-  the same lines prove the older log is a prefix of the newer (consistency).
+  the same lines prove the older log is a prefix of the newer (consistency);
+- with witnesses' cosigned checkpoints, each event's hashed `recorded_at` against
+  them at its `leaf_index` (service.audit.record_time, docs/audit-format.md §9):
+  a backdated insert, correctly chained and sealed, is `recorded_too_early`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from typing import Any
 
 import msgspec
 
+import datetime as dt
+
 from service.audit import merkle
+from service.audit.record_time import RecordTimeBounds
 from service.audit.served import disagreements
 from service.audit.signed_note import (
     NoteError,
@@ -35,7 +43,9 @@ from service.store.envelope import ExportedEvent
 
 
 class ExportProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
-    kind: str  # malformed_line | hash_mismatch | body_mismatch | version_gap | out_of_order | duplicate_event
+    # malformed_line | hash_mismatch | body_mismatch | version_gap | out_of_order | duplicate_event
+    # | leaf_order | recorded_too_early | recorded_too_late
+    kind: str
     detail: str
     line: int  # 1-based line number in the file
     event_id: uuid.UUID | None = None
@@ -62,6 +72,7 @@ class ExportReport(msgspec.Struct, kw_only=True):
     first_mismatch: ExportProblem | None
     mismatches: list[ExportProblem]
     roots: list[RootCheck]
+    cosignatures: int = 0  # witness cosignatures that bounded record times (0: not checked)
 
 
 MAX_LISTED = 100
@@ -135,8 +146,17 @@ class _Chain:
             self.drain(stream_id, found)
 
 
-def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeHead]] = ()) -> ExportReport:
-    """Check an export line by line; `checkpoints` are (role, verified tree head)."""
+def verify_export(
+    lines: Iterable[bytes],
+    checkpoints: Sequence[tuple[str, TreeHead]] = (),
+    *,
+    record_time: RecordTimeBounds | None = None,
+    filtered: bool = False,
+) -> ExportReport:
+    """Check an export line by line; `checkpoints` are (role, verified tree head),
+    whose roots the lines must give; `record_time` the bounds of the witnesses'
+    cosigned checkpoints. `filtered`: the export is of one negotiation, so its leaf
+    indexes may skip (no root can be computed from it: pass no checkpoints)."""
     problems: list[ExportProblem] = []
     count = 0
 
@@ -153,6 +173,7 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
     wanted = {head.tree_size for _, head in checkpoints}
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT} if 0 in wanted else {}
     events = 0
+    next_leaf, unsealed_from = 0, None  # the leaf the next sealed line must carry; the first unsealed line
 
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -171,6 +192,19 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
             found(ExportProblem(kind="out_of_order", detail="the line is out of the log's commit order", **where))
         else:
             last_place = place
+        if event.leaf_index is None:
+            unsealed_from = unsealed_from or number
+        elif (
+            unsealed_from is not None
+            or event.leaf_index < next_leaf
+            or (not filtered and event.leaf_index != next_leaf)
+        ):
+            after = f"after the unsealed line {unsealed_from}" if unsealed_from is not None else f"({next_leaf} due)"
+            found(ExportProblem(kind="leaf_order", detail=f"leaf_index {event.leaf_index} {after}: the lines are "
+                                "not in the tree's leaf order", **where))
+        # Resume after the highest leaf seen, so one line out of place is named alone.
+        if event.leaf_index is not None:
+            next_leaf = max(next_leaf, event.leaf_index + 1)
         if event.id in seen_ids:
             found(ExportProblem(kind="duplicate_event", detail="the event appears twice", **where))
         seen_ids.add(event.id)
@@ -184,9 +218,10 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
             chain.waiting[event.version] = _Link(number, event.id, body, stored)
             chain.drain(event.stream_id, found)
         try:
-            disagreeing = disagreements(event, canonical_decoder.decode(body))
+            hashed = canonical_decoder.decode(body)
+            disagreeing = disagreements(event, hashed)
         except msgspec.DecodeError:
-            disagreeing = ["body"]
+            hashed, disagreeing = None, ["body"]
         if disagreeing:
             found(
                 ExportProblem(
@@ -196,12 +231,27 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
                 )
             )
 
+        if record_time is not None and hashed is not None:
+            try:  # the hashed time, never the served one
+                recorded = dt.datetime.fromisoformat(hashed.recorded_at)
+            except ValueError:
+                recorded = None  # reported by the served-fields check
+            broken = record_time.check(event.leaf_index, recorded) if recorded is not None else None
+            if broken is not None:
+                found(ExportProblem(kind=broken[0], detail=broken[1], **where))
+
         tree.append(merkle.leaf_hash(stored))
         if tree.size in wanted:
             roots[tree.size] = tree.root()
 
     for stream_id, chain in chains.items():
         chain.close(stream_id, found)
+    # A signed checkpoint holds more leaves than the export labels as sealed: its
+    # lines' leaf indexes (what the record-time check reads) are not the tree's.
+    contained = max((head.tree_size for _, head in checkpoints), default=0)
+    if contained > next_leaf and unsealed_from is not None:
+        found(ExportProblem(kind="leaf_order", line=unsealed_from, detail=f"the line has no leaf_index, but a "
+                            f"signed checkpoint holds {contained} leaves and the export labels {next_leaf}"))
     problems.sort(key=lambda problem: problem.line)
 
     checks = []
@@ -228,53 +278,9 @@ def verify_export(lines: Iterable[bytes], checkpoints: Sequence[tuple[str, TreeH
     )
 
 
-# -- reading what the auditor saved ---------------------------------------------
+# -- reading what the auditor saved: service/audit/saved.py (re-exported here) ----
 
-
-def read_note(text: str) -> str:
-    """A checkpoint as saved: the signed note itself, or the JSON of
-    `GET /ledger/checkpoints/…` (its `note` member)."""
-    stripped = text.lstrip()
-    if stripped.startswith("{"):
-        try:
-            note = msgspec.json.decode(stripped.encode(), type=dict[str, Any]).get("note")
-        except msgspec.DecodeError as error:
-            raise NoteError("the checkpoint file is neither a signed note nor checkpoint JSON") from error
-        if not isinstance(note, str):
-            raise NoteError("the checkpoint JSON has no `note`")
-        return note
-    return text
-
-
-def read_verifier(text: str, note: str) -> NoteVerifier:
-    """The public key as saved: a verifier key (`name+id+key`), the JSON of
-    `GET /ledger/public-key`, or a PEM public key (named after the note's origin)."""
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            vkey = msgspec.json.decode(stripped.encode(), type=dict[str, Any]).get("vkey")
-        except msgspec.DecodeError as error:
-            raise NoteError("the public key file is not readable JSON") from error
-        if not isinstance(vkey, str):
-            raise NoteError("the public key JSON has no `vkey`")
-        return NoteVerifier.from_vkey(vkey)
-    if stripped.startswith("-----BEGIN"):
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-        from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-        from service.audit.signed_note import raw_public_key
-
-        key = load_pem_public_key(stripped.encode())
-        if not isinstance(key, Ed25519PublicKey):
-            raise NoteError("the PEM public key is not Ed25519")
-        body, _ = split_note(note)
-        return NoteVerifier(body.split("\n", 1)[0], raw_public_key(key))
-    return NoteVerifier.from_vkey(stripped)
-
-
-def verified_head(checkpoint_text: str, key_text: str) -> TreeHead:
-    note = read_note(checkpoint_text)
-    return open_checkpoint(note, read_verifier(key_text, note))
+from service.audit.saved import read_note, read_verifier, read_witness_keys, verified_head  # noqa: E402,F401
 
 
 # -- replay: service/audit/replay.py (re-exported here for its older callers) ----

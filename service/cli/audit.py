@@ -1,9 +1,9 @@
 """`parley audit export|verify|replay|prove`: the auditor's command line.
 
-`export` reads a server (`--url`, `--key`) or the database directly; `verify` and
-`replay` need nothing but the file (and, for `replay --against`, a server to
-compare with); `prove` (service.cli.prove) checks a saved proof against saved
-checkpoints. Progress goes to stderr; results to stdout.
+`export` reads a server (`--url`, `--key`) or the database directly; `verify`
+(service.cli.audit_verify) and `replay` need nothing but the file and what the
+auditor saved (and, for `replay --against`, a server to compare with); `prove`
+(service.cli.prove) checks a saved proof against saved checkpoints. Progress goes to stderr; results to stdout.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
 from tqdm import tqdm
 
-from service.audit.signed_note import NoteError, TreeHead
 
 
 def add_audit_commands(commands: Any) -> None:
@@ -34,15 +32,9 @@ def add_audit_commands(commands: Any) -> None:
     export.add_argument("--negotiation", help="only this negotiation's events (its id)")
     export.set_defaults(run=cmd_audit_export)
 
-    verify = audit_commands.add_parser("verify", help="check an export offline: chains, order, signed checkpoints")
-    verify.add_argument("file", help="an NDJSON export")
-    verify.add_argument(
-        "--checkpoint", help="a saved checkpoint (the note of GET /ledger/checkpoint, or the JSON of /ledger/checkpoints/N)"
-    )
-    verify.add_argument("--public-key", help="the log's public key (vkey, PEM, or the JSON of GET /ledger/public-key)")
-    verify.add_argument("--older-checkpoint", help="an earlier checkpoint: the log must extend it")
-    verify.add_argument("--json", action="store_true", help="print the full report as JSON")
-    verify.set_defaults(run=cmd_audit_verify)
+    from service.cli.audit_verify import add_verify_command
+
+    add_verify_command(audit_commands)
 
     replay = audit_commands.add_parser(
         "replay", help="recompute every view (negotiations, issues, timelines) from an export, now or in the past"
@@ -135,62 +127,6 @@ def _export_from_database(args: argparse.Namespace, output: Any) -> int:
                     progress.update(chunk.count(b"\n"))
 
     return run_on_database(args, export)
-
-
-# -- verify ----------------------------------------------------------------------
-
-
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from service.audit.offline import verified_head, verify_export
-
-    checkpoints: list[tuple[str, TreeHead]] = []
-    if args.older_checkpoint and not args.checkpoint:
-        return _fail("--older-checkpoint is checked together with --checkpoint")
-    if args.checkpoint:
-        if not args.public_key:
-            return _fail("--checkpoint needs --public-key to check its signature")
-        key_text = Path(args.public_key).read_text()
-        try:
-            head = verified_head(Path(args.checkpoint).read_text(), key_text)
-            checkpoints.append(("checkpoint", head))
-            if args.older_checkpoint:
-                older = verified_head(Path(args.older_checkpoint).read_text(), key_text)
-                if older.origin != head.origin or older.tree_size > head.tree_size:
-                    return _fail(
-                        f"the older checkpoint ({older.origin}, size {older.tree_size}) cannot precede "
-                        f"the checkpoint ({head.origin}, size {head.tree_size})",
-                        1,
-                    )
-                checkpoints.append(("older checkpoint", older))
-        except NoteError as error:
-            return _fail(f"checkpoint refused: {error}", 1)
-
-    lines = tqdm(_lines(args.file), unit=" events", file=sys.stderr, desc="verify", disable=None)
-    report = verify_export(lines, checkpoints)
-    if args.json:
-        print(msgspec.json.format(msgspec.json.encode(report)).decode())
-    else:
-        print(f"{report.events} events in {report.streams} streams")
-        for check in report.roots:
-            size = f"{check.role} {check.origin} at tree size {check.tree_size}"
-            if check.matches:
-                print(f"ok: the export's first {check.tree_size} events give the root signed in the {size}")
-            elif check.computed_root is None:
-                print(f"FAILED: the export has fewer events than the {size}")
-            else:
-                print(f"FAILED: the export's first {check.tree_size} events do not give the root of the {size} "
-                      "(an event was altered, dropped, added or reordered, or the export is filtered)")
-        if report.first_mismatch is not None:
-            problem = report.first_mismatch
-            print(
-                f"FAILED: {report.mismatch_count} problem(s); the first, line {problem.line}: {problem.kind} at event "
-                f"{problem.event_id} (stream {problem.stream_id}, version {problem.version}): {problem.detail}"
-            )
-            if problem.expected_hash:
-                print(f"  expected hash {problem.expected_hash}\n  stored hash   {problem.stored_hash}")
-        if report.ok:
-            print("ok: every chain verifies" + (" and every checkpoint matches" if report.roots else ""))
-    return 0 if report.ok else 1
 
 
 # -- replay ----------------------------------------------------------------------

@@ -31,11 +31,14 @@ class AuditController(Controller):
     @get(
         "/export",
         operation_id="exportEvents",
-        summary="Every event with its hashed body, as NDJSON in commit order (auditor)",
+        summary="Every event with its hashed body and its leaf, as NDJSON in leaf order (auditor)",
         description="One `ExportedEvent` per line: the served envelope plus `body`, the exact bytes that "
-        "were hashed. Streamed a page at a time; ends at the head of the log as it was when the export "
-        "began. `parley audit verify FILE` checks it offline. An export of the whole log (no filter) can "
-        "also be checked against a signed checkpoint.",
+        "were hashed, and `leaf_index`, the event's leaf in the ledger's tree. Lines come in leaf order: "
+        "0, 1, 2… for the events sealed when the export began, then those not sealed yet (`leaf_index: "
+        "null`) in commit order; filtered to a negotiation, the others' leaves are skipped (gaps). Streamed "
+        "a page at a time; ends at the head of the log as it was when the export began. `parley audit "
+        "verify FILE` checks it offline. An export of the whole log (no filter) can also be checked against "
+        "signed checkpoints, and each event's record time against the witnesses' cosignatures on them.",
         media_type=NDJSON,
         response_headers=READ_HEADERS,
         responses={

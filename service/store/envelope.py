@@ -66,6 +66,6 @@ def envelope(event: StoredEvent) -> EventEnvelope:
     )
 
 
-def exported(event: StoredEvent) -> ExportedEvent:
+def exported(event: StoredEvent, *, leaf_index: int | None = None) -> ExportedEvent:
     served = envelope(event)
-    return ExportedEvent(**msgspec.structs.asdict(served), body=event.body.decode())
+    return ExportedEvent(**msgspec.structs.asdict(served), body=event.body.decode(), leaf_index=leaf_index)

@@ -39,6 +39,14 @@ BAD_INPUT: dict[str, list[str]] = {
     "audit verify garbage checkpoint": [
         "audit", "verify", "garbage.ndjson", "--checkpoint", "garbage.ndjson", "--public-key", "garbage.ndjson",
     ],
+    "audit verify garbage witness key": [
+        "audit", "verify", "garbage.ndjson", "--checkpoint", "garbage.ndjson", "--public-key", "garbage.ndjson",
+        "--witness-key", "garbage.ndjson",
+    ],
+    "audit verify missing witness key": [
+        "audit", "verify", "garbage.ndjson", "--checkpoint", "garbage.ndjson", "--public-key", "garbage.ndjson",
+        "--witness-key", "missing.vkey",
+    ],
     "audit replay missing file": ["audit", "replay", "missing.ndjson"],
     "audit replay garbage": ["audit", "replay", "garbage.ndjson"],
     "audit prove inclusion": [

@@ -15,12 +15,22 @@ Verifiers:
   witness (the real `parley witness` app, over HTTP in process) before the
   tampering; it names an event recorded before a checkpoint cosigned without it,
   and a stored checkpoint that no longer carries the root the witness cosigned.
+- `offline witness`: the same record-time check offline, `parley audit verify
+  EXPORT --public-key VKEY --cosigned SAVED --cosigned SAVED2 --witness-key WITNESS`,
+  with the two cosigned checkpoint notes (as /ledger/checkpoint served them) the
+  auditor saved before the tampering: its record-time findings only
+  (`recorded_too_early`, `recorded_too_late`) count here, at each line's leaf_index.
+
+Bad import lines are not a row: `parley import` refuses them and writes nothing
+(tests/api/test_import.py), so no checker ever sees them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import io
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -31,7 +41,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from service.audit import log as audit_log
-from service.audit import merkle
+from service.audit import merkle, tile_store
 from service.audit.cosigning import Cosigner, WitnessEndpoint
 from service.audit.witness import StateFile, Witness, create_witness_app
 from service.audit.ledger import Ledger, LedgerKey, Sealer, ledger_key, trusted_verifier
@@ -62,7 +72,7 @@ CATCHES: dict[str, set[str]] = {
     "column stream_type": {"db", "offline"},
     "column source": {"db", "offline"},
     "column correlation_id": {"db", "offline"},
-    "backdated chained insert": {"witness"},
+    "backdated chained insert": {"witness", "offline witness"},
     "forged checkpoint row": {"db", "offline"},
 }
 
@@ -263,6 +273,31 @@ def in_process_witness(
     return Cosigner(pool, [endpoint], client=client, refresh=3600), witness.verifier
 
 
+async def served_note(pool: asyncpg.Pool) -> str:
+    """The latest checkpoint as GET /ledger/checkpoint serves it: with its cosignatures."""
+    latest = await Ledger(pool).latest_checkpoint()
+    assert latest is not None
+    return await tile_store.cosigned_note(pool, latest)
+
+
+async def caught_offline_by_witness(s: Scene, cosigned: list[Path], witness_key: Path, tmp_path: Path) -> bool:
+    export = tmp_path / "after.ndjson"
+    export.write_bytes(b"".join([c async for c in audit_log.export_lines(EventStore(s.pool))]))
+    (tmp_path / "log.vkey").write_text(s.key.verifier.vkey() + "\n")
+    argv = ["audit", "verify", str(export), "--public-key", str(tmp_path / "log.vkey"), "--json",
+            "--witness-key", str(witness_key)] + [arg for path in cosigned for arg in ("--cosigned", str(path))]
+    out = io.StringIO()
+
+    def run() -> int:
+        with contextlib.redirect_stdout(out):
+            return main(argv)
+
+    status = await asyncio.to_thread(run)
+    report = msgspec.json.decode(out.getvalue())  # the saved notes always open: a report, whatever the export
+    assert report["cosignatures"] == len(cosigned) and (status == 0) == report["ok"]
+    return any(m["kind"] in {"recorded_too_early", "recorded_too_late"} for m in report["mismatches"])
+
+
 async def caught_offline(s: Scene, saved: Path, tmp_path: Path) -> bool:
     export = tmp_path / "after.ndjson"
     export.write_bytes(b"".join([c async for c in audit_log.export_lines(EventStore(s.pool))]))
@@ -287,14 +322,20 @@ async def test_tamper_matrix(row: str, pool: asyncpg.Pool, settings: Settings, t
     first = await Ledger(pool).latest_checkpoint()
     assert first is not None and first.tree_size == 9
     saved.write_text(first.note())
+    cosigned = [tmp_path / "cosigned-9.note", tmp_path / "cosigned-12.note"]
+    cosigned[0].write_text(await served_note(pool))
     events += await writer.write(3)
     await sealer.seal_once()
     assert await cosigner.cosign_once() == {witness.name: 12}
+    cosigned[1].write_text(await served_note(pool))
+    witness_key = tmp_path / "witness.vkey"
+    witness_key.write_text(witness.vkey() + "\n")
     scene = Scene(pool, settings, events)
 
     # Untouched, nobody complains: every catch below is the tampering's.
     assert not await caught_by_db(scene) and not await caught_offline(scene, saved, tmp_path)
     assert not await caught_by_witness(scene, witness)
+    assert not await caught_offline_by_witness(scene, cosigned, witness_key, tmp_path)
     await TAMPERS[row](scene)
     caught = set()
     if await caught_by_db(scene):
@@ -303,6 +344,8 @@ async def test_tamper_matrix(row: str, pool: asyncpg.Pool, settings: Settings, t
         caught.add("offline")
     if await caught_by_witness(scene, witness):
         caught.add("witness")
+    if await caught_offline_by_witness(scene, cosigned, witness_key, tmp_path):
+        caught.add("offline witness")
     assert caught == CATCHES[row]
 
 

@@ -214,12 +214,38 @@ async def test_two_witness_processes_cosign_refuse_a_fork_and_bound_record_time(
         checkpoint = await ledger.checkpoint(size)
         assert checkpoint is not None
         notes.append(cosigned_note(checkpoint, await cosignatures(pool, size), witnesses))
-    # (slack 600 s: the export carries no leaf_index yet, so the verifier holds every
-    # event as contained in no checkpoint; the honest ones are minutes old at most.)
-    problems = independent.verify(lines, key.verifier.vkey(), notes, [w.vkey for w in witnesses], slack=600)
+    # Each line's leaf_index places it in or out of every checkpoint, so the default
+    # slack (30 s) holds for every honest event and names the backdated one alone.
+    assert [msgspec.json.decode(raw)["leaf_index"] for raw in lines if raw] == list(range(15))
+    problems = independent.verify(lines, key.verifier.vkey(), notes, [w.vkey for w in witnesses])
     line = next(n for n, raw in enumerate(lines, 1) if raw and msgspec.json.decode(raw)["id"] == str(backdated))
     assert problems and all(p.startswith(f"line {line}: recorded before") for p in problems), problems
     assert {p.rpartition(" cosigned")[0].rpartition(" ")[2] for p in problems} == names  # by both witnesses
+
+    # And `parley audit verify` offline, from the same files: the export, the log's
+    # key, the cosigned notes and the two witnesses' keys (one file in the
+    # PARLEY_WITNESSES form, one as `parley witness --print-vkey` printed it).
+    (tmp_path / "export.ndjson").write_bytes(b"\n".join(lines))
+    (tmp_path / "log.vkey").write_text(key.verifier.vkey() + "\n")
+    (tmp_path / "w1.vkey").write_text(f"{witnesses[0].url} {witnesses[0].vkey}\n")
+    (tmp_path / "w2.vkey").write_text(witnesses[1].vkey + "\n")
+    argv = [sys.executable, "-m", "service.cli", "audit", "verify", str(tmp_path / "export.ndjson"), "--json",
+            "--public-key", str(tmp_path / "log.vkey"),
+            "--witness-key", str(tmp_path / "w1.vkey"), "--witness-key", str(tmp_path / "w2.vkey")]
+    for size, note in zip((3, 7, 12, 14, 15), notes):
+        (tmp_path / f"cp-{size}.note").write_text(note)
+        argv += ["--cosigned", str(tmp_path / f"cp-{size}.note")]
+    offline = await asyncio.to_thread(subprocess.run, argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert offline.returncode == 1, offline.stderr
+    found = msgspec.json.decode(offline.stdout)
+    assert found["cosignatures"] == 10 and all(check["matches"] for check in found["roots"])
+    assert {(m["kind"], m["line"], m["event_id"]) for m in found["mismatches"]} == {
+        ("recorded_too_early", line, str(backdated))
+    }
+    # Without the witnesses' keys, the same files show nothing wrong: the check is theirs.
+    unwitnessed = [a for a in argv if a not in ("--witness-key", str(tmp_path / "w1.vkey"), str(tmp_path / "w2.vkey"))]
+    honest = await asyncio.to_thread(subprocess.run, unwitnessed, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert honest.returncode == 0, honest.stdout + honest.stderr
     # A forged cosignature row (the sealer role could insert one) is named and not used.
     async with pool.acquire() as conn:
         row = (await cosignatures(pool, 3))[0]
