@@ -20,9 +20,12 @@ Verifiers:
   with the two cosigned checkpoint notes (as /ledger/checkpoint served them) the
   auditor saved before the tampering: its record-time findings only
   (`recorded_too_early`, `recorded_too_late`) count here, at each line's leaf_index.
+- `import`: `parley import` itself, for the row of bad import lines: it refuses
+  each (naming line 1 and the reason) and writes nothing, so no checker after it
+  has anything to find. The lines the domain's rules refuse (a second
+  `negotiation.concluded`, data no command has) are tests/api/test_import.py's.
 
-Bad import lines are not a row: `parley import` refuses them and writes nothing
-(tests/api/test_import.py), so no checker ever sees them.
+One module over 300 lines: the rows, the tamperings and the checkers read together.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import io
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -50,6 +54,7 @@ from service.audit.tiles import TreeTiles
 from service.cli.parley import main
 from service.config import Settings
 from service.store.canonical import ZERO_HASH, canonical_encoder, chain_hash, timestamp_text
+from service.store.envelope import exported
 from service.store.event_store import EventStore, StoredEvent
 
 from .conftest import Writer
@@ -72,8 +77,15 @@ CATCHES: dict[str, set[str]] = {
     "column stream_type": {"db", "offline"},
     "column source": {"db", "offline"},
     "column correlation_id": {"db", "offline"},
+    "column causation_id": {"db", "offline"},
+    "column negotiation_id": {"db", "offline"},
+    "column schema_version": {"db", "offline"},
+    "column id": {"db", "offline"},
+    "column stream_id": {"db", "offline"},
+    "column version": {"db", "offline"},
     "backdated chained insert": {"witness", "offline witness"},
     "forged checkpoint row": {"db", "offline"},
+    "bad import lines": {"import"},
 }
 
 
@@ -81,8 +93,10 @@ class Scene:
     """Twelve events in three streams, sealed in two checkpoints; the auditor saved
     the first. `victim` is stream 1's version 2 (its version 3 follows it)."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, events: list[StoredEvent]) -> None:
-        self.pool, self.settings, self.events = pool, settings, events
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, events: list[StoredEvent], directory: Path | None = None
+    ) -> None:
+        self.pool, self.settings, self.events, self.directory = pool, settings, events, directory
         self.key = ledger_key(settings)
         self.victim = events[4] if len(events) > 4 else None
 
@@ -223,7 +237,37 @@ async def forged_checkpoint(s: Scene) -> None:
     )
 
 
-TAMPERS: dict[str, Callable[[Scene], Awaitable[None]]] = {
+async def bad_import_lines(s: Scene) -> str | None:
+    """`parley import` of an exported event (a stream new to this log, like the
+    victim's in all but its ids), once with a served field that is not its body,
+    once with its body altered under its hash: "import" if it refuses both at line 1,
+    for that reason, and the log is unchanged."""
+    served = msgspec.json.decode(msgspec.json.encode(exported(s.events[0])))
+    body = msgspec.json.decode(s.events[0].body)
+    body.update(id=str(uuid.uuid4()), stream_id=str(uuid.uuid4()))
+    raw = canonical_encoder.encode(body)
+    served.update(id=body["id"], stream_id=body["stream_id"], body=raw.decode(), hash=chain_hash(ZERO_HASH, raw).hex())
+    altered_body = served["body"].replace('"n":', '"n":1')  # and its served data with it
+    altered = {**served, "body": altered_body, "data": msgspec.json.decode(altered_body)["data"]}
+    before = await s.pool.fetchval("SELECT count(*) FROM events")
+    refused = []
+    for bad, reason in (({**served, "recorded_by": "un-secretary-general"}, "recorded_by"), (altered, "altered")):
+        path = s.directory / "bad-import.ndjson"
+        path.write_bytes(msgspec.json.encode(bad) + b"\n")
+        err = io.StringIO()
+
+        def run() -> int:
+            with contextlib.redirect_stderr(err):
+                return main(["--database-url", s.settings.database_url, "import", str(path)])
+
+        status = await asyncio.to_thread(run)
+        refused.append(status == 1 and "line 1:" in err.getvalue() and reason in err.getvalue())
+        assert refused[-1], (status, err.getvalue()[-2000:])
+    unchanged = await s.pool.fetchval("SELECT count(*) FROM events") == before
+    return "import" if all(refused) and unchanged else None
+
+
+TAMPERS: dict[str, Callable[[Scene], Awaitable[str | None]]] = {
     "edit body": edit_body,
     "edit + re-chain": edit_rechain,
     "edit + re-chain + rewrite leaves": edit_rechain_leaves,
@@ -240,8 +284,15 @@ TAMPERS: dict[str, Callable[[Scene], Awaitable[None]]] = {
     "column stream_type": column("stream_type", "negotiation"),
     "column source": column("source", '{"url": "https://example.org/forged"}'),
     "column correlation_id": column("correlation_id", __import__("uuid").uuid4()),
+    "column causation_id": column("causation_id", __import__("uuid").uuid4()),
+    "column negotiation_id": column("negotiation_id", __import__("uuid").uuid4()),
+    "column schema_version": column("schema_version", 7),
+    "column id": column("id", __import__("uuid").uuid4()),
+    "column stream_id": column("stream_id", __import__("uuid").uuid4()),
+    "column version": column("version", 99),
     "backdated chained insert": backdated_insert,
     "forged checkpoint row": forged_checkpoint,
+    "bad import lines": bad_import_lines,
 }
 
 
@@ -330,14 +381,14 @@ async def test_tamper_matrix(row: str, pool: asyncpg.Pool, settings: Settings, t
     cosigned[1].write_text(await served_note(pool))
     witness_key = tmp_path / "witness.vkey"
     witness_key.write_text(witness.vkey() + "\n")
-    scene = Scene(pool, settings, events)
+    scene = Scene(pool, settings, events, tmp_path)
 
     # Untouched, nobody complains: every catch below is the tampering's.
     assert not await caught_by_db(scene) and not await caught_offline(scene, saved, tmp_path)
     assert not await caught_by_witness(scene, witness)
     assert not await caught_offline_by_witness(scene, cosigned, witness_key, tmp_path)
-    await TAMPERS[row](scene)
-    caught = set()
+    refused_by = await TAMPERS[row](scene)
+    caught = {refused_by} if refused_by else set()
     if await caught_by_db(scene):
         caught.add("db")
     if await caught_offline(scene, saved, tmp_path):
