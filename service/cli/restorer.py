@@ -1,10 +1,12 @@
 """Restoring an export's lines (`parley import` of `parley audit export`): each
 event re-decided by the domain's rules as its command (service.write.restoring),
-the copies of a multi-issue agreement step together (`Restorer`)."""
+the copies of a multi-issue agreement step together, and the retractions of
+those copies that one write made together (`Restorer`)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -35,23 +37,42 @@ class ImportFailed(Exception):
 _Signature = tuple[object, ...]
 
 
-def _signature(hashed: CanonicalEvent) -> _Signature | None:
-    """What the copies of one agreement command share (all but their issue and
-    stream): the key that finds the other copies of a multi-issue step."""
-    if hashed.type not in AGREEMENT_TYPES:
-        return None
+def _shared(hashed: CanonicalEvent, without: str) -> _Signature | None:
+    """What the events one write stored for one command share: everything of
+    their bodies but `without` in the data, their stream and version."""
     try:
         data = msgspec.json.decode(bytes(hashed.data))
     except msgspec.DecodeError:
         return None
     if not isinstance(data, dict):
         return None
-    data.pop("issue", None)
+    data.pop(without, None)
     return (
         hashed.negotiation_id, hashed.type, hashed.schema_version, hashed.occurred_on, hashed.recorded_at,
         hashed.recorded_by, hashed.claimed_by, canonical_encoder.encode(hashed.source), hashed.note,
         canonical_encoder.encode(data),
     )  # fmt: skip
+
+
+def _signature(hashed: CanonicalEvent) -> _Signature | None:
+    """What the copies of one agreement command share (all but their issue and
+    stream): the key that finds the other copies of a multi-issue step."""
+    if hashed.type not in AGREEMENT_TYPES:
+        return None
+    return _shared(hashed, "issue")
+
+
+@dataclass
+class Copies:
+    """The export's lines that one command wrote as several events, found before
+    the first line is restored: the copies of a multi-issue agreement step (one
+    per covered issue), and the retractions of such a step's copies that one
+    write recorded together (the write side retracts every live copy at once:
+    service.write.commands). `of` is each such line's signature, `lines` the
+    lines of each signature."""
+
+    of: dict[uuid.UUID, _Signature] = field(default_factory=dict)
+    lines: dict[_Signature, list[tuple[int, ExportedEvent]]] = field(default_factory=dict)
 
 
 class Restorer:
@@ -66,9 +87,12 @@ class Restorer:
     per covered issue: its copies (same step, same source transaction, another
     issue) are found in the file (`copies`, built before the first line) and
     restored together by one command once each is next on its stream; a step
-    whose copies are not all in the file is refused at its line."""
+    whose copies are not all in the file is refused at its line. The retractions
+    one write recorded of such a step's copies are restored together in the same
+    way (one write here too, so no instant of this log has one covered issue
+    keep the step while another has it retracted)."""
 
-    def __init__(self, runtime: Runtime, recorded_by: str, copies: dict[_Signature, list[tuple[int, ExportedEvent]]]) -> None:
+    def __init__(self, runtime: Runtime, recorded_by: str, copies: Copies) -> None:
         self.runtime = runtime
         self.recorded_by = recorded_by
         self.copies = copies
@@ -142,11 +166,11 @@ class Restorer:
     async def _other_copies(self, line: ExportedEvent, hashed: CanonicalEvent) -> list[tuple[int, ExportedEvent]] | None:
         """The other copies of this line's command, one per other stream (the
         lowest version not yet in); None when one is not yet next on its stream."""
-        signature = _signature(hashed)
+        signature = self.copies.of.get(line.id)
         if signature is None:
             return []
         chosen: dict[uuid.UUID, tuple[int, ExportedEvent]] = {}
-        for number, other in self.copies.get(signature, []):
+        for number, other in self.copies.lines.get(signature, []):
             if other.stream_id == line.stream_id or other.id in self.restored:
                 continue
             earlier = other.stream_id not in chosen or other.version < chosen[other.stream_id][1].version
@@ -194,18 +218,35 @@ class Restorer:
         return [other.stream_id for _, other in others]
 
 
-def copies_in(lines: list[bytes]) -> dict[_Signature, list[tuple[int, ExportedEvent]]]:
-    """Every agreement step of an export, by what its copies share (lines that
-    do not decode are left to be refused at their turn)."""
-    found: dict[_Signature, list[tuple[int, ExportedEvent]]] = {}
+def copies_in(lines: list[bytes]) -> Copies:
+    """Every agreement step of an export by what its copies share, then every
+    retraction of such a copy by what the retractions of one write share (lines
+    that do not decode are left to be refused at their turn)."""
+    steps: dict[uuid.UUID, _Signature] = {}
+    retractions: list[tuple[int, ExportedEvent, CanonicalEvent]] = []
+    copies = Copies()
     for number, raw in enumerate(lines, start=1):
-        if b'"agreement.' not in raw:
+        if b'"agreement.' not in raw and b'"record.retracted"' not in raw:
             continue
         try:
             line = msgspec.json.decode(raw, type=ExportedEvent)
-            signature = _signature(canonical_decoder.decode(line.body.encode()))
+            hashed = canonical_decoder.decode(line.body.encode())
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             continue
-        if signature is not None:
-            found.setdefault(signature, []).append((number, line))
-    return found
+        if hashed.type == "record.retracted":
+            retractions.append((number, line, hashed))
+        elif (signature := _signature(hashed)) is not None:
+            steps[line.id] = signature
+            copies.of[line.id] = signature
+            copies.lines.setdefault(signature, []).append((number, line))
+    for number, line, hashed in retractions:
+        shared = _shared(hashed, "event_id")
+        try:
+            step = steps.get(uuid.UUID(msgspec.json.decode(bytes(hashed.data))["event_id"]))
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+            continue
+        if shared is not None and step is not None:
+            signature = (*shared, step)
+            copies.of[line.id] = signature
+            copies.lines.setdefault(signature, []).append((number, line))
+    return copies

@@ -220,6 +220,7 @@ class CommandService:
         # PostgreSQL's clock, the same for the whole transaction (and every attempt).
         recorded_at = await self.store.clock(conn)
         pending: list[PendingEvent] = []
+        restored: set[uuid.UUID] = set()  # the exported events re-recorded (an import)
         # The last command's records evolve the states only once appended: an
         # attempt that loses the race leaves them as committed (put back for the retry).
         deferred: list[tuple[Recorded, str]] = []
@@ -258,6 +259,7 @@ class CommandService:
                     # a multi-issue agreement step): its id, and the source's claim.
                     copy = restoring.match(decided, event, stream_id, working.versions.get(stream_id, 0) + 1)
                     event_id, claim = copy.hashed.id, copy.claim
+                    restored.add(event_id)
                 version = working.next_version(stream_id)
                 record = recorded(event, id=event_id, stream_id=stream_id, version=version, meta=meta)
                 if index == last:
@@ -271,6 +273,8 @@ class CommandService:
                     )
                 )  # fmt: skip
                 written.add(stream_id)
+        if restoring is not None:
+            restoring.all_matched(restored)
         if request.if_match is not None and not request.if_match.streams and len(written) > 1:
             raise PreconditionNotApplicable("If-Match applies to a request that writes to one stream")
         expected = {stream_id: working.read_versions[stream_id] for stream_id in written}
@@ -285,12 +289,18 @@ async def _with_copies(working: WorkingSet, request: RecordRequest) -> list[tupl
     each retraction of one copy of a multi-issue agreement step followed by the
     retraction of every other live copy (the same fact, stored on each covered
     issue: retracting it is retracting all of them, in the same write). An
-    import restores events one by one and adds nothing."""
+    import adds the retractions of the copies the exported write retracted, no
+    other (an export of a log from before this rule retracted one copy alone)."""
+    restoring = request.restoring
     expanded: list[tuple[int, CommonFields, bool]] = []
     for index, command in enumerate(request.commands):
         expanded.append((index, command, False))
-        if isinstance(command, RetractRecord) and request.restoring is None:
-            for copy_id in await working.store.live_copies(command.event_id, working.negotiation_id, conn=working.conn):
+        if isinstance(command, RetractRecord):
+            copies = await working.store.live_copies(command.event_id, working.negotiation_id, conn=working.conn)
+            if restoring is not None:
+                named = restoring.retracted()
+                copies = [copy_id for copy_id in copies if copy_id in named]
+            for copy_id in copies:
                 expanded.append(
                     (index, msgspec.structs.replace(command, event_id=copy_id, expected_version=None), True)
                 )

@@ -61,7 +61,11 @@ class Restoring:
     Usually one event. A command about an agreement covering several issues is
     recorded once on each of them (domain.decide), so its export is several
     events, one per covered issue stream, identical but for `issue`: they are
-    restored together, by one command, or not at all."""
+    restored together, by one command, or not at all. A retraction of one copy
+    of such a step is written with a retraction of each other live copy, in the
+    same write (service.write.commands): the retractions of one write are
+    restored together too, each decided on its own (one event each) by the
+    command naming its copy."""
 
     copies: tuple[Copy, ...]
 
@@ -88,6 +92,28 @@ class Restoring:
     def claim(self) -> ImportClaim:
         return self.copies[0].claim
 
+    @property
+    def retractions(self) -> bool:
+        return all(c.hashed.type == "record.retracted" for c in self.copies)
+
+    def retracted(self) -> set[uuid.UUID]:
+        """The events the exported retractions name."""
+        named = set()
+        for copy in self.copies:
+            if copy.hashed.type == "record.retracted":
+                named.add(uuid.UUID(msgspec.json.decode(bytes(copy.hashed.data))["event_id"]))
+        return named
+
+    def all_matched(self, written: set[uuid.UUID]) -> None:
+        """Raises RestoreRefused unless every exported copy was re-recorded."""
+        missing = [c.hashed for c in self.copies if c.hashed.id not in written]
+        if missing:
+            hashed = self.hashed
+            raise RestoreRefused(
+                f"event {hashed.id} ({hashed.type}): the rules decide its write without "
+                f"{', '.join(str(m.id) for m in missing)}, which the file holds: a write is restored whole or not at all"
+            )
+
     def check(self, decided: list[NewEvent], stream_id: uuid.UUID, version: int) -> None:
         """Raises RestoreRefused unless `decided` is exactly the one exported event,
         written at its stream and version."""
@@ -98,7 +124,9 @@ class Restoring:
         `stream_id` and `version`; RestoreRefused unless the decision gives
         exactly the exported events, one each."""
         hashed = self.hashed
-        if len(decided) != len(self.copies) or event is None:
+        # A retraction's copies are each decided by a command of their own.
+        expected = 1 if self.retractions else len(self.copies)
+        if len(decided) != expected or event is None:
             types = ", ".join(f"{e.type} on {e.issue_key or 'the negotiation'}" for e in decided)
             held = ", ".join(c.hashed.stream_type if c.hashed.stream_type == "negotiation" else
                              _issue_of(c.hashed) for c in self.copies)  # fmt: skip
