@@ -30,7 +30,7 @@ from service.config import Settings
 from service.db import connect, create_pool
 from service.invalidation import Invalidations
 from service.migrate import ensure_migrated, migrate
-from service.operations import Components, ObservedSealer
+from service.operations import Components, ObservedCosigner, ObservedSealer
 from service.projection.runner import Projector
 from service.projection.watch import ProjectionWatch, projection_lag
 from service.roles import grant_app_role, grant_sealer_role, may_seal
@@ -73,7 +73,8 @@ class Runtime:
     cosigner: Cosigner | None = None
     # Long-running background tasks started with the service (runner, sealer, purge).
     background: list[asyncio.Task[Any]] = field(default_factory=list)
-    # Last success and last error of the database probe and the sealer (/health/ready).
+    # Last success and last error of the database probe, the sealer and each witness
+    # (/health/ready, /metrics).
     components: Components = field(default_factory=Components.new)
 
     async def projection_lag(self) -> list[dict[str, Any]]:
@@ -185,7 +186,7 @@ async def _start_sealing(settings: Settings, pool: asyncpg.Pool, runtime: Runtim
     runtime.sealer = ObservedSealer(sealer_pool or pool, ledger_key(settings), state=runtime.components.sealer)
     runtime.background.append(asyncio.create_task(runtime.sealer.run(), name="parley-sealer"))
     if witnesses:
-        runtime.cosigner = Cosigner(sealer_pool or pool, witnesses)
+        runtime.cosigner = ObservedCosigner(sealer_pool or pool, witnesses, states=runtime.components.witnesses)
         runtime.background.append(asyncio.create_task(runtime.cosigner.run(), name="parley-cosigner"))
     return sealer_pool
 

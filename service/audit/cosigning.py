@@ -140,11 +140,21 @@ class Cosigner:
                     try:
                         if await self._ask(conn, endpoint, verifier, latest):
                             stored[verifier.name] = latest.tree_size
+                            self.cosigned(verifier.name)
                     except (httpx.HTTPError, NoteError, LedgerError) as error:
                         log.warning("witness %s did not cosign size %d: %s", endpoint.url, latest.tree_size, error)
+                        self.refused(verifier.name, error)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", COSIGN_LOCK)
         return stored
+
+    # Hooks for health (service.operations.ObservedCosigner): a witness's
+    # cosignature stored, or its refusal or failure to answer.
+    def cosigned(self, witness: str) -> None:
+        pass
+
+    def refused(self, witness: str, error: BaseException) -> None:
+        pass
 
     async def _ask(
         self, conn: asyncpg.Connection, endpoint: WitnessEndpoint, verifier: CosignatureVerifier,

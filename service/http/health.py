@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
-from typing import Any
 
 import msgspec
 from litestar import Controller, get
@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.response import Response
 
 from service.bootstrap import Runtime
-from service.operations import ComponentState, seal_lag
+from service.operations import ComponentReport, component_reports, state_report
 
 
 class Liveness(msgspec.Struct):
@@ -44,13 +44,16 @@ class StandbyReadiness(msgspec.Struct):
 class Component(msgspec.Struct):
     """One part the node depends on, as this process knows it (docs/operations.md)."""
 
-    name: str  # "database", "projection issue_status", …, "sealer"
+    name: str  # "database", "projection issue_status", …, "sealer", "witness <key name>"
     ok: bool  # not failing now: no error, or a success since the last one
     last_success: dt.datetime | None = None
     last_error: str | None = None
     last_error_at: dt.datetime | None = None
-    events_behind: int | None = None  # projections and the sealer: what is still to do
+    # Projections and the sealer: events still to apply or seal, the oldest's age.
+    # Witnesses: sealed leaves their newest cosignature does not cover, its age.
+    events_behind: int | None = None
     seconds_behind: float | None = None
+    url: str | None = None  # witnesses: the URL they are asked at
 
 
 class Readiness(msgspec.Struct):
@@ -82,15 +85,18 @@ class HealthController(Controller):
         except Exception as error:  # any failure to reach the database means "not ready"
             database.failed(error)
             return Response(Readiness(status="unavailable", database="unreachable",
-                                      components=[_component("database", database)]), status_code=503)
+                                      components=[_component(state_report("database", database))]), status_code=503)
         database.succeeded()
         raw = await runtime.projection_lag()
         lags = [_lag(**lag) for lag in raw]
-        components = [_component("database", database), *_projections(runtime, raw), await _sealer(runtime)]
+        components = [_component(report) for report in await component_reports(runtime, raw)]
         standbys = [
             StandbyReadiness(s.name, s.state.usable, round(runtime.reads.lag(s), 3)) for s in runtime.reads.standbys
         ]
         # A projection stuck at an event serves that negotiation no more: not ready.
+        # The sealer and the witnesses are reported only: a witness that is down
+        # delays signed time, it does not stop this node from answering
+        # (docs/operations.md, "Metrics and health").
         stuck = any(lag.stuck is not None for lag in lags)
         return Response(
             Readiness(status="unavailable" if stuck else "ready", database="reachable", projections=lags,
@@ -108,34 +114,5 @@ def _lag(name: str, events_behind: int, seconds_behind: float, stuck: dict | Non
     )  # fmt: skip
 
 
-def _component(name: str, state: ComponentState, **lag: Any) -> Component:
-    return Component(name, state.ok, state.last_success, state.last_error, state.last_error_at, **lag)
-
-
-def _projections(runtime: Runtime, lags: list[dict[str, Any]]) -> list[Component]:
-    """Last success: when its checkpoint last moved (whichever process holds it);
-    last error: this process's runner's, or the event it is stuck at."""
-    here = {s.name: s for s in runtime.projector.stats()} if runtime.projector is not None else {}
-    found = []
-    for lag in lags:
-        stats, stuck = here.get(lag["name"]), lag.get("stuck")
-        error, error_at = (stats.last_error, stats.last_error_at) if stats is not None else (None, None)
-        if stuck is not None:
-            error, error_at = stuck["error"], stuck["since"]
-        found.append(Component(
-            f"projection {lag['name']}", stuck is None and (error_at is None or lag["updated_at"] > error_at),
-            lag["updated_at"], error, error_at, lag["events_behind"], round(lag["seconds_behind"], 3),
-        ))  # fmt: skip
-    return found
-
-
-async def _sealer(runtime: Runtime) -> Component:
-    """This process's sealer rounds when it seals; else (`parley seal` elsewhere)
-    the last signed checkpoint as its last success."""
-    lag = await seal_lag(runtime.pool)
-    if runtime.sealer is not None:
-        return _component("sealer", runtime.components.sealer, events_behind=lag.events,
-                          seconds_behind=round(lag.seconds, 3))
-    latest = await runtime.ledger.latest_checkpoint()
-    return Component("sealer", True, latest.signed_at if latest else None, None, None, lag.events,
-                     round(lag.seconds, 3))
+def _component(report: ComponentReport) -> Component:
+    return Component(**dataclasses.asdict(report))

@@ -15,8 +15,12 @@
   are not counted.
 * **Domain metrics** beside them: the events appended and the lost races of the
   command path (counters, incremented where they happen), and gauges read from
-  PostgreSQL when /metrics is scraped (log head, projection lag per projection,
-  seal lag, idempotency keys held) plus the open event streams of the process.
+  PostgreSQL when /metrics is scraped (log head, projection lag per
+  projection, seal lag, idempotency keys held, each witness's cosignature age)
+  plus the open event streams of the process; and every component of
+  /health/ready (service.operations.component_reports) as `parley_component_ok`
+  and its last success and last error times, so that sealing, projecting or
+  cosigning that stops shows in /metrics as it does in /health/ready.
 * **Several workers** (`parley serve --workers N`, N > 1): `serve` sets
   PROMETHEUS_MULTIPROC_DIR, prometheus_client keeps every metric in a file per
   process there, and the scrape (whichever worker answers it) adds them up:
@@ -68,6 +72,23 @@ IDEMPOTENCY_KEYS = Gauge(
     "parley_idempotency_keys", "Idempotency keys held (stored answers not yet expired).", multiprocess_mode="mostrecent"
 )
 STREAMS_OPEN = Gauge("parley_event_streams_open", "Open /events/stream streams.", multiprocess_mode="livesum")
+# Every component of /health/ready (database, projection <name>, sealer, witness <name>).
+COMPONENT_OK = Gauge(
+    "parley_component_ok", "1 when the component is not failing now (no error, or a success since the last), else 0.",
+    ["component"], multiprocess_mode="mostrecent",
+)
+COMPONENT_LAST_SUCCESS = Gauge(
+    "parley_component_last_success_timestamp_seconds", "When the component last succeeded (POSIX seconds; 0: never).",
+    ["component"], multiprocess_mode="mostrecent",
+)
+COMPONENT_LAST_ERROR = Gauge(
+    "parley_component_last_error_timestamp_seconds", "When the component last failed (POSIX seconds; 0: never).",
+    ["component"], multiprocess_mode="mostrecent",
+)
+WITNESS_COSIGN_AGE = Gauge(
+    "parley_witness_cosign_age_seconds", "Age of the witness's newest stored cosignature (absent: none yet).",
+    ["witness"], multiprocess_mode="mostrecent",
+)
 
 
 class SentStatusMiddleware(PrometheusMiddleware):
@@ -122,9 +143,17 @@ async def refresh_gauges(runtime: Runtime, streams_open: int) -> None:
     from service.write import idempotency
 
     LOG_HEAD.set(await runtime.store.last_position())
-    for lag in await runtime.projection_lag():
+    lags = await runtime.projection_lag()
+    for lag in lags:
         PROJECTION_LAG_EVENTS.labels(lag["name"]).set(lag["events_behind"])
         PROJECTION_LAG_SECONDS.labels(lag["name"]).set(lag["seconds_behind"])
+    runtime.components.database.succeeded()  # the reads above reached it
+    for report in await operations.component_reports(runtime, lags):
+        COMPONENT_OK.labels(report.name).set(1 if report.ok else 0)
+        COMPONENT_LAST_SUCCESS.labels(report.name).set(report.last_success.timestamp() if report.last_success else 0)
+        COMPONENT_LAST_ERROR.labels(report.name).set(report.last_error_at.timestamp() if report.last_error_at else 0)
+        if report.name.startswith("witness ") and report.seconds_behind is not None:
+            WITNESS_COSIGN_AGE.labels(report.name.removeprefix("witness ")).set(report.seconds_behind)
     seal = await operations.seal_lag(runtime.pool)
     SEAL_LAG_EVENTS.set(seal.events)
     SEAL_LAG_SECONDS.set(seal.seconds)

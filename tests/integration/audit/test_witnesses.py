@@ -279,3 +279,134 @@ async def test_the_service_seals_and_gets_cosignatures_every_few_seconds_while_e
                 break
             assert time.monotonic() < deadline, f"cosigned sizes after 120 s: {[dict(r) for r in counts]}"
             await asyncio.sleep(0.2)
+
+
+# -- health and metrics: each witness named, an outage reported, never unready --------
+
+import contextlib  # noqa: E402
+
+import uvicorn  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from domain.example import OPENED  # noqa: E402
+from service.auth import Role, create_key  # noqa: E402
+from service.http.app import create_app  # noqa: E402
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings):
+    """The app on a real socket (uvicorn in this event loop): its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), task
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    found = [
+        s.value for family in text_string_to_metric_families(text) for s in family.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    ]
+    assert len(found) == 1, (name, labels, found)
+    return found[0]
+
+
+def configured_with(settings: Settings, witnesses: list[WitnessProcess], **more: object) -> Settings:
+    return settings.with_overrides(witnesses=", ".join(f"{w.url} {w.vkey}" for w in witnesses), **more)
+
+
+@pytest.mark.timeout(300)
+async def test_readiness_and_metrics_name_each_witness_and_an_outage_is_reported_not_unready(
+    pool: asyncpg.Pool, settings: Settings, witnesses: list[WitnessProcess], reader: dict[str, str]
+) -> None:
+    """Issue 18 item 4: with PARLEY_WITNESSES, /health/ready lists `witness <key
+    name>` with its URL, last cosignature obtained and last error; a witness that
+    stops answering shows its error there and in /metrics, while the node stays
+    ready (200): a witness outage delays signed time, not the API."""
+    up, down = (w.verifier.name for w in witnesses)
+    recorder = {"Authorization": f"Bearer {await create_key(pool, 'a-recorder', Role.RECORDER)}"}
+    async with serving(configured_with(settings, witnesses)) as url, httpx.AsyncClient(base_url=url) as http:
+        opened = await http.post("/negotiations", json=OPENED, headers=recorder)
+        assert opened.status_code == 201, opened.text
+        commands = f"/negotiations/{opened.json()['negotiation_id']}/commands"
+        raised = iter(range(1_000_000))
+
+        async def ready(until) -> tuple[httpx.Response, dict]:
+            deadline = time.monotonic() + 120  # a ceiling that fails loudly, not a speed claim
+            while True:
+                # Events keep arriving (the projections can apply them): checkpoints to cosign.
+                n = next(raised)
+                raise_issue = {"type": "issue.raised", "occurred_on": "2022-03-01", "issue": f"issue-{n}",
+                               "title": f"Issue {n}", "category": "other"}
+                assert (await http.post(commands, json=raise_issue, headers=recorder)).status_code == 201
+                response = await http.get("/health/ready")
+                components = {c["name"]: c for c in response.json()["components"]}
+                if until(components):
+                    return response, components
+                assert time.monotonic() < deadline, response.json()
+                await asyncio.sleep(0.2)
+
+        _, components = await ready(lambda c: all(
+            c.get(f"witness {n}", {}).get("last_success") for n in (up, down)))
+        for witness in witnesses:
+            found = components[f"witness {witness.verifier.name}"]
+            assert found["ok"] and found["url"] == witness.url and found["last_error"] is None, found
+            assert found["events_behind"] >= 0 and found["seconds_behind"] >= 0, found
+
+        witnesses[1].process.terminate()
+        witnesses[1].process.wait(timeout=30)
+        response, components = await ready(lambda c: not c[f"witness {down}"]["ok"])
+        failing = components[f"witness {down}"]
+        assert failing["last_error"].startswith("Connect"), failing  # httpx.ConnectError: nobody listens
+        assert failing["last_error_at"] > failing["last_success"], failing
+        assert components[f"witness {up}"]["ok"], components
+        assert response.status_code == 200 and response.json()["status"] == "ready", response.json()
+
+        scraped = await http.get("/metrics", headers=reader)
+        assert scraped.status_code == 200, scraped.text
+        text = scraped.text
+        assert metric(text, "parley_component_ok", component=f"witness {up}") == 1
+        assert metric(text, "parley_component_ok", component=f"witness {down}") == 0
+        assert metric(text, "parley_component_last_error_timestamp_seconds", component=f"witness {up}") == 0
+        errored = metric(text, "parley_component_last_error_timestamp_seconds", component=f"witness {down}")
+        assert abs(errored - dt.datetime.fromisoformat(failing["last_error_at"]).timestamp()) < 60
+        assert 0 <= metric(text, "parley_witness_cosign_age_seconds", witness=up) < 60
+        assert metric(text, "parley_witness_cosign_age_seconds", witness=down) >= 0
+
+
+@pytest.mark.timeout(300)
+async def test_readiness_where_parley_seal_runs_elsewhere_reads_each_witness_from_its_stored_cosignatures(
+    pool: asyncpg.Pool, settings: Settings, witnesses: list[WitnessProcess]
+) -> None:
+    """PARLEY_BACKGROUND=elsewhere (`parley serve --workers N`): the API process asks
+    no witness; each witness's last success is its newest stored cosignature (the
+    witness's own time), and how far the latest checkpoint is past it."""
+    writer = Writer(EventStore(pool))
+    sealer, cosigner = Sealer(pool, ledger_key(settings)), Cosigner(pool, [w.endpoint for w in witnesses])
+    await writer.write(3)
+    assert (await sealer.seal_once(wait=True)).tree_size == 3
+    assert set((await cosigner.cosign_once()).values()) == {3}
+    await writer.write(2)
+    assert (await sealer.seal_once(wait=True)).tree_size == 5  # sealed, not cosigned yet
+    async with serving(configured_with(settings, witnesses, background_here=False)) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            response = await http.get("/health/ready")
+    assert response.status_code == 200, response.text
+    components = {c["name"]: c for c in response.json()["components"]}
+    assert not any(name == "sealer" and c["last_error"] for name, c in components.items())
+    for witness in witnesses:
+        stored = await pool.fetchval(
+            "SELECT max(signed_at) FROM ledger_cosignatures WHERE key_id = $1 AND tree_size = 3",
+            witness.verifier.key_id,
+        )
+        found = components[f"witness {witness.verifier.name}"]
+        assert found["ok"] and found["last_error"] is None and found["url"] == witness.url, found
+        assert dt.datetime.fromisoformat(found["last_success"]).timestamp() == stored, found
+        assert found["events_behind"] == 2, found  # leaves 4 and 5: sealed, not cosigned by it
