@@ -15,7 +15,7 @@
   are not counted.
 * **Domain metrics** beside them: the events appended and the lost races of the
   command path (counters, incremented where they happen), and gauges read from
-  PostgreSQL when /metrics is scraped (log head, projection lag per
+  PostgreSQL when /metrics is scraped (log head, projection lag and stuck per
   projection, seal lag, idempotency keys held, each witness's cosignature age)
   plus the open event streams of the process; and every component of
   /health/ready (service.operations.component_reports) as `parley_component_ok`
@@ -72,6 +72,10 @@ IDEMPOTENCY_KEYS = Gauge(
     "parley_idempotency_keys", "Idempotency keys held (stored answers not yet expired).", multiprocess_mode="mostrecent"
 )
 STREAMS_OPEN = Gauge("parley_event_streams_open", "Open /events/stream streams.", multiprocess_mode="livesum")
+PROJECTION_STUCK = Gauge(
+    "parley_projection_stuck", "1 while the projection is stuck at an event it cannot apply, else 0.", ["projection"],
+    multiprocess_mode="mostrecent",
+)
 # Every component of /health/ready (database, projection <name>, sealer, witness <name>).
 COMPONENT_OK = Gauge(
     "parley_component_ok", "1 when the component is not failing now (no error, or a success since the last), else 0.",
@@ -147,6 +151,7 @@ async def refresh_gauges(runtime: Runtime, streams_open: int) -> None:
     for lag in lags:
         PROJECTION_LAG_EVENTS.labels(lag["name"]).set(lag["events_behind"])
         PROJECTION_LAG_SECONDS.labels(lag["name"]).set(lag["seconds_behind"])
+        PROJECTION_STUCK.labels(lag["name"]).set(0 if lag.get("stuck") is None else 1)
     runtime.components.database.succeeded()  # the reads above reached it
     for report in await operations.component_reports(runtime, lags):
         COMPONENT_OK.labels(report.name).set(1 if report.ok else 0)
