@@ -6,6 +6,11 @@ import base64
 import binascii
 
 
+# The kind of `GET /negotiations/{ref}/issues` cursors (the last key of the page
+# before): the negotiation view hands one out for the issues it does not inline.
+ISSUES = "issues.v1"
+
+
 class InvalidCursor(ValueError):
     """A cursor this server did not issue (the API answers 400)."""
 

@@ -69,11 +69,21 @@ class StoredBrief(IssueBrief, kw_only=True):
         )  # fmt: skip
 
 
+# Issue briefs a negotiation view inlines at most (issue 15: bounded view sizes; 3,000
+# issues once made an 860 KB view, rewritten whole at every issue event). The rest
+# are paged from GET /negotiations/{ref}/issues, from `issues_next`.
+INLINE_ISSUES = 100
+
+
 class NegotiationSummary(NegotiationView, kw_only=True):
     """What `GET /negotiations/{ref}` serves."""
 
-    issue_counts: dict[str, int]  # status -> number of issues, statuses in name order
-    issues: list[IssueBrief]  # by key
+    issue_counts: dict[str, int]  # status -> number of issues, statuses in name order (all of them)
+    issues: list[IssueBrief]  # by key, the first INLINE_ISSUES
+    issues_total: int  # every issue of the negotiation, inlined or not
+    # The `cursor` of GET /negotiations/{ref}/issues for the issues after the
+    # inlined ones (null: every issue is inlined).
+    issues_next: str | None
     agreements: list[AgreementView]  # every agreement once, however many issues it covers
 
 
@@ -155,6 +165,9 @@ _UPSERT_ISSUE = """
 # its own paged route from the log (service.read.lineage); the row's
 # (negotiation_id, version) names the events behind it.
 SCHEMA_0034 = "ALTER TABLE negotiation_summary DROP COLUMN lineage;"
+# Migration 0040 (issue 15): the view inlines at most INLINE_ISSUES briefs, with
+# issues_total and issues_next; its rows are dropped and re-projected
+# (service/migrations/0040_bounded_negotiation_view.sql).
 
 _STORED_NEGOTIATION_VERSIONS = (
     "SELECT negotiation_id, version FROM negotiation_summary WHERE negotiation_id = ANY($1::uuid[])"
@@ -192,8 +205,15 @@ def summarise(view: NegotiationView, issues: list[StoredBrief]) -> tuple[Negotia
         counts[issue.status] = counts.get(issue.status, 0) + 1
     counts = dict(sorted(counts.items()))
     agreements = negotiation_agreements(issues)
+    # By key in code-point order, as GET /negotiations/{ref}/issues pages them (its
+    # cursor is the last key before: `key > cursor`), whatever the database's collation.
+    issues = sorted(issues, key=lambda brief: brief.key)
+    inlined = issues[:INLINE_ISSUES]
     summary = NegotiationSummary(
-        **msgspec.structs.asdict(view), issue_counts=counts, issues=[b.brief() for b in issues], agreements=agreements
+        **msgspec.structs.asdict(view), issue_counts=counts, issues=[b.brief() for b in inlined],
+        issues_total=len(issues),
+        issues_next=cursors.encode(cursors.ISSUES, inlined[-1].key) if len(issues) > len(inlined) else None,
+        agreements=agreements,
     )
     item = NegotiationListItem(
         id=view.id,

@@ -211,7 +211,7 @@ class Queries:
         """A page of the issues' status views, by key; the cursor names the last key
         of the page before. Before the negotiation existed (time travel): 404, as
         the negotiation itself."""
-        after = cursors.decode("issues.v1", cursor, 1)[0] if cursor else None
+        after = cursors.decode(cursors.ISSUES, cursor, 1)[0] if cursor else None
         if not travel.requested:
             await self.watch.check_not_stuck(issue_status.IssueStatusProjection.name, negotiation_id)
             projected = await issue_status.fetch_for_negotiation(
@@ -365,7 +365,7 @@ _KEY = msgspec.json.Decoder(_Keyed)
 def _issue_page(keyed: list[tuple[str, Any]], after: str | None, limit: int) -> tuple[bytes, str | None]:
     rest = [(key, item) for key, item in keyed if after is None or key > after]
     page = rest[:limit]
-    next_cursor = cursors.encode("issues.v1", page[-1][0]) if len(rest) > limit else None
+    next_cursor = cursors.encode(cursors.ISSUES, page[-1][0]) if len(rest) > limit else None
     return _encoder.encode({"items": [item for _, item in page], "next": next_cursor}), next_cursor
 
 

@@ -34,6 +34,7 @@ async def test_the_example_report_summary_has_parties_rounds_and_issue_counts(po
     # The negotiation part is exactly the domain's fold of its stream.
     records = [recorded_from_stored(e) for e in await store.read_stream(negotiation_id)]
     view = msgspec.json.decode(raw)
+    assert (view.pop("issues_total"), view.pop("issues_next")) == (7, None)  # all seven inlined
     del view["issue_counts"], view["issues"]
     assert view.pop("agreements") == []  # the report records no agreement (they come from the issues)
     assert view == msgspec.to_builtins(fold_negotiation(records))
