@@ -248,23 +248,12 @@ async def test_keys_never_appear_in_the_logs_of_a_serve_process(database_url, tm
     assert re.search(r"pk_[0-9a-f]+_[A-Za-z0-9_-]{20,}", output + text) is None
 
 
-# The grants docs/operations.md gives a deployment's application role: what `parley serve`
-# and `parley project` need for normal operation, and nothing that could change
-# history (migrations and `parley projections rebuild` run as the owner).
-APP_GRANTS = """
-    GRANT USAGE ON SCHEMA public TO {role};
-    GRANT SELECT ON schema_migrations TO {role};
-    GRANT SELECT, INSERT ON events, ledger_leaves, ledger_checkpoints, negotiation_slugs TO {role};
-    GRANT USAGE ON SEQUENCE events_position_seq TO {role};
-    GRANT SELECT, INSERT, UPDATE ON streams, api_keys, projection_checkpoints TO {role};
-    GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys, issue_status, negotiation_summary,
-        negotiation_summary_issues, timeline, timeline_parties TO {role};
-"""
-
-
 async def test_the_application_role_cannot_rewrite_history_even_with_raw_sql(database_url):
+    """With exactly the grants that ship (service.roles.APP_GRANTS, the text
+    docs/operations.md gives and the embedded server applies), not a copy of them."""
     import asyncpg
 
+    from service.roles import grant_app_role
     from service.store.event_store import EventStore
     from tests.reliability.conftest import event_count
 
@@ -272,7 +261,7 @@ async def test_the_application_role_cannot_rewrite_history_even_with_raw_sql(dat
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(f"CREATE ROLE {role} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS")
-        await conn.execute(APP_GRANTS.format(role=role))
+        await grant_app_role(conn, role)
         # As the application role, normal operation works: an append (events, the
         # stream head, the sequence, NOTIFY) and a projection checkpoint update.
         async with conn.transaction():
@@ -308,6 +297,11 @@ async def test_the_application_role_cannot_rewrite_history_even_with_raw_sql(dat
             "$$ BEGIN RETURN NEW; END $$",
             "UPDATE ledger_leaves SET leaf_hash = leaf_hash",
             "DELETE FROM ledger_checkpoints",
+            # The ledger is the sealer role's to write (a planted checkpoint or
+            # cosignature would vouch for a rewritten log).
+            "INSERT INTO ledger_checkpoints (tree_size) VALUES (1)",
+            "INSERT INTO ledger_cosignatures (tree_size) VALUES (1)",
+            "INSERT INTO ledger_leaves (\"index\") VALUES (0)",
             f"ALTER ROLE {role} SUPERUSER",
         ):
             try:
@@ -320,7 +314,7 @@ async def test_the_application_role_cannot_rewrite_history_even_with_raw_sql(dat
                 raise AssertionError(f"{statement!r} failed otherwise: {error!r}") from None
             else:
                 raise AssertionError(f"the application role could run {statement!r}")
-        assert len(refused) == 14
+        assert len(refused) == 17
         # A GRANT without the grant option is a warning that grants nothing.
         async with conn.transaction():
             await conn.execute(f"SET LOCAL ROLE {role}")
