@@ -14,7 +14,7 @@ from service.auth import Permission
 from service.bootstrap import Runtime
 from service.store.envelope import ExportedEvent
 from service.http.auth import requires
-from service.http.events import NegotiationFilter, negotiation_filter
+from service.http.log_filters import NegotiationFilter, negotiation_filter
 from service.http.problems import problem_responses
 from service.http.reads import READ_HEADERS, served_by
 from service.read.replicas import ReadRouter

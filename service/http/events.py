@@ -2,38 +2,47 @@
 (Server-Sent Events). Both follow the gap-free commit order of service.audit.log.
 
 The cursor is the `checkpoint` token of the last event a client has ("txid.position"):
-the page after it, or the stream after it, misses nothing and repeats nothing.
+the page after it, or the stream after it, misses nothing and repeats nothing. The
+cursor and the filters are read by service.http.log_filters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import re
 import time
-import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
-from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from domain.errors import UnknownNegotiation
-from domain.vocabulary import SLUG_PATTERN
 from service.auth import Permission
 from service.store.envelope import EventEnvelope, envelope
 from service.http.auth import requires
-from service.http.problems import invalid_date_parameter, invalid_parameter, problem_responses
+from service.http.log_filters import (
+    After,
+    LastEventId,
+    LogCursor,
+    LogLimit,
+    NegotiationFilter,
+    RecordedAfter,
+    RecordedBefore,
+    StreamFilter,
+    TypeFilter,
+    log_filter,
+    negotiation_filter,
+    parse_cursor,
+)
+from service.http.problems import problem_responses
 from service.http.reads import READ_HEADERS, served_by
 from service.http.streams import StreamHandle, registry_of
 from service.read.replicas import ReadRouter, ReadTarget
-from service.store.event_store import EVERYTHING, START, Checkpoint, LogFilter, StoredEvent
+from service.store.event_store import EVERYTHING, Checkpoint, LogFilter, StoredEvent
 
 # A comment line this often keeps proxies from closing an idle stream.
 KEEPALIVE_SECONDS = 15.0
@@ -46,102 +55,6 @@ class EventList(msgspec.Struct):
     # The cursor of the next page, or null when this page reached the head of the
     # log; the last item's `checkpoint` resumes later, when more has been recorded.
     next: str | None
-
-
-NegotiationFilter = Annotated[
-    str | None,
-    QueryParameter(name="negotiation", required=False, max_length=100,
-                   description="Only this negotiation's events (its id or slug; 404 for an unknown one)."),
-]
-StreamFilter = Annotated[uuid.UUID | None, QueryParameter(name="stream", required=False, description="Only this stream.")]
-TypeFilter = Annotated[
-    list[str] | None,
-    QueryParameter(name="type", required=False, description="Only these event types (repeat the parameter for several)."),
-]
-RecordedAfter = Annotated[
-    str | None,
-    QueryParameter(name="recorded_after", required=False, max_length=40,
-                   description="Recorded at or after this instant (ISO 8601 with offset, e.g. 2022-03-16T00:00:00Z; "
-                   "422 `invalid-date` otherwise)."),
-]
-RecordedBefore = Annotated[
-    str | None,
-    QueryParameter(name="recorded_before", required=False, max_length=40,
-                   description="Recorded strictly before this instant (ISO 8601 with offset; 422 `invalid-date` "
-                   "otherwise)."),
-]
-LogCursor = Annotated[
-    str | None,
-    QueryParameter(
-        name="cursor", required=False, description="Opaque: `next` of the previous page, or an event's `checkpoint`."
-    ),
-]
-LogLimit = Annotated[int, QueryParameter(name="limit", ge=1, le=1000, description="Page size.")]
-LastEventId = Annotated[
-    str | None,
-    HeaderParameter(name="Last-Event-ID", required=False, description="Resume after this event (sent by EventSource)."),
-]
-After = Annotated[
-    str | None,
-    QueryParameter(name="after", required=False, description="Start after this `checkpoint` (default: the beginning)."),
-]
-
-
-def parse_cursor(token: str | None, name: str, location: Any = "query") -> Checkpoint:
-    if token is None or token == "":
-        return START
-    try:
-        checkpoint = Checkpoint.parse(token)
-    except ValueError:
-        raise invalid_parameter(name, "not a cursor this server issued", location) from None
-    # Both parts are read back as bigint: a larger number names no place in the log.
-    if max(checkpoint.txid, checkpoint.position) >= 2**63:
-        raise invalid_parameter(name, "not a cursor this server issued", location)
-    return checkpoint
-
-
-def _instant(name: str, text: str | None) -> dt.datetime | None:
-    """A record-time bound: an ISO 8601 datetime with its offset, nothing else."""
-    if text is None:
-        return None
-    # A "+02:00" offset left unencoded in a query string arrives as " 02:00".
-    text = text.strip().replace(" ", "+")
-    if not _DATETIME.match(text):
-        if _DATE_ONLY.match(text):
-            detail = f"{text!r} is a day, not an instant: write e.g. {text}T00:00:00Z."
-        else:
-            detail = f"{text!r} is not an ISO 8601 datetime with offset: write e.g. 2022-03-16T00:00:00Z."
-        raise invalid_date_parameter(name, detail)
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        moment.astimezone(dt.timezone.utc)  # what PostgreSQL is sent
-    except ValueError as error:
-        raise invalid_date_parameter(name, f"{text!r} is not a real time ({error}): write e.g. "
-                                     "2022-03-16T00:00:00Z.") from None
-    except OverflowError:
-        raise invalid_date_parameter(name, f"{text!r} is out of range: the instant in UTC must fall within "
-                                     "years 1-9999, e.g. 2022-03-16T00:00:00Z.") from None
-    return moment
-
-
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _filter(
-    negotiation: uuid.UUID | None,
-    stream: uuid.UUID | None,
-    types: list[str] | None,
-    recorded_after: str | None = None,
-    recorded_before: str | None = None,
-) -> LogFilter:
-    return LogFilter(
-        negotiation_id=negotiation,
-        stream_id=stream,
-        types=tuple(types or ()),
-        recorded_after=_instant("recorded_after", recorded_after),
-        recorded_before=_instant("recorded_before", recorded_before),
-    )
 
 
 def _next_link(request: Request[Any, Any, Any], cursor: str) -> str:
@@ -180,7 +93,7 @@ class EventsController(Controller):
         recorded_after: RecordedAfter = None,
         recorded_before: RecordedBefore = None,
     ) -> Response[EventList]:
-        where = _filter(None, stream, types, recorded_after, recorded_before)
+        where = log_filter(None, stream, types, recorded_after, recorded_before)
         after = parse_cursor(cursor, "cursor")
 
         async def read(target: ReadTarget) -> list[StoredEvent]:
@@ -225,7 +138,7 @@ class EventsController(Controller):
             start = parse_cursor(after, "after")
         # The headers say where the stream starts; each poll picks its server again.
         first = await reads.choose()
-        where = _filter(await negotiation_filter(first, negotiation), stream, types)
+        where = log_filter(await negotiation_filter(first, negotiation), stream, types)
         # Counted against the caps, and ended when its key is revoked (service.http.streams).
         handle = await registry_of(request.app.state).open(request.user.key_id)
         try:
@@ -234,32 +147,6 @@ class EventsController(Controller):
             handle.release()
             raise
 
-
-
-# A filter naming no negotiation matches no event (no negotiation has the nil id).
-_NO_NEGOTIATION = uuid.UUID(int=0)
-
-
-async def negotiation_filter(target: ReadTarget, ref: str | None) -> uuid.UUID | None:
-    """The negotiation a filter names, by id or slug as every other route takes it.
-    A filter is a filter: one that names no negotiation matches nothing (an empty
-    page), whether it is an unknown id or an unknown slug; anything that is neither
-    an id nor a slug is a 400."""
-    if ref is None:
-        return None
-    try:
-        return uuid.UUID(ref)
-    except ValueError:
-        pass
-    if not _SLUG.match(ref):
-        raise invalid_parameter("negotiation", f"{ref[:40]!r} is neither a negotiation id nor a slug")
-    try:
-        return await target.queries.resolve_negotiation(ref)
-    except UnknownNegotiation:
-        return _NO_NEGOTIATION
-
-
-_SLUG = re.compile(SLUG_PATTERN)
 
 
 async def _follow(
