@@ -34,7 +34,8 @@ from service.http.ledger import LedgerController
 from service.http.receipts import ReceiptController
 from service.http.tiles import PublicLedgerController
 from service.http.metrics import PROMETHEUS, MetricsController, worker_metrics, worker_stopped
-from service.http.negotiations import IssueController, NegotiationController
+from service.http.issues import IssueController
+from service.http.negotiations import NegotiationController
 from service.http.openapi import FinishedJsonRenderPlugin
 from service.http.problems import MAX_BODY_BYTES, ProblemError, handle_exception
 from service.http.request_id import RESPONSE_HEADER, request_id_middleware

@@ -59,6 +59,7 @@ Cursor = Annotated[
     str | None,
     QueryParameter(name="cursor", max_length=200, description="The `next` of the previous page.", required=False),
 ]
+Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=500, description="Page size.")]
 PartyCode = Annotated[
     str | None,
     QueryParameter(name="party", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$", description="A party code.", required=False),
