@@ -25,28 +25,22 @@ import msgspec
 
 from domain import errors
 from domain.commands import CommonFields, OpenNegotiation, RetractRecord, command_type
-from domain.decide import AGREEMENT_TYPES, CommandMeta, NewEvent, decide, open_negotiation, recorded
-from domain.events import encode_data
+from domain.decide import AGREEMENT_TYPES, CommandMeta, decide, open_negotiation, recorded
 from domain.issue import issue_stream_id
 from service import tracing
-from service.audit.receipts import sign_receipt
-from service.store.envelope import envelope
 from service.store.event_store import AppendResult, ConcurrencyError, EventStore, PendingEvent
 from domain.records import Recorded
 from service.write.aggregate_cache import AggregateCache, Turns
 from service.write.requests import (
-    CommandResult,
     OpenRequest,
     Outcome,
     PreconditionNotApplicable,
     RecordRequest,
     SlugTaken,
 )
-from service.store.canonical import ImportClaim
+from service.write.encoding import outcome_of, pending_event
 from service.write.transaction import RaceStats, in_transaction, until_not_overtaken
 from service.write.working_set import WorkingSet
-
-_encoder = msgspec.json.Encoder()
 
 
 def _item_id(command: CommonFields | OpenNegotiation) -> str:
@@ -54,61 +48,6 @@ def _item_id(command: CommonFields | OpenNegotiation) -> str:
     # "proposal-3f9c2a1b" reads well in URLs and timelines.
     kind = command_type(command) if isinstance(command, CommonFields) else "negotiation"
     return f"{kind.split('.')[0]}-{secrets.token_hex(4)}"
-
-
-def pending_event(
-    event: NewEvent,
-    *,
-    event_id: uuid.UUID,
-    stream_id: uuid.UUID,
-    negotiation_id: uuid.UUID,
-    meta: CommandMeta,
-    import_claim: ImportClaim | None = None,
-    correlation_id: uuid.UUID | None = None,
-) -> PendingEvent:
-    """A decided event as the store records it (every event carries its negotiation;
-    a re-recorded one its import claim; one written for an HTTP request that
-    request's id as its correlation_id)."""
-    return PendingEvent(
-        id=event_id,
-        stream_id=stream_id,
-        stream_type=event.stream,
-        type=event.type,
-        schema_version=event.schema_version,
-        data=encode_data(event.data),
-        occurred_on=event.occurred_on,
-        recorded_by=meta.recorded_by,
-        recorded_at=meta.recorded_at,
-        negotiation_id=negotiation_id,
-        claimed_by=tuple(event.claimed_by),
-        source=msgspec.to_builtins(event.source) if event.source is not None else None,
-        note=event.note,
-        import_claim=import_claim,
-        correlation_id=correlation_id,
-    )
-
-
-def _outcome(
-    negotiation_id: uuid.UUID, result: AppendResult, location: str | None = None, receipts: Any = None
-) -> Outcome:
-    # Each event with the log's signed receipt when this service signs them
-    # (`receipts`: the ledger key, service.audit.receipts); a replayed answer is
-    # the stored one, receipts included.
-    events = [envelope(e) for e in result.events]
-    if receipts is not None:
-        events = [
-            msgspec.structs.replace(served, receipt=sign_receipt(receipts, event))
-            for served, event in zip(events, result.events)
-        ]
-    response = CommandResult(
-        negotiation_id=negotiation_id,
-        events=events,
-        consistency_token=result.checkpoint.token(),
-    )
-    written = 0 if result.replayed else len(result.events)
-    return Outcome(
-        _encoder.encode(response), location, events_written=written, response=response, checkpoint=result.checkpoint
-    )
 
 
 class CommandService:
@@ -159,7 +98,7 @@ class CommandService:
             correlation_id=request.correlation_id,
         )
         result = await self.store.append([pending], {negotiation_id: 0}, conn=conn, wake_readers=False)
-        return _outcome(negotiation_id, result, f"/negotiations/{negotiation_id}", self.receipts)
+        return outcome_of(negotiation_id, result, f"/negotiations/{negotiation_id}", self.receipts)
 
     # -- recording commands -------------------------------------------------------------
 
@@ -177,7 +116,7 @@ class CommandService:
 
             working, result = await until_not_overtaken(conn, self.store, attempt, self.stats)
             committed.append((working, result))
-            return _outcome(request.negotiation_id, result, receipts=self.receipts)
+            return outcome_of(request.negotiation_id, result, receipts=self.receipts)
 
         try:
             outcome = await in_transaction(self.store, request.idempotency, work)
