@@ -1,5 +1,9 @@
 """What clients send: one Struct per command, a tagged union on ``type``.
 
+Over 300 lines on purpose: one tagged union of every command a client may send,
+with the constraints the OpenAPI document shows; split, the union and the
+shapes it names would drift apart.
+
 Tags are the event type each command records ("proposal.made", ...). Every
 command forbids unknown fields (a typo must not silently drop a fact) and
 carries its constraints in ``msgspec.Meta`` so they reach the OpenAPI

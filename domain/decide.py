@@ -1,5 +1,10 @@
 """The single entry point the service calls to turn a command into new facts.
 
+Over 300 lines on purpose: what every command goes through before its rule (its
+target stream, a default issue raised on first use, an agreement's scope over
+several issues, the expected version, what may follow the conclusion), in the
+order it applies, read in one place.
+
 Pure: state, ids and times come in; new facts (or a :class:`DomainError`)
 come out. Nothing here mutates the states passed in, so a refused command
 leaves no trace. For a batch, the service applies each command's new events

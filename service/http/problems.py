@@ -1,5 +1,9 @@
 """RFC 9457 problem details: every error the API answers, mapped in this one place.
 
+Over 300 lines on purpose: it is that one place (the problem shapes, the JSON
+pointers taken from msgspec's and Litestar's messages, the exception handler),
+so no refusal is mapped twice or differently.
+
 A problem's `type` is a stable URI (`urn:parley:problem:<slug>`) that clients can
 switch on; `errors` lists each invalid field with a JSON pointer into the request.
 """
