@@ -77,6 +77,24 @@ async def test_ratifying_a_rejected_agreement_and_withdrawing_twice(havana, clie
     assert await event_count(database_url) == before
 
 
+async def test_ratifying_a_superseded_agreement_is_a_problem(havana, client, keys, database_url):
+    # Havana: the revised agreement of 24 November 2016 replaced the one the plebiscite rejected.
+    await havana.record("havana", {"commands": [
+        {**SETUP[2], "occurred_on": "2016-11-24", "agreement_id": "revised", "summary": "Revised final agreement"},
+        {"type": "agreement.superseded", "occurred_on": "2016-11-24", "agreement_id": "final", "by_agreement": "revised"}]})
+    before = await event_count(database_url)
+    response = await client.post("/negotiations/havana/commands", headers=keys.headers("recorder"), json={
+        "type": "agreement.ratified", "occurred_on": "2016-11-30", "agreement_id": "final", "by": "CO", "method": "legislature"})
+    body = problem(response, 409, "agreement-not-in-force")
+    assert body["errors"][0]["pointer"] == "/agreement_id"
+    assert await event_count(database_url) == before
+    # The agreement that replaced it can be ratified (Congress, 30 November 2016).
+    done = await havana.record("havana", {"type": "agreement.ratified", "occurred_on": "2016-11-30",
+                                          "agreement_id": "revised", "by": "CO", "method": "legislature"})
+    views = await havana.get("/negotiations/havana/agreements", consistency_token=done["consistency_token"])
+    assert {a["agreement_id"]: a["state"] for a in views["items"]} == {"final": "superseded", "revised": "ratified"}
+
+
 async def test_withdrawing_twice_is_a_problem(api, client, keys, database_url):
     await api.open({**OPEN, "parties": [*OPEN["parties"], {"code": "US", "name": "United States"}]})
     await api.record("havana", {"commands": [
@@ -103,3 +121,20 @@ async def test_negotiating_after_the_conclusion_is_a_problem_until_reopened(hava
     assert await event_count(database_url) == before
     await havana.record("havana", {"type": "negotiation.reopened", "occurred_on": "2016-10-05", "reason": "renegotiation"})
     await havana.record("havana", proposal)
+
+
+async def test_sentences_read_as_english(havana, client, keys):
+    # Issue 13: the timeline once read "reached a in principle agreement" and
+    # problems "a issue.raised event".
+    raised = await havana.record("havana", {"commands": [
+        {"type": "issue.raised", "occurred_on": "2013-05-26", "issue": "drugs", "title": "Illicit drugs", "category": "drugs"},
+        {"type": "agreement.reached", "occurred_on": "2014-05-16", "issue": "drugs", "agreement_id": "drugs-2014",
+         "level": "in_principle", "parties": ["CO", "FARC"], "summary": "Solution to the problem of illicit drugs"}]})
+    timeline = await havana.get("/negotiations/havana/timeline", consistency_token=raised["consistency_token"])
+    assert "Colombia and FARC-EP reached an agreement in principle 'Solution to the problem of illicit drugs' on drugs" in [
+        entry["line"] for entry in timeline["items"]]
+    response = await client.post("/negotiations/havana/commands", headers=keys.headers("recorder"), json={
+        "type": "record.retracted", "occurred_on": "2014-05-17", "event_id": raised["events"][0]["id"],
+        "reason": "entered by mistake"})
+    body = problem(response, 422, "not-retractable")
+    assert body["detail"].startswith("an issue.raised event cannot be retracted"), body

@@ -106,6 +106,18 @@ async def test_the_good_friday_agreement_from_the_table_to_the_ground(api):
     then = await agreement(api, "good-friday", "belfast-agreement", known_at=entered)
     assert (then["state"], then["implementation"], len(then["ratifications"])) == ("ratified", None, 2)
     assert await statuses(api, "good-friday", known_at=entered) == every("agreed")
+    # known_at at the opening: nothing of the talks' issues or agreements was on record yet.
+    opened_at = (await api.get("/events", role="auditor", limit=1))["items"][0]["recorded_at"]
+    assert await statuses(api, "good-friday", known_at=opened_at) == {}
+    await api.get("/negotiations/good-friday/agreements/belfast-agreement", expect=404, known_at=opened_at)
+    # known_at once the implementation reports were entered: the record as it stands now,
+    # and, combined with as_of, the implementation as it stood in 2000.
+    reported = implemented["events"][-1]["recorded_at"]
+    assert await agreement(api, "good-friday", "belfast-agreement", known_at=reported) == now
+    assert await statuses(api, "good-friday", known_at=reported) == every("implemented")
+    back_then = await agreement(api, "good-friday", "belfast-agreement", known_at=reported, as_of="2000-01-01")
+    assert (back_then["state"], back_then["implementation"]) == (
+        "implemented", {"extent": "intermediate", "occurred_on": "1999-12-02"})
     # The agreement is listed once in the negotiation, however many issues it covers.
     negotiation = await api.get("/negotiations/good-friday", consistency_token=token)
     assert negotiation["status"] == "concluded" and negotiation["concluded_on"] == "1998-04-10"
@@ -189,6 +201,11 @@ async def test_the_arusha_accords_signed_stalled_and_collapsed(api, client, keys
     assert (known["state"], known["violations"]) == ("implemented", 0)
     assert await statuses(api, "arusha", known_at=entered, as_of="1994-12-31") == {
         **every("implementing"), "ceasefire": "agreed"}
+    # Known once the collapse was entered: the record as it stands now.
+    reported = collapsed["events"][-1]["recorded_at"]
+    assert await statuses(api, "arusha", known_at=reported) == now
+    known_after = await agreement(api, "arusha", "arusha-accords", known_at=reported)
+    assert (known_after["state"], known_after["violations"]) == ("violated", 1)
     ceasefire = await api.get("/negotiations/arusha/issues/ceasefire", consistency_token=token)
     assert [(i["id"], i["state"], i["end_reason"]) for i in ceasefire["items"]] == [("arusha-1992", "ended", "collapsed")]
 
