@@ -22,7 +22,7 @@ from litestar import Litestar
 
 # The API tests' key and client fixtures serve these tests too (pytest registers
 # fixtures imported into a conftest).
-from tests.api.conftest import Keys, auth_failure_limit, client, keys, make_app, make_keys  # noqa: F401
+from tests.api.conftest import Keys, api, auth_failure_limit, client, keys, make_app, make_keys  # noqa: F401
 from tests.integration.test_serve import free_port
 
 ROLES = ("reader", "recorder", "auditor", "admin")
