@@ -48,14 +48,14 @@ class AuditController(Controller):
                 description="One ExportedEvent (JSON) per line",
                 generate_examples=False,
             ),
-            **problem_responses(400, 401, 403),
+            **problem_responses(400, 401, 403, 404),
         },
     )
     async def export(self, reads: NamedDependency[ReadRouter], negotiation: NegotiationFilter = None) -> Stream:
         # One server for the whole export (its head bounds it); the primary if that
         # standby goes away mid-way.
         target = await reads.choose()
-        where = LogFilter(negotiation_id=await negotiation_filter(target, negotiation))
+        where = LogFilter(negotiation_id=await negotiation_filter(reads, target, negotiation))
         return Stream(
             audit_log.export_lines(target.store, where, fallback=reads.primary.store),
             media_type=NDJSON,

@@ -78,7 +78,7 @@ class EventsController(Controller):
         description="Cursor-paginated; `Link: <…>; rel=\"next\"` while a page is full. Every event, "
         "corrections included: a retraction (`record.retracted`) or a dispute (`claim.disputed`) is an "
         "event of its own whose `data.event_id` names the event it corrects.",
-        responses=problem_responses(400, 401, 403),
+        responses=problem_responses(400, 401, 403, 404),
         response_headers=READ_HEADERS,
     )
     async def list_events(
@@ -97,7 +97,7 @@ class EventsController(Controller):
         after = parse_cursor(cursor, "cursor")
 
         async def read(target: ReadTarget) -> list[StoredEvent]:
-            named = await negotiation_filter(target, negotiation)
+            named = await negotiation_filter(reads, target, negotiation)
             return await target.store.read_filtered(
                 after, limit, msgspec.structs.replace(where, negotiation_id=named), serve_damaged=True
             )
@@ -118,7 +118,7 @@ class EventsController(Controller):
         "Reconnecting with `Last-Event-ID` (EventSource does it by itself) resumes with no gap and no "
         f"duplicate. A `: keep-alive` comment comes every {KEEPALIVE_SECONDS:.0f} s when nothing happens.",
         media_type="text/event-stream",
-        responses=problem_responses(400, 401, 403, 429),
+        responses=problem_responses(400, 401, 403, 404, 429),
         response_headers=READ_HEADERS,
     )
     async def stream_events(
@@ -138,7 +138,7 @@ class EventsController(Controller):
             start = parse_cursor(after, "after")
         # The headers say where the stream starts; each poll picks its server again.
         first = await reads.choose()
-        where = log_filter(await negotiation_filter(first, negotiation), stream, types)
+        where = log_filter(await negotiation_filter(reads, first, negotiation), stream, types)
         # Counted against the caps, and ended when its key is revoked (service.http.streams).
         handle = await registry_of(request.app.state).open(request.user.key_id)
         try:

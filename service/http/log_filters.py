@@ -2,7 +2,7 @@
 checked for `GET /events`, `GET /events/stream` and the export (service.http.audit):
 the cursor, the filters (negotiation by id or slug, stream, types, record-time
 bounds) and their query parameters. A value that is not well formed is a 400 or
-422 problem naming its parameter.
+422 problem naming its parameter; a negotiation that does not exist is a 404.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from litestar.params import HeaderParameter, QueryParameter
 from domain.errors import UnknownNegotiation
 from domain.vocabulary import SLUG_PATTERN
 from service.http.problems import invalid_date_parameter, invalid_parameter
-from service.read.replicas import ReadTarget
+from service.read.replicas import PRIMARY, ReadRouter, ReadTarget
 from service.store.event_store import START, Checkpoint, LogFilter
 
 NegotiationFilter = Annotated[
@@ -116,27 +116,28 @@ def log_filter(
     )
 
 
-# A filter naming no negotiation matches no event (no negotiation has the nil id).
-_NO_NEGOTIATION = uuid.UUID(int=0)
-
-
-async def negotiation_filter(target: ReadTarget, ref: str | None) -> uuid.UUID | None:
+async def negotiation_filter(reads: ReadRouter, target: ReadTarget, ref: str | None) -> uuid.UUID | None:
     """The negotiation a filter names, by id or slug as every other route takes it.
-    A filter is a filter: one that names no negotiation matches nothing (an empty
-    page), whether it is an unknown id or an unknown slug; anything that is neither
-    an id nor a slug is a 400."""
+    One that names no negotiation is the 404 `unknown-negotiation` of every route
+    (never an empty page, which would look like a negotiation with no events);
+    anything that is neither an id nor a slug is a 400. A negotiation that exists
+    but has no event in the page is an empty page."""
     if ref is None:
         return None
     try:
-        return uuid.UUID(ref)
+        uuid.UUID(ref)
     except ValueError:
-        pass
-    if not _SLUG.match(ref):
-        raise invalid_parameter("negotiation", f"{ref[:40]!r} is neither a negotiation id nor a slug")
+        if not _SLUG.match(ref):
+            raise invalid_parameter("negotiation", f"{ref[:40]!r} is neither a negotiation id nor a slug") from None
     try:
         return await target.queries.resolve_negotiation(ref)
     except UnknownNegotiation:
-        return _NO_NEGOTIATION
+        if target.source == PRIMARY:
+            raise
+    # A standby is read without a token however far behind it is (up to its max lag):
+    # one that has not replayed an opening yet must not deny the negotiation. The
+    # primary says whether it exists; the standby's page is then empty, as its lag says.
+    return await reads.primary.queries.resolve_negotiation(ref)
 
 
 _SLUG = re.compile(SLUG_PATTERN)

@@ -123,10 +123,17 @@ async def test_the_log_takes_a_negotiation_by_slug_as_every_route_does(api, clie
     assert len(by_id["items"]) == 2 and by_slug == by_id
     export = await client.get("/audit/export", params={"negotiation": REF}, headers=auditor)
     assert export.status_code == 200 and len(export.text.splitlines()) == 2
-    # A filter naming no negotiation matches nothing, by id or by slug.
-    for unknown in ("no-such-talks", "00000000-0000-4000-8000-000000000000"):
-        page = await client.get("/events", params={"negotiation": unknown}, headers=auditor)
+    # A negotiation that exists but has no event in the page is an empty page...
+    for narrower in ({"type": "corridor.rejected"}, {"recorded_before": "2000-01-01T00:00:00Z"}):
+        page = await client.get("/events", params={"negotiation": REF, **narrower}, headers=auditor)
         assert page.status_code == 200 and page.json()["items"] == [], page.text
+    # ...one that does not exist, by id or by slug, is the 404 every route names it with
+    # (the log, its stream and the export alike), never an empty page.
+    for unknown in ("no-such-talks", "00000000-0000-4000-8000-000000000000", str(uuid.uuid4())):
+        for route in ("/events", "/events/stream", "/audit/export"):
+            body = problem(await client.get(route, params={"negotiation": unknown}, headers=auditor),
+                           404, "unknown-negotiation")
+            assert unknown in body["detail"], body
     problem(await client.get("/events", params={"negotiation": "Not a slug"}, headers=auditor),
             400, "invalid-parameter")
 

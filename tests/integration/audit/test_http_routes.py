@@ -42,12 +42,19 @@ async def test_the_log_pages_in_commit_order_with_a_next_link(
 async def test_the_log_filters_by_negotiation_stream_type_and_record_time(
     api: AsyncTestClient, auditor: dict[str, str], store: EventStore
 ) -> None:
+    # The filter names a negotiation that exists (an unknown one is a 404): events 1
+    # and 2 are on its stream.
     negotiation, other = uuid.uuid4(), uuid.uuid4()
-    stream = uuid.uuid4()
+    stream = negotiation
+
+    def on_negotiation(n: int, type: str):
+        return msgspec.structs.replace(pending(stream, n, negotiation_id=negotiation, type=type),
+                                       stream_type="negotiation")
+
     # Record time is PostgreSQL's clock: event 2 is recorded last, after 1 and 3.
-    await store.append([pending(stream, 1, negotiation_id=negotiation, type="issue.raised")])
+    await store.append([on_negotiation(1, "issue.raised")])
     await store.append([pending(uuid.uuid4(), 3, negotiation_id=other, type="position.stated")])
-    [second] = (await store.append([pending(stream, 2, negotiation_id=negotiation, type="position.stated")])).events
+    [second] = (await store.append([on_negotiation(2, "position.stated")])).events
     boundary = second.recorded_at.isoformat().replace("+00:00", "Z")
 
     async def ns(query: str) -> list[int]:
@@ -148,9 +155,13 @@ async def test_the_export_filters_by_negotiation(
     api: AsyncTestClient, auditor: dict[str, str], store: EventStore
 ) -> None:
     mine = Writer(store, negotiation_id=uuid.uuid4())
+    # The filter names a negotiation that exists (an unknown one is a 404): its stream.
+    await store.append([msgspec.structs.replace(
+        pending(mine.negotiation_id, type="negotiation.opened", negotiation_id=mine.negotiation_id),
+        stream_type="negotiation")])
     await mine.write(4)
     await Writer(store, negotiation_id=uuid.uuid4()).write(3)
     export = await api.get(f"/audit/export?negotiation={mine.negotiation_id}", headers=auditor)
     lines = export.content.splitlines()
-    assert len(lines) == 4
+    assert len(lines) == 5
     assert verify_export(lines).ok
