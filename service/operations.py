@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -117,19 +117,27 @@ class ObservedCosigner(Cosigner):
     """service.audit.cosigning.Cosigner, each witness's outcome kept in `states`
     (by the witness's key name): a cosignature stored is a success; a refusal or
     no answer an error. A witness not asked in a round (its cosignature of the
-    latest checkpoint is fresh) keeps its state."""
+    latest checkpoint is fresh) keeps its state. `on_cosigned` / `on_refused`, when
+    set, are told each outcome too (by witness key name): /metrics counts them
+    (service.http.metrics.count_witness_asks), in whichever process cosigns."""
 
     def __init__(self, *args: Any, states: dict[str, ComponentState], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.states = states
+        self.on_cosigned: Callable[[str], None] | None = None
+        self.on_refused: Callable[[str], None] | None = None
         for verifier in self.verifiers:
             states.setdefault(verifier.name, ComponentState())
 
     def cosigned(self, witness: str) -> None:
         self.states[witness].succeeded()
+        if self.on_cosigned is not None:
+            self.on_cosigned(witness)
 
     def refused(self, witness: str, error: BaseException) -> None:
         self.states[witness].failed(error)
+        if self.on_refused is not None:
+            self.on_refused(witness)
 
 
 # -- reports: what /health/ready and /metrics show ----------------------------------

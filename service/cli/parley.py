@@ -88,7 +88,12 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 async def _seal(settings: Settings) -> None:
+    from service.http.metrics import count_witness_asks
+
     async with bootstrap.running(settings, pool_size=2, seal=True) as runtime:
+        # Started by `serve --workers N`, this process shares the workers'
+        # PROMETHEUS_MULTIPROC_DIR: their /metrics add its witness counters up.
+        count_witness_asks(runtime)
         await run_until_stopped(runtime, "sealing the ledger")
 
 

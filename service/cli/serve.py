@@ -85,15 +85,17 @@ def cmd_serve(args: argparse.Namespace, before_serving: Callable[[str, str], Non
             os.environ["PARLEY_ADMIN_KEY"] = settings.admin_key
         # The workers (and `project`/`seal` below) find the ledger key where serve made it.
         os.environ["PARLEY_DATA_DIR"] = str(settings.data_dir)
+        # Several workers: prometheus_client in multiprocess mode, so that whichever
+        # worker answers a scrape adds up every worker's metrics (service.http.metrics).
+        # Set before the children below copy the environment: `parley seal` counts
+        # the witnesses' answers into the same directory.
+        metrics_dir = metrics_directory() if args.workers > 1 else None
         background = None
         if args.workers > 1:
             # The runner and the sealer in processes of their own, not in every
             # API worker's event loop (service.cli.background).
             os.environ["PARLEY_BACKGROUND"] = "elsewhere"
             background = Supervisor([["project"], ["seal"]], os.environ)
-        # Several workers: prometheus_client in multiprocess mode, so that whichever
-        # worker answers a scrape adds up every worker's metrics (service.http.metrics).
-        metrics_dir = metrics_directory() if args.workers > 1 else None
         if before_serving is not None:
             before_serving(url, f"http://{settings.host}:{settings.port}")
         print(f"Parley serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)

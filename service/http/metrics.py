@@ -17,7 +17,9 @@
   command path (counters, incremented where they happen), and gauges read from
   PostgreSQL when /metrics is scraped (log head, projection lag and stuck per
   projection, seal lag, idempotency keys held, each witness's cosignature age)
-  plus the open event streams of the process; and every component of
+  plus the open event streams of the process; each witness's cosignatures and
+  failed requests (counters, incremented by the cosigner: in the API process
+  with one worker, in `parley seal` with several, see below); and every component of
   /health/ready (service.operations.component_reports) as `parley_component_ok`
   and its last success and last error times, so that sealing, projecting or
   cosigning that stops shows in /metrics as it does in /health/ready.
@@ -27,7 +29,9 @@
   counters and histograms summed over workers. A gauge needs to say how:
   the ones read from PostgreSQL are the same wherever they are read, so the most
   recent reading wins (`mostrecent`); the open streams are each worker's own, so
-  they are summed over the live workers (`livesum`). See docs/operations.md.
+  they are summed over the live workers (`livesum`). serve's `parley seal` child
+  shares the directory, so the witness counters it increments are in the sums
+  too. See docs/operations.md.
 """
 
 from __future__ import annotations
@@ -89,6 +93,16 @@ COMPONENT_LAST_ERROR = Gauge(
     "parley_component_last_error_timestamp_seconds", "When the component last failed (POSIX seconds; 0: never).",
     ["component"], multiprocess_mode="mostrecent",
 )
+# Counted where the cosigner asks (this process, or `parley seal` beside the
+# workers, whose files join the workers' in PROMETHEUS_MULTIPROC_DIR).
+WITNESS_COSIGNATURES = Counter(
+    "parley_witness_cosignatures", "Cosignatures a witness returned that verified and were stored.", ["witness"]
+)
+WITNESS_COSIGN_FAILURES = Counter(
+    "parley_witness_cosign_failures",
+    "Cosignature requests a witness refused, answered wrongly or did not answer (no connection, a timeout).",
+    ["witness"],
+)
 WITNESS_COSIGN_AGE = Gauge(
     "parley_witness_cosign_age_seconds", "Age of the witness's newest stored cosignature (absent: none yet).",
     ["witness"], multiprocess_mode="mostrecent",
@@ -111,11 +125,29 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
 
 
+def count_witness_asks(runtime: Runtime) -> None:
+    """Where this process runs the cosigner: each witness's cosignatures and failed
+    requests counted, both from 0 for every configured witness (so that a rate is
+    defined before the first failure)."""
+    from service.operations import ObservedCosigner
+
+    cosigner = runtime.cosigner
+    if not isinstance(cosigner, ObservedCosigner):
+        return
+    for verifier in cosigner.verifiers:
+        WITNESS_COSIGNATURES.labels(verifier.name)
+        WITNESS_COSIGN_FAILURES.labels(verifier.name)
+    cosigner.on_cosigned = lambda witness: WITNESS_COSIGNATURES.labels(witness).inc()
+    cosigner.on_refused = lambda witness: WITNESS_COSIGN_FAILURES.labels(witness).inc()
+
+
 def worker_metrics(runtime: Runtime) -> None:
-    """At an API process's start: its lost races counted; with several workers,
-    the live gauges of workers that died without stopping (killed, crashed) left
-    out of the sums (uvicorn starts a new worker in their place)."""
+    """At an API process's start: its lost races and (when it cosigns) its
+    witnesses' answers counted; with several workers, the live gauges of workers
+    that died without stopping (killed, crashed) left out of the sums (uvicorn
+    starts a new worker in their place)."""
     runtime.commands.stats.on_lost_race = COMMAND_RETRIES.inc
+    count_witness_asks(runtime)
     directory = multiprocess_dir()
     if directory is None:
         return

@@ -359,6 +359,11 @@ async def test_readiness_and_metrics_name_each_witness_and_an_outage_is_reported
             found = components[f"witness {witness.verifier.name}"]
             assert found["ok"] and found["url"] == witness.url and found["last_error"] is None, found
             assert found["events_behind"] >= 0 and found["seconds_behind"] >= 0, found
+        # Counted where the cosigner asks (this process: one worker). The registry is
+        # the test process's, shared with earlier tests: compared with this reading.
+        before = (await http.get("/metrics", headers=reader)).text
+        for name in (up, down):
+            assert metric(before, "parley_witness_cosignatures_total", witness=name) >= 1
 
         witnesses[1].process.terminate()
         witnesses[1].process.wait(timeout=30)
@@ -379,6 +384,9 @@ async def test_readiness_and_metrics_name_each_witness_and_an_outage_is_reported
         assert abs(errored - dt.datetime.fromisoformat(failing["last_error_at"]).timestamp()) < 60
         assert 0 <= metric(text, "parley_witness_cosign_age_seconds", witness=up) < 60
         assert metric(text, "parley_witness_cosign_age_seconds", witness=down) >= 0
+        failures = "parley_witness_cosign_failures_total"
+        assert metric(text, failures, witness=down) > metric(before, failures, witness=down)
+        assert metric(text, failures, witness=up) == metric(before, failures, witness=up)
 
 
 @pytest.mark.timeout(300)
@@ -410,3 +418,60 @@ async def test_readiness_where_parley_seal_runs_elsewhere_reads_each_witness_fro
         assert found["ok"] and found["last_error"] is None and found["url"] == witness.url, found
         assert dt.datetime.fromisoformat(found["last_success"]).timestamp() == stored, found
         assert found["events_behind"] == 2, found  # leaves 4 and 5: sealed, not cosigned by it
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    found = [s.value for family in text_string_to_metric_families(text) for s in family.samples
+             if s.name == name and labels.items() <= s.labels.items()]
+    return found[0] if len(found) == 1 else None
+
+
+@pytest.mark.timeout(300)
+async def test_with_several_workers_the_sealer_process_counts_each_witness_in_the_scrape(
+    database_url: str, pool: asyncpg.Pool, settings: Settings, witnesses: list[WitnessProcess],
+    reader: dict[str, str], tmp_path: Path,
+) -> None:
+    """`parley serve --workers 2`: the cosigner runs in its `parley seal` child, which
+    shares the workers' PROMETHEUS_MULTIPROC_DIR; a witness that stops answering is
+    `parley_witness_cosign_failures_total` rising in the workers' /metrics."""
+    from tests.reliability.conftest import kill_group, start_serve, wait_ready
+
+    up, down = (w.verifier.name for w in witnesses)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    process = start_serve(database_url, port, log, workers=2, PARLEY_DATA_DIR=str(settings.data_dir),
+                          PARLEY_LEDGER_ORIGIN=settings.ledger_origin or "",
+                          PARLEY_WITNESSES=", ".join(f"{w.url} {w.vkey}" for w in witnesses))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(wait_ready, base, process, log)
+        writer = Writer(EventStore(pool))
+
+        async def scrape_until(until, what: str) -> str:
+            deadline = time.monotonic() + 120  # a ceiling that fails loudly, not a speed claim
+            async with httpx.AsyncClient(base_url=base) as http:
+                while True:
+                    await writer.write(1)  # new checkpoints: the witnesses are asked again
+                    response = await http.get("/metrics", headers=reader)
+                    assert response.status_code == 200, response.text
+                    if until(response.text):
+                        return response.text
+                    assert time.monotonic() < deadline, (what, response.text, log.read_text()[-3000:])
+                    await asyncio.sleep(0.3)
+
+        cosigned = await scrape_until(lambda t: all(
+            (sample(t, "parley_witness_cosignatures_total", witness=n) or 0) >= 1 for n in (up, down)),
+            "both witnesses' cosignatures counted in the scrape")
+        assert sample(cosigned, "parley_witness_cosign_failures_total", witness=down) == 0
+        witnesses[1].process.terminate()
+        witnesses[1].process.wait(timeout=30)
+        failing = await scrape_until(
+            lambda t: (sample(t, "parley_witness_cosign_failures_total", witness=down) or 0) >= 1,
+            "the stopped witness's failures counted in the scrape")
+        assert sample(failing, "parley_witness_cosign_failures_total", witness=up) == 0
+        assert sample(failing, "parley_witness_cosignatures_total", witness=up) >= sample(
+            cosigned, "parley_witness_cosignatures_total", witness=up)
+    finally:
+        import signal
+
+        kill_group(process, signal.SIGTERM)
