@@ -194,6 +194,31 @@ async def test_with_replay_paused_token_reads_go_to_the_primary_and_others_are_s
         assert "paused" in [issue["key"] for issue in fresh.json()["items"]]
 
 
+async def test_a_standby_behind_does_not_deny_a_negotiation_in_the_log_filter(two_nodes: Cluster) -> None:
+    """`/events?negotiation=` (and the export) on a standby that has not replayed the
+    opening yet: the primary says the negotiation exists, so the standby's page is
+    empty (as its lag says), not a 404; a negotiation nobody knows is a 404 there."""
+    async with two_nodes.client(two_nodes.a) as a, two_nodes.client(two_nodes.b) as b:
+        await eventually(lambda: _served(b, "/events?limit=1", "standby"), "the log is read from the standby")
+        async with replay_paused(two_nodes.cluster):
+            ref = (await two_nodes.open_negotiation(a))["negotiation_id"]
+            for route in ("/events", "/audit/export"):
+                response = await b.get(route, params={"negotiation": ref})
+                assert response.status_code == 200, (route, response.text)
+                assert source(response) == "standby", route
+            page = await b.get("/events", params={"negotiation": ref})
+            assert page.json()["items"] == [], "not replayed on the standby yet"
+            for unknown in (str(uuid.uuid4()), "no-such-talks"):
+                response = await b.get("/events", params={"negotiation": unknown})
+                assert response.status_code == 404, response.text
+                assert response.json()["type"] == "urn:parley:problem:unknown-negotiation"
+        replayed = await eventually(
+            lambda: _served(b, f"/events?negotiation={ref}", "standby", lambda r: r.json()["items"] != []),
+            "the standby has replayed the opening",
+        )
+        assert [e["type"] for e in replayed.json()["items"]] == ["negotiation.opened"]
+
+
 async def _served(http: httpx.AsyncClient, path: str, where: str, also=lambda r: True) -> httpx.Response | None:
     response = await http.get(path)
     assert response.status_code == 200, response.text
