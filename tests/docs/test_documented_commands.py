@@ -16,9 +16,18 @@ directory and working directory; `uv run CMD` runs CMD from this environment
 superuser's (the owner's, for the pages). Roles a page creates are the
 server's, not the database's: docs/operations.md names its roles after the
 database (`<database>_app`, `<database>_sealer`), and after a page every role so
-named is dropped. Needs curl, jq, psql and openssl, as the pages say; without
-them the test is skipped with a loud reason (PARLEY_REQUIRE_DOCS=1 makes that a
-failure, as `.ci/run` does)."""
+named is dropped. `WITNESS_PORT` is a free port too, for the local witness of
+docs/auditor-guide.md (8410 on a reader's machine). Needs curl, jq, psql and
+openssl, as the pages say; without them the test is skipped with a loud reason
+(PARLEY_REQUIRE_DOCS=1 makes that a failure, as `.ci/run` does).
+
+Every ```sh block of README.md and docs/*.md is either `sh test` on a page of
+PAGES, or in NOT_RUN below with the reason it cannot run here and the test that
+runs the same commands instead; an unmarked `sh` block anywhere else fails
+`test_every_shell_block_is_run_or_excused`. The README's own two commands are
+such an exception: `uv run pytest` runs this suite, so it cannot run inside it
+(and `uv run parley serve` on the embedded default is
+tests/integration/test_serve.py's subject)."""
 
 from __future__ import annotations
 
@@ -41,6 +50,28 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["README.md", "docs/client-guide.md", "docs/auditor-guide.md", "docs/operations.md"]
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 PAGE_TIMEOUT = 600
+
+# The ```sh blocks that are not run, by page and first line, with why not and
+# what runs the same commands. Keep it short: a block that can run is `sh test`.
+NOT_RUN = {
+    ("README.md", "uv run parley serve     # the API, on an embedded PostgreSQL under the data directory"): (
+        "the README's two commands: `uv run pytest` is this suite, which cannot run itself; "
+        "`uv run parley serve` on the embedded default is run by "
+        "tests/integration/test_serve.py::test_serve_on_the_embedded_default_restarts_onto_its_data_and_stops_its_postgres"
+    ),
+    ("docs/operations.md", "createdb parley"): (
+        "the reader's own PostgreSQL (user:password@host); `parley migrate` and `parley serve` on an existing "
+        "PostgreSQL are what the page's tested 'Deployment' section runs, on the test server"
+    ),
+    ("docs/operations.md", "LOG_VKEY=$(curl -s https://parley.example/ledger/public-key | jq -r .vkey)   # the log's verifier key (no API key needed)"): (
+        "run by a witness's operator against a deployment's URL; the same `parley witness --print-vkey` and "
+        "`parley witness --log` run, against a local demo, in docs/auditor-guide.md's tested steps"
+    ),
+    ("docs/deployment.md", "uv run parley dev cluster --dir /tmp/parley-cluster --standbys 1 --nodes 2 --port 8100"): (
+        "two more PostgreSQL servers and three parley processes on fixed ports; tests/replication/test_nodes.py "
+        "starts the same topology with the command's own service.cli.dev_cluster.Nodes and LocalCluster"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -145,6 +176,31 @@ def test_every_page_has_tested_blocks() -> None:
         assert blocks(page), f"{page} has no ```sh test block"
 
 
+def every_page() -> list[str]:
+    return ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+
+
+def test_every_shell_block_is_run_or_excused() -> None:
+    """A ```sh block is `sh test` on a page this test runs, or in NOT_RUN."""
+    unexcused, excused = [], set()
+    for page in every_page():
+        text = (ROOT / page).read_text()
+        for match in FENCE.finditer(text):
+            words = match["info"].split()
+            if not words or words[0] not in {"sh", "bash", "shell", "console"}:
+                continue
+            line = text.count("\n", 0, match.start()) + 1
+            if words[:2] == ["sh", "test"] and page in PAGES:
+                continue
+            key = (page, match["body"].split("\n", 1)[0])
+            if key in NOT_RUN:
+                excused.add(key)
+            else:
+                unexcused.append(f"{page}:{line} ```{match['info']}")
+    assert unexcused == [], "shell blocks neither run (`sh test` on a page of PAGES) nor in NOT_RUN: " + ", ".join(unexcused)
+    assert set(NOT_RUN) == excused, f"NOT_RUN names blocks that are gone: {sorted(set(NOT_RUN) - excused)}"
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_the_page_runs_as_written(page: str, database_url: str, tmp_path: Path) -> None:
     if missing := missing_tools():
@@ -162,6 +218,7 @@ def test_the_page_runs_as_written(page: str, database_url: str, tmp_path: Path) 
         PARLEY_DATABASE_URL=database_url,
         PARLEY_DATA_DIR=str(tmp_path / "data"),
         PARLEY_PORT=str(free_port()),
+        WITNESS_PORT=str(free_port()),
         PARLEY_REPO=str(ROOT),
     )
     process = subprocess.Popen(
@@ -191,7 +248,7 @@ def test_the_page_runs_as_written(page: str, database_url: str, tmp_path: Path) 
 LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)|<(?P<auto>https?://[^>]+)>")
 
 
-@pytest.mark.parametrize("page", ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))])
+@pytest.mark.parametrize("page", every_page())
 def test_links_stay_inside_the_repository(page: str) -> None:
     text = (ROOT / page).read_text()
     for match in LINK.finditer(text):
