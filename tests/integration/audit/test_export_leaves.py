@@ -22,6 +22,7 @@ from service.auth import Role, create_key
 from service.cli.parley import main
 from service.config import Settings
 from service.store.event_store import EventStore, LogFilter
+from tests.sealing import seal_everything
 
 from .conftest import Writer
 
@@ -43,7 +44,7 @@ async def test_sealed_lines_carry_their_leaf_then_the_unsealed_come_as_null(
     pool: asyncpg.Pool, writer: Writer, settings: Settings
 ) -> None:
     await writer.write(6)
-    await Sealer(pool, ledger_key(settings)).seal_once(wait=True)
+    await seal_everything(Sealer(pool, ledger_key(settings)))
     await writer.write(3)  # not sealed
     lines = await exported(pool)
     assert leaf_indexes(lines) == [0, 1, 2, 3, 4, 5, None, None, None]
@@ -67,7 +68,7 @@ async def test_rows_reordered_after_sealing_show_as_leaves_out_of_order(
     pool: asyncpg.Pool, writer: Writer, settings: Settings
 ) -> None:
     events = await writer.write(6)
-    await Sealer(pool, ledger_key(settings)).seal_once(wait=True)
+    await seal_everything(Sealer(pool, ledger_key(settings)))
     a, b = events[2], events[3]  # other streams, next to each other in the log
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
@@ -88,7 +89,7 @@ async def test_a_filtered_export_keeps_leaf_order_with_gaps(
     for _ in range(3):
         await theirs.write(1)
         await mine.write(1)
-    await Sealer(pool, ledger_key(settings)).seal_once(wait=True)
+    await seal_everything(Sealer(pool, ledger_key(settings)))
     await mine.write(1)
     lines = await exported(pool, LogFilter(negotiation_id=mine.negotiation_id))
     assert leaf_indexes(lines) == [1, 3, 5, None]
@@ -108,7 +109,7 @@ async def test_every_export_path_carries_leaf_index(
 ) -> None:
     writer = Writer(EventStore(pool))
     await writer.write(7)
-    await Sealer(pool, ledger_key(settings)).seal_once(wait=True)
+    await seal_everything(Sealer(pool, ledger_key(settings)))
     await writer.write(2)  # the server's own sealer may seal these at any moment
     key = await create_key(pool, "export-auditor", Role.AUDITOR)
 

@@ -12,6 +12,7 @@ from service.config import Settings
 from service.audit.ledger import Sealer, ledger_key
 from service.audit.offline import verified_head, verify_export
 from service.store.event_store import EventStore
+from tests.sealing import seal_everything
 
 from .conftest import Writer, pending
 
@@ -108,10 +109,10 @@ async def test_export_verifies_offline_against_a_signed_checkpoint(
     sealer = Sealer(store.pool, ledger_key(settings))
     # The app's own sealer runs too: waiting for its round (not skipping it) makes
     # the latest checkpoint cover exactly the events written so far.
-    await sealer.seal_once(wait=True)
+    await seal_everything(sealer)
     older = (await api.get("/ledger/checkpoints/latest")).json()
     await writer.write(5)
-    await sealer.seal_once(wait=True)
+    await seal_everything(sealer)
 
     export = await api.get("/audit/export", headers=auditor)
     assert export.status_code == 200

@@ -24,6 +24,7 @@ from service.audit.record_time import Bound, RecordTimeBounds
 from service.cli.parley import main
 from service.config import Settings
 from service.store.event_store import EventStore
+from tests.sealing import seal_everything
 
 from .conftest import Writer
 from .test_tamper_matrix import in_process_witness, served_note
@@ -51,11 +52,12 @@ async def saved(pool: asyncpg.Pool, settings: Settings, tmp_path: Path) -> dict[
     files: dict[str, object] = {"witness": witness}
     for count, size in ((5, 5), (3, 8)):
         await writer.write(count)
-        await sealer.seal_once(wait=True)
+        await seal_everything(sealer)
         assert await cosigner.cosign_once() == {witness.name: size}
         (tmp_path / f"cp-{size}.note").write_text(await served_note(pool))
     files["backdated"] = await backdate(pool, writer.streams[0])
-    assert (await sealer.seal_once(wait=True)).tree_size == 9
+    await seal_everything(sealer)
+    assert (await Ledger(pool).latest_checkpoint()).tree_size == 9
     export = tmp_path / "export.ndjson"
     export.write_bytes(b"".join([c async for c in audit_log.export_lines(EventStore(pool))]))
     (tmp_path / "log.vkey").write_text(ledger_key(settings).verifier.vkey() + "\n")

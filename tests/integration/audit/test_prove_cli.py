@@ -16,24 +16,13 @@ from service.cli.parley import main
 from service.config import Settings
 from service.store.envelope import envelope
 
+from tests.sealing import seal_up_to
+
 from .conftest import Writer
 
 
 async def parley(*argv: str) -> int:
     return await asyncio.to_thread(main, list(argv))
-
-
-async def seal_up_to(sealer: Sealer, ledger: Ledger, size: int) -> None:
-    """Seal until the log's first `size` events are sealed: a seal round only passes
-    events below the oldest transaction still running on the server (another
-    session's, on a shared server), so one round may not reach them yet."""
-    for _ in range(300):
-        await sealer.seal_once()
-        latest = await ledger.latest_checkpoint()
-        if latest is not None and latest.tree_size >= size:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the ledger did not reach tree size {size}")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from service.audit.ledger import Ledger, Sealer, ledger_key
 from service.audit.signed_note import cosign, raw_public_key
 from service.config import Settings
 from service.store.event_store import EventStore
+from tests.sealing import seal_everything
 from tests.independent import tlog
 from tests.independent.verifier import Key, open_note
 
@@ -35,7 +36,7 @@ async def test_tiles_served_without_a_key_give_the_signed_root(
         total += batch
         # (The app's own sealer may seal some of them first: whichever seals, a
         # checkpoint of exactly this size is published once this returns.)
-        await sealer.seal_once(wait=True)
+        await seal_everything(sealer)
         assert (await ledger.latest_checkpoint()).tree_size == total
     sizes = [r["tree_size"] for r in await pool.fetch("SELECT tree_size FROM ledger_checkpoints ORDER BY 1")]
     assert {3, 253, 263, 563} <= set(sizes)

@@ -14,13 +14,14 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from service.audit.ledger import LedgerKey, Sealer, ledger_key, trusted_verifier
+from service.audit.ledger import Ledger, LedgerKey, Sealer, ledger_key, trusted_verifier
 from service.audit.receipts import open_receipt, sign_receipt
 from service.audit.signed_note import NoteError
 from service.auth import Role, create_key
 from service.cli.parley import main
 from service.config import Settings
 from service.store.event_store import EventStore
+from tests.sealing import seal_up_to
 
 PARTIES = [{"code": "RU", "name": "Russia"}, {"code": "UA", "name": "Ukraine"}]
 
@@ -55,7 +56,8 @@ async def test_command_responses_carry_receipts_exchanged_for_inclusion_proofs(
     listed = listing.json()["items"]
     assert listed and all(item["receipt"] is None for item in listed)
 
-    await Sealer(pool, ledger_key(settings)).seal_once(wait=True)
+    everything = await pool.fetchval("SELECT count(*) FROM events")
+    await seal_up_to(Sealer(pool, ledger_key(settings)), Ledger(pool), everything)
     (tmp_path / "log.vkey").write_text(log.vkey() + "\n")
     for n, event in enumerate(events):
         answer = await api.post("/ledger/receipts", content=event["receipt"].encode(),
