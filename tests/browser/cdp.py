@@ -8,6 +8,9 @@ the dashboard tests use: pages in their own browser contexts, locators by CSS,
 label and role (found and acted on in the page, polled until they are there, as
 Playwright's auto-waiting does), the keyboard, screenshots, and the page's errors
 and console messages.
+
+Over 300 lines on purpose: one self-contained protocol client; split, its pieces
+would only be used together.
 """
 
 from __future__ import annotations

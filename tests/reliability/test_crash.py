@@ -4,6 +4,9 @@
 After the crash every command that was acknowledged (2xx) is in the log exactly
 once, nothing is there that was never sent, the hash chains verify, and every
 projection equals a rebuild from the log, byte for byte of what is served.
+
+Over 300 lines on purpose: both crashes share the burst, the acknowledged-commands
+ledger and the comparison with a rebuild; apart they would repeat them.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ DESIGN.md: `reader` GETs statuses and timelines, `recorder` = reader + commands,
 `auditor` = reader + event log, export, verify, `admin` = everything. Health,
 the public log (GET /ledger/...), the OpenAPI document, the reference page and the
 dashboard's static files need no key. A revoked key is no key.
+
+Over 300 lines on purpose: the route × role matrix is one table of every route
+beside the checks that read it.
 """
 
 from __future__ import annotations

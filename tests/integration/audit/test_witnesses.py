@@ -3,6 +3,9 @@ cosign the log's consistent checkpoints through the cosigner, refuse a forked
 log, and their stored cosignatures verify; the record-time check then flags a
 backdated chained insert, in `/audit/verify` and in the independent verifier
 (tests/independent/verifier.py, written from docs/audit-format.md alone).
+
+Over 300 lines on purpose: its tests share two real witness processes and the
+cosigner set up once.
 """
 
 from __future__ import annotations
