@@ -106,7 +106,7 @@ def wire(settings: Settings, pool: asyncpg.Pool, standby_pools: Sequence[asyncpg
         reads=reads,
         ledger=Ledger(pool),
         projection_watch=watch,
-        keys=KeyCache(pool),
+        keys=KeyCache(pool, ttl=settings.key_cache_ttl),
     )
 
 

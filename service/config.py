@@ -110,6 +110,12 @@ class Settings:
     # Failed authentications allowed per client address per minute before 429
     # (PARLEY_AUTH_FAILURE_LIMIT; a fuzzing run raises it).
     auth_failure_limit: int = 10
+    # The longest an API key is answered from this process's memory without being
+    # read again (PARLEY_KEY_CACHE_TTL, seconds). A revocation or change made through
+    # Parley is announced and reaches every process at once (service.invalidation);
+    # this bounds one made behind its back (raw SQL) or announced while this
+    # process's listener was down.
+    key_cache_ttl: float = 1.0
     # Whether this API process runs the projection runner and the sealer itself
     # (PARLEY_BACKGROUND=here, the default) or leaves them to processes of their own
     # (`elsewhere`: `parley serve --workers N` with N > 1 sets it for its API workers
@@ -137,6 +143,7 @@ class Settings:
             witnesses=env.get("PARLEY_WITNESSES") or None,
             trusted_proxies=_networks(env, "PARLEY_TRUSTED_PROXIES"),
             auth_failure_limit=_count(env, "PARLEY_AUTH_FAILURE_LIMIT", 10),
+            key_cache_ttl=_seconds(env, "PARLEY_KEY_CACHE_TTL", 1.0),
             background_here=_background_here(env),
         )
 

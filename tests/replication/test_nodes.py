@@ -27,6 +27,7 @@ import pytest
 
 from service.auth import Role, create_key, revoke_key
 from service.cli.dev_cluster import Node, Nodes
+from service.config import Settings
 from service.local_cluster import LocalCluster
 from tests.conftest import database_from
 from tests.replication.conftest import REPLICATION_CEILING, caught_up
@@ -35,8 +36,11 @@ from tests.reliability.conftest import free_port
 # Short enough for the paused-replay test to wait it out, long enough that a standby
 # replaying normally (milliseconds) is never passed over on a loaded machine.
 TOKEN_WAIT = 2.0
-# The product's promise for a revoked key.
-REVOCATION_PROMISE = 1.0
+# The nodes answer a key from memory for an hour (PARLEY_KEY_CACHE_TTL; 1 s by
+# default): in these tests only the announcement (LISTEN/NOTIFY) can make a node
+# forget a revoked key, so a refusal proves the announcement reached it.
+KEY_CACHE_TTL = 3600
+DEFAULT_KEY_CACHE_TTL = Settings.from_env({}).key_cache_ttl
 
 
 class Cluster:
@@ -79,7 +83,7 @@ def two_nodes(cluster: LocalCluster, database: str) -> Iterator[Cluster]:
     name = urlsplit(database).path.lstrip("/")
     nodes = Nodes(
         cluster, name, data_dir, f"pk_nodes_{secrets.token_urlsafe(32)}",
-        extra_env={"PARLEY_READ_TOKEN_WAIT": str(TOKEN_WAIT)},
+        extra_env={"PARLEY_READ_TOKEN_WAIT": str(TOKEN_WAIT), "PARLEY_KEY_CACHE_TTL": str(KEY_CACHE_TTL)},
     )
     try:
         a, b = nodes.start_serve(free_port()), nodes.start_serve(free_port())
@@ -273,34 +277,56 @@ async def test_the_event_stream_on_the_standby_loses_nothing_under_sixteen_write
     assert set(written) <= set(received), "every event written through node A reached the stream on node B"
 
 
-async def test_a_revoked_key_is_refused_on_both_nodes_within_a_second(two_nodes: Cluster) -> None:
+async def test_a_revoked_key_is_refused_on_both_nodes_by_the_announcement(two_nodes: Cluster) -> None:
+    """Issue 17's "a revoked key refused on every node within a second", proven by
+    its mechanism: the nodes hold keys for an hour, a key revoked behind their back
+    (raw SQL, no announcement) is still accepted on both, and one revoked with
+    revoke_key (announced in the revoking statement) is refused on both. The wait
+    is bounded by REPLICATION_CEILING only to fail loudly; the latency is printed
+    (docs/testing.md), never asserted."""
     conn = await asyncpg.connect(two_nodes.database_url)
     try:
-        name = f"short-lived-{uuid.uuid4().hex[:6]}"
-        key = await create_key(conn, name, Role.READER)
-        headers = {"Authorization": f"Bearer {key}"}
+        suffix = uuid.uuid4().hex[:6]
+        unannounced, announced = f"behind-its-back-{suffix}", f"short-lived-{suffix}"
+        keys = {name: await create_key(conn, name, Role.READER) for name in (unannounced, announced)}
         async with httpx.AsyncClient(timeout=10) as http:
+
+            async def status(node: Node, name: str) -> int:
+                headers = {"Authorization": f"Bearer {keys[name]}"}
+                return (await http.get(f"{node.base_url}/negotiations", headers=headers)).status_code
+
             for node in (two_nodes.a, two_nodes.b):
-                for _ in range(3):  # used, so that any cache of it is warm on both nodes
-                    assert (await http.get(f"{node.base_url}/negotiations", headers=headers)).status_code == 200
-            assert await revoke_key(conn, name)
+                for name in keys:
+                    assert await status(node, name) == 200  # now in both nodes' caches
+
+            warmed_at = asyncio.get_running_loop().time()
+            await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name = $1", unannounced)
+            # Past the default time limit (twice it): a node that still accepts the
+            # unannounced revocation holds keys longer, as KEY_CACHE_TTL says.
+            await asyncio.sleep(max(0.0, warmed_at + 2 * DEFAULT_KEY_CACHE_TTL - asyncio.get_running_loop().time()))
+            for node in (two_nodes.a, two_nodes.b):
+                assert await status(node, unannounced) == 200, (
+                    f"{node.name} read the key again: its cache does not hold keys for {KEY_CACHE_TTL} s, "
+                    "so a refusal below would not prove the announcement"
+                )
+
+            assert await revoke_key(conn, announced)
             revoked_at = asyncio.get_running_loop().time()
 
             async def refused(node: Node) -> float:
-                while True:
-                    status = (await http.get(f"{node.base_url}/negotiations", headers=headers)).status_code
-                    if status == 401:
-                        return asyncio.get_running_loop().time() - revoked_at
-                    assert status == 200, status
+                while (answer := await status(node, announced)) != 401:
+                    assert answer == 200, answer
+                    if asyncio.get_running_loop().time() - revoked_at > REPLICATION_CEILING:
+                        raise AssertionError(
+                            f"{node.name} still accepted a revoked key {REPLICATION_CEILING} s after revoke_key: "
+                            "the announcement never reached its cache"
+                        )
                     await asyncio.sleep(0.02)
+                return asyncio.get_running_loop().time() - revoked_at
 
-            try:
-                took = await asyncio.wait_for(
-                    asyncio.gather(refused(two_nodes.a), refused(two_nodes.b)), REVOCATION_PROMISE
-                )
-            except asyncio.TimeoutError:
-                raise AssertionError("a revoked key was still accepted by a node a second after revocation") from None
-            print(f"revoked key refused after {took[0]:.3f} s on node A, {took[1]:.3f} s on node B")
+            took = await asyncio.gather(refused(two_nodes.a), refused(two_nodes.b))
+            print(f"revoked key refused by announcement after {took[0]:.3f} s on node A, {took[1]:.3f} s on node B "
+                  f"(key cache time limit {KEY_CACHE_TTL} s)")
     finally:
         await conn.close()
 

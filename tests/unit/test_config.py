@@ -16,3 +16,10 @@ def test_the_failed_authentication_limit_defaults_to_ten_and_is_read_from_the_en
 def test_a_failed_authentication_limit_that_is_not_a_positive_count_is_refused(value: str) -> None:
     with pytest.raises(ValueError, match="PARLEY_AUTH_FAILURE_LIMIT must be a whole number of at least 1"):
         Settings.from_env({"PARLEY_AUTH_FAILURE_LIMIT": value})
+
+
+def test_the_key_cache_time_limit_defaults_to_a_second_and_is_read_from_the_environment() -> None:
+    assert Settings.from_env({}).key_cache_ttl == 1.0
+    assert Settings.from_env({"PARLEY_KEY_CACHE_TTL": "3600"}).key_cache_ttl == 3600.0
+    with pytest.raises(ValueError, match="PARLEY_KEY_CACHE_TTL must be between 0 and 3600 seconds"):
+        Settings.from_env({"PARLEY_KEY_CACHE_TTL": "7200"})
