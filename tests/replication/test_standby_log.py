@@ -33,7 +33,10 @@ async def test_sixteen_writers_on_the_primary_lose_nothing_read_on_the_standby(r
         await standby.close()
 
     assert len(outcome.written) == 16 * 12
-    assert len(outcome.naive_seen) < len(outcome.written), "on the standby too, a naive reader skips late commits"
+    # How many late commits a naive `position > last` reader skipped depends on
+    # scheduling, so it is reported, not asserted; the deterministic case is
+    # test_a_transaction_open_on_the_primary_holds_the_standby_reader_back below.
+    print(f"naive reader on the standby saw {len(outcome.naive_seen)} of {len(outcome.written)}")
     assert len(outcome.store_seen) == len(set(outcome.store_seen)) == len(outcome.written)
     assert set(outcome.store_seen) == outcome.written
     assert on_standby == on_primary == outcome.store_seen, "the standby's log is the primary's, in the same order"
