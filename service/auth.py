@@ -231,10 +231,11 @@ class KeyCache:
 
     A revoked or changed key is refused within a second, however it changed:
     `revoke_key` and `ensure_key` announce the change (service.invalidation), which
-    drops the entry in every process at once, and no entry is trusted for longer
-    than `ttl` seconds anyway (a change made by raw SQL, or announced while this
-    process's listener was down). The secret is checked against the stored hash on
-    every request; a key id that is unknown or revoked is never cached."""
+    drops the entry in every process at once; while this process's listener is not
+    trustworthy (an announcement may be being missed) no key is answered from
+    memory; and no entry is trusted for longer than `ttl` seconds anyway (a change
+    made by raw SQL; PARLEY_KEY_CACHE_TTL). The secret is checked against the
+    stored hash on every request; a key id that is unknown or revoked is never cached."""
 
     KIND = "api_key"
 
@@ -246,9 +247,16 @@ class KeyCache:
         # Bumped by every invalidation: a lookup that started before one does not
         # cache what it read (the change may have committed just after the read).
         self._generation = 0
+        self._invalidations: Invalidations | None = None
 
     def attach(self, invalidations: Invalidations) -> None:
+        self._invalidations = invalidations
         invalidations.subscribe(self.KIND, self._changed, self.forget_all)
+
+    def _current(self, held: _Held | None) -> bool:
+        if held is None or time.monotonic() - held.fetched > self.ttl:
+            return False
+        return self._invalidations is None or self._invalidations.trustworthy
 
     def _changed(self, key_id: str) -> None:
         self._generation += 1
@@ -261,7 +269,7 @@ class KeyCache:
     async def authenticate(self, key: str) -> ApiKey | None:
         key_id, secret = _parts(key)
         held = self._held.get(key_id)
-        if held is None or time.monotonic() - held.fetched > self.ttl:
+        if not self._current(held):
             generation = self._generation
             fetched = time.monotonic()
             row = await self.pool.fetchrow(_KEY_SQL, key_id)

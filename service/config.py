@@ -112,9 +112,9 @@ class Settings:
     auth_failure_limit: int = 10
     # The longest an API key is answered from this process's memory without being
     # read again (PARLEY_KEY_CACHE_TTL, seconds). A revocation or change made through
-    # Parley is announced and reaches every process at once (service.invalidation);
-    # this bounds one made behind its back (raw SQL) or announced while this
-    # process's listener was down.
+    # Parley is announced and reaches every process at once (service.invalidation),
+    # and while a process's listener is down it reads every key again; this bounds
+    # a change made behind Parley's back (raw SQL).
     key_cache_ttl: float = 1.0
     # Whether this API process runs the projection runner and the sealer itself
     # (PARLEY_BACKGROUND=here, the default) or leaves them to processes of their own

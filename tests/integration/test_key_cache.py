@@ -1,6 +1,7 @@
 """API keys answered from memory (service.auth.KeyCache): a cached key costs no
 query, and a revoked or changed key is refused once its announcement arrives, or
-once the entry's time limit has passed when nothing announced it."""
+once the entry's time limit has passed when nothing announced it, or at once while
+the listener that would carry the announcement is down."""
 
 from __future__ import annotations
 
@@ -65,3 +66,21 @@ async def _refused(cache: KeyCache, key: str) -> bool:
 async def _has_role(cache: KeyCache, key: str, role: Role) -> bool:
     found = await cache.authenticate(key)
     return found is not None and found.role is role
+
+
+async def test_a_cache_whose_listener_is_down_answers_no_key_from_memory(pool: asyncpg.Pool, database_url: str) -> None:
+    """While the listener cannot be trusted an announcement may be missed, so every
+    key is read again, however long the time limit (service.invalidation)."""
+    key = await create_key(pool, "desk", Role.RECORDER)
+    listening = Invalidations(database_url)
+    cache = KeyCache(pool, ttl=3600)
+    cache.attach(listening)
+    await listening.start()
+    try:
+        assert listening.trustworthy
+        assert (await cache.authenticate(key)).name == "desk"
+    finally:
+        await listening.close()
+    assert not listening.trustworthy
+    await pool.execute("UPDATE api_keys SET revoked_at = now() WHERE name = 'desk'")  # announced or not: unknown
+    assert await cache.authenticate(key) is None, "a key held in memory was trusted with the listener down"
