@@ -122,6 +122,31 @@ MUTANTS = [
         "",
         ("tests/integration/audit/test_served_fields.py", "tests/integration/audit"),
     ),
+    Mutant(
+        "key-revocation-announced",
+        "a revoked key is refused in every process once its revocation is announced, whatever the cache's time limit",
+        "service/auth.py",
+        "        self._generation += 1\n        self._held.pop(key_id, None)",
+        "        pass",
+        ("tests/integration/test_key_cache.py",
+         "tests/replication/test_nodes.py::test_a_revoked_key_is_refused_on_both_nodes_by_the_announcement"),
+    ),
+    Mutant(
+        "listener-down-bypass",
+        "while a process may be missing announcements, it answers no key from memory",
+        "service/auth.py",
+        "return self._invalidations is None or self._invalidations.trustworthy",
+        "return True",
+        ("tests/integration/test_key_cache.py",),
+    ),
+    Mutant(
+        "token-read-waits",
+        "a read with a consistency token waits for a standby up to its bound before the primary answers it",
+        "service/read/replicas.py",
+        "deadline = time.monotonic() + self.token_wait",
+        "deadline = time.monotonic() + min(self.token_wait, 0.5)",
+        ("tests/replication/test_read_router.py",),
+    ),
 ]
 
 
