@@ -199,6 +199,12 @@ def test_every_shell_block_is_run_or_excused() -> None:
                 unexcused.append(f"{page}:{line} ```{match['info']}")
     assert unexcused == [], "shell blocks neither run (`sh test` on a page of PAGES) nor in NOT_RUN: " + ", ".join(unexcused)
     assert set(NOT_RUN) == excused, f"NOT_RUN names blocks that are gone: {sorted(set(NOT_RUN) - excused)}"
+    # The tests an exception points to exist (and the named function in them).
+    for reason in NOT_RUN.values():
+        for path, name in re.findall(r"(tests/[\w/]+\.py)(?:::(\w+))?", reason):
+            assert (ROOT / path).is_file(), f"NOT_RUN points to {path}, which is not there"
+            if name:
+                assert f"def {name}(" in (ROOT / path).read_text(), f"NOT_RUN points to {path}::{name}, not there"
 
 
 @pytest.mark.parametrize("page", PAGES)
