@@ -5,6 +5,9 @@ cluster` starts), writing to the primary and reading from the standby through
 PARLEY_READ_DATABASE_URL; every request goes over real HTTP. The standby is paused,
 stopped and restarted here, so these tests share one module-wide set of nodes and
 leave the standby running and replaying when each ends.
+
+Over 300 lines on purpose: its tests share one module-wide primary, standby and
+pair of nodes, started once; split into files, each would start them again.
 """
 
 from __future__ import annotations
