@@ -78,6 +78,13 @@ def _parley(database_url: str, factory: str, source: Path | None) -> Iterator[Ru
             progress(tail[0])
 
 
+def _migrate_with(source: Path, database_url: str) -> None:
+    """`parley migrate` of another checkout, on its own database."""
+    env = {**os.environ, "PYTHONPATH": str(source), "PARLEY_DATABASE_URL": database_url}
+    subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env, cwd=source, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 async def measure(args) -> dict:
     seconds = 3 if args.quick else 10
     variants: list[tuple[str, str, Path | None]] = []
@@ -91,7 +98,11 @@ async def measure(args) -> dict:
             servers: dict[str, RunningServer] = {}
             requests = {}
             for name, factory, source in variants:
-                url = await stack.enter_async_context(fresh_database(server, f"tracing_{name}", migrated=True))
+                # Each checkout's database has that checkout's schema: the code of
+                # `--before` may predate migrations of this one.
+                url = await stack.enter_async_context(fresh_database(server, f"tracing_{name}", migrated=source is None))
+                if source is not None:
+                    _migrate_with(source, url)
                 servers[name] = stack.enter_context(_parley(url, factory, source))
                 progress(f"tracing: seeding {name}")
                 refs = await seed(servers[name].base_url, servers[name].admin_key or "", NEGOTIATIONS, ISSUES_EACH)
