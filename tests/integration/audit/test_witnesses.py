@@ -198,6 +198,11 @@ async def test_two_witness_processes_cosign_refuse_a_fork_and_bound_record_time(
     verifiers = [w.verifier for w in witnesses]
     report = await audit_log.verify_store(EventStore(pool), trusted_verifier(settings), witnesses=verifiers)
     assert report.ok and report.cosignatures == 8, report.mismatches
+    # The independent verifier finds nothing either in the clean export and notes.
+    clean = b"".join([c async for c in audit_log.export_lines(EventStore(pool))]).split(b"\n")
+    clean_notes = [cosigned_note(await ledger.checkpoint(size), await cosignatures(pool, size), witnesses)
+                   for size in (3, 7, 12, 14)]
+    assert independent.verify(clean, key.verifier.vkey(), clean_notes, [w.vkey for w in witnesses]) == []
 
     # ...until a backdated chained insert, sealed and cosigned like any event: it lies
     # before checkpoint 14, cosigned without it.
