@@ -16,6 +16,11 @@ Queries for the API
     fetch_for_negotiation(conn, negotiation_id, *, status=None, category=None, party=None)
         -> list[msgspec.Raw]        the negotiation's issue views, by key.
 
+`projections.issue_snapshots`
+    snapshots_at(conn, versions: {stream_id: version in the store}, as_of: date | datetime)
+        -> {stream_id: Snapshot(view_json: bytes | None)}   the issue views as of a
+        world time, only for streams whose snapshots are exact at that version.
+
 `projections.negotiation_summary`
     resolve_ref(conn, ref: str) -> UUID | None       ref: the id or the slug.
     fetch(conn, negotiation_id) -> bytes | None      NegotiationSummary JSON:

@@ -1,6 +1,9 @@
 """Read model: every issue's status view, stored as the exact JSON the API serves.
 
-One row per issue stream (table `issue_status`, DDL below, migration 0002). The view is
+One row per issue stream (table `issue_status`, DDL below, migration 0002), and
+the views as of each world time of its facts for time travel
+(`issue_snapshots`, `issue_snapshot_heads`: projections/issue_snapshots.py,
+migration 0050), written in the same transaction. The view is
 `domain.status.IssueFold(...).view()` -- the same fold the write side, time
 travel and offline replay use -- encoded once here, so a read is one indexed
 lookup that returns bytes, with no decoding or re-encoding.
@@ -18,8 +21,10 @@ from typing import ClassVar
 import asyncpg
 import msgspec
 
-from domain.status import IssueFold, IssueView
+from domain.status import IssueView
+from projections import issue_snapshots
 from projections.folds import FoldCache
+from projections.issue_snapshots import IssueHistoryFold
 from projections.projection import SchemaStep
 from projections.records import Fact, StreamHistory, by_stream
 
@@ -101,15 +106,16 @@ _UPSERT = """
 
 class IssueStatusProjection:
     name: ClassVar[str] = "issue_status"
-    tables: ClassVar[tuple[str, ...]] = ("issue_status",)
+    tables: ClassVar[tuple[str, ...]] = ("issue_status", "issue_snapshots", "issue_snapshot_heads")
     lock_id: ClassVar[int] = 1
     schema: ClassVar[tuple[SchemaStep, ...]] = (
         SchemaStep(2, "projections", SCHEMA_0002),
         SchemaStep(34, "views without lineage", SCHEMA_0034),
+        SchemaStep(50, "issue snapshots", issue_snapshots.SCHEMA_0050),
     )
 
     def __init__(self, fold_cache_size: int = 2000) -> None:
-        self.folds: FoldCache[IssueFold] = FoldCache(IssueFold, fold_cache_size)
+        self.folds: FoldCache[IssueHistoryFold] = FoldCache(IssueHistoryFold, fold_cache_size)
 
     def reset(self) -> None:
         self.folds.clear()
@@ -120,11 +126,13 @@ class IssueStatusProjection:
             return
         stored = {r["stream_id"]: r["version"] for r in await conn.fetch(_STORED_VERSIONS, list(streams))}
         rows = []
+        snapshots = []
         for stream_id, group in streams.items():
             folded = await self.folds.advance(stream_id, stored.get(stream_id, 0), [f.record for f in group], history)
             if folded is None:
                 continue
             view = folded.fold.view()
+            snapshots.append((stream_id, folded.version, folded.fold))
             if folded.head is None or folded.head.position is None:
                 raise RuntimeError(f"issue stream {stream_id} folded without a stored head event")
             rows.append(
@@ -144,6 +152,7 @@ class IssueStatusProjection:
             )
         if rows:
             await conn.executemany(_UPSERT, rows)
+        await issue_snapshots.write(conn, snapshots, stored)
 
 
 # --- queries for the API ---------------------------------------------------------

@@ -5,10 +5,14 @@ from the log with the domain fold when the view asked for is in the past.
 Every function returns the exact bytes to serve, so the HTTP layer never
 re-encodes a view and an ETag is simply a digest of what is sent.
 
-Time travel (`as_of`, `known_at`) never reads a projection: the streams of the
-negotiation are read from the store, narrowed with `domain.status.select_known`
-and folded with `fold_issue` / `fold_negotiation`, the same functions the
-projections use, so with no filter the answer equals the projection's bytes.
+Time travel (`as_of`, `known_at`) reads the streams of the negotiation from the
+store, narrowed with `domain.status.select_known` and folded with `fold_issue` /
+`fold_negotiation`, the same functions the projections use, so with no filter
+the answer equals the projection's bytes. One exception: an issue (or the
+issues) `as_of` a world time with no `known_at` is first looked up in the issue
+projection's snapshots (projections/issue_snapshots.py: the same fold's bytes at
+each world time of the stream's facts), used only when they are valid through
+the stream's version in the store now and not stale; otherwise the log is folded.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import uuid
 from typing import Any
 
 import msgspec
+from prometheus_client import Counter
 
 from domain import errors, world_time
 from domain.issue import issue_stream_id
@@ -28,7 +33,7 @@ from domain.status import (
     select_known,
 )
 from domain.views import AgreementView
-from projections import cursors, issue_status, negotiation_summary, timeline
+from projections import cursors, issue_snapshots, issue_status, negotiation_summary, timeline
 from projections.negotiation_summary import (
     NegotiationListItem,
     NegotiationSummary,
@@ -65,6 +70,13 @@ class EventPage(msgspec.Struct):
 
 
 _HISTORY_CURSOR = "history.v1"
+# Issue views served in the past, by where they came from (operators see how
+# often snapshots answer; tests see that they did).
+TIME_TRAVEL_ISSUE_VIEWS = Counter(
+    "parley_time_travel_issue_views",
+    "Issue views served with as_of/known_at: from the projection's snapshots, or folded from the log.",
+    ["source"],
+)
 # Resolved refs held per process (dropped all at once beyond this: cheap to refill).
 _REFS_HELD = 100_000
 
@@ -220,11 +232,14 @@ class Queries:
             if len(projected) == await self.store.count_issue_streams(negotiation_id) or status or category or party:
                 keyed = [(_KEY.decode(raw).key, raw) for raw in projected]
                 return _issue_page(keyed, after, limit)
+        if travel.as_of is not None and travel.known_at is None and await self._opened_by(negotiation_id, travel.as_of):
+            return await self._past_issues(negotiation_id, travel, status, category, party, after, limit)
         negotiation_records, records = await _negotiation_records(self.store, negotiation_id)
         if travel.requested:
             selected = select_known(negotiation_records, as_of=travel.as_of, known_at=travel.known_at)
             if not selected or selected[0].type != "negotiation.opened":
                 raise errors.UnknownNegotiation(f"negotiation {negotiation_id} was not yet recorded at that time")
+            TIME_TRAVEL_ISSUE_VIEWS.labels("log").inc(len(records))
         views = [
             view
             for view in windows.issue_views(records, travel)
@@ -234,6 +249,46 @@ class Queries:
         ]
         return _issue_page([(view.key, view) for view in sorted(views, key=lambda v: v.key)], after, limit)
 
+    async def _opened_by(self, negotiation_id: uuid.UUID, as_of: Any) -> bool:
+        """True when the negotiation's first event is its opening and had occurred
+        by `as_of`: then it is the first of the window (select_known keeps stream
+        order), so the negotiation existed then. False: decide from the whole log."""
+        first = await self.store.read_stream(negotiation_id, 1, 1)
+        return (
+            bool(first)
+            and first[0].type == "negotiation.opened"
+            and world_time.occurred_by(first[0].occurred_on, as_of)
+        )
+
+    async def _past_issues(
+        self, negotiation_id: uuid.UUID, travel: TimeTravel, status: str | None, category: str | None,
+        party: str | None, after: str | None, limit: int,
+    ) -> tuple[bytes, str | None]:
+        """The issues `as_of` (no known_at): each from its snapshot when exact,
+        else folded from its stream (the same bytes either way)."""
+        versions = await self.store.issue_stream_versions(negotiation_id)
+        snapshots = await issue_snapshots.snapshots_at(self.pool, versions, travel.as_of)
+        keyed: list[tuple[str, Any]] = []
+        for stream_id in versions:
+            found = snapshots.get(stream_id)
+            if found is not None:
+                TIME_TRAVEL_ISSUE_VIEWS.labels("snapshot").inc()
+                if found.view_json is None:
+                    continue
+                view, item = _issue_view.decode(found.view_json), msgspec.Raw(found.view_json)
+            else:
+                records = await _stream_records(self.store, stream_id)
+                folded = windows.issue_views([records], travel) if records else []
+                TIME_TRAVEL_ISSUE_VIEWS.labels("log").inc()
+                if not folded:
+                    continue
+                view = item = folded[0]
+            if (status is None or view.status == status) and (category is None or view.category == category) and (
+                party is None or party in issue_status.parties_named(view)
+            ):
+                keyed.append((view.key, item))
+        return _issue_page(sorted(keyed, key=lambda pair: pair[0]), after, limit)
+
 
     async def issue(self, negotiation_id: uuid.UUID, key: str, travel: TimeTravel) -> bytes:
         if not travel.requested:
@@ -241,9 +296,20 @@ class Queries:
             served = await issue_status.fetch_one(self.pool, negotiation_id, key)
             if served is not None:
                 return served
-        records = await _stream_records(self.store, issue_stream_id(negotiation_id, key))
+        stream_id = issue_stream_id(negotiation_id, key)
+        if travel.as_of is not None and travel.known_at is None:
+            version = await self.store.stream_version(stream_id)
+            found = (await issue_snapshots.snapshots_at(self.pool, {stream_id: version}, travel.as_of)).get(stream_id)
+            if found is not None:
+                TIME_TRAVEL_ISSUE_VIEWS.labels("snapshot").inc()
+                if found.view_json is None:
+                    raise errors.UnknownIssue(f"issue {key!r} had not been raised at that time")
+                return found.view_json
+        records = await _stream_records(self.store, stream_id)
         if not records:
             raise errors.UnknownIssue(f"issue {key!r} has not been raised in this negotiation")
+        if travel.requested:
+            TIME_TRAVEL_ISSUE_VIEWS.labels("log").inc()
         selected = select_known(records, as_of=travel.as_of, known_at=travel.known_at)
         if not selected or selected[0].type != "issue.raised":
             raise errors.UnknownIssue(f"issue {key!r} had not been raised at that time")
@@ -346,6 +412,7 @@ class _IssueList(msgspec.Struct):
 
 
 _issue_list = msgspec.json.Decoder(_IssueList)
+_issue_view = msgspec.json.Decoder(IssueView)
 
 
 # -- the log --------------------------------------------------------------------------

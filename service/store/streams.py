@@ -185,6 +185,17 @@ class StreamReader:
         )
         return [row["stream_id"] for row in rows]
 
+    async def issue_stream_versions(
+        self, negotiation_id: uuid.UUID, *, conn: asyncpg.Connection | None = None
+    ) -> dict[uuid.UUID, int]:
+        """Each of a negotiation's issue streams and its version now, in id order."""
+        rows = await (conn or self.pool).fetch(
+            "SELECT stream_id, version FROM streams WHERE negotiation_id = $1 AND stream_type = 'issue'"
+            " ORDER BY stream_id",
+            negotiation_id,
+        )
+        return {row["stream_id"]: row["version"] for row in rows}
+
     async def count_issue_streams(self, negotiation_id: uuid.UUID) -> int:
         return await self.pool.fetchval(
             "SELECT count(*) FROM streams WHERE negotiation_id = $1 AND stream_type = 'issue'", negotiation_id
