@@ -52,6 +52,10 @@ class FoldCache(Generic[F]):
     def clear(self) -> None:
         self._streams.clear()
 
+    def forget(self, stream_id: uuid.UUID) -> None:
+        """Drop one stream's fold: its next advance refolds it from version 1."""
+        self._streams.pop(stream_id, None)
+
     async def at(self, stream_id: uuid.UUID, version: int, history: StreamHistory) -> FoldedStream[F] | None:
         """The stream folded up to exactly `version` (the version a stored row
         reflects), from the cache or refolded from the stream; None for 0."""

@@ -211,20 +211,31 @@ _UPSERT_HEAD = """
 """
 
 
+async def valid_through(conn: asyncpg.Connection, stream_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The version each stream's snapshot rows reflect (absent: none written)."""
+    rows = await conn.fetch(
+        "SELECT stream_id, valid_through FROM issue_snapshot_heads WHERE stream_id = ANY($1::uuid[])", stream_ids
+    )
+    return {r["stream_id"]: r["valid_through"] for r in rows}
+
+
 async def write(
     conn: asyncpg.Connection, changes: list[tuple[uuid.UUID, int, IssueHistoryFold]], after: dict[uuid.UUID, int]
 ) -> None:
-    """Write the rows each stream's fold changed past its stored version, and the
-    version they are now valid through (in the projection's transaction)."""
-    rows, heads, disabled = [], [], []
+    """Write the rows each stream's fold changed past the version its rows were
+    valid through (`after`; -1: rewrite them all, the fold having been refolded
+    from version 1), and the version they are now valid through (in the
+    projection's transaction)."""
+    rows, heads, cleared = [], [], []
     for stream_id, version, fold in changes:
+        since = after.get(stream_id, 0)
+        if since < 0 or not fold.enabled:
+            cleared.append(stream_id)
         if fold.enabled:
-            rows.extend((stream_id, *row) for row in fold.take_rows(after.get(stream_id, 0)))
-        else:
-            disabled.append(stream_id)
+            rows.extend((stream_id, *row) for row in fold.take_rows(max(since, 0)))
         heads.append((stream_id, version, fold.enabled))
-    if disabled:
-        await conn.execute("DELETE FROM issue_snapshots WHERE stream_id = ANY($1::uuid[])", disabled)
+    if cleared:
+        await conn.execute("DELETE FROM issue_snapshots WHERE stream_id = ANY($1::uuid[])", cleared)
     if rows:
         await conn.executemany(_UPSERT_ROW, rows)
     if heads:

@@ -125,6 +125,14 @@ class IssueStatusProjection:
         if not streams:
             return
         stored = {r["stream_id"]: r["version"] for r in await conn.fetch(_STORED_VERSIONS, list(streams))}
+        # Snapshots written through another version than the row (a runner of a
+        # version without them ran meanwhile): refold those streams from the start
+        # and rewrite all their snapshot rows.
+        snapshot_after = await issue_snapshots.valid_through(conn, list(streams))
+        for stream_id in streams:
+            if snapshot_after.get(stream_id, 0) != stored.get(stream_id, 0):
+                self.folds.forget(stream_id)
+                snapshot_after[stream_id] = -1
         rows = []
         snapshots = []
         for stream_id, group in streams.items():
@@ -152,7 +160,7 @@ class IssueStatusProjection:
             )
         if rows:
             await conn.executemany(_UPSERT, rows)
-        await issue_snapshots.write(conn, snapshots, stored)
+        await issue_snapshots.write(conn, snapshots, snapshot_after)
 
 
 # --- queries for the API ---------------------------------------------------------

@@ -87,3 +87,26 @@ async def test_a_stream_the_projection_is_behind_on_is_folded_from_the_log(datab
         assert await issue_snapshots.snapshots_at(pool, {stream_id: now}, as_of) == {}
     await catch_up(database_url, store, IssueStatusProjection())
     assert await check_against_the_log(pool, store) > 0
+
+
+async def test_snapshots_left_behind_by_a_runner_without_them_are_rewritten(database_url, pool, store, recorder):
+    """A runner of a version without snapshots (a rolling upgrade) moves the issue
+    rows on but not the snapshots; the next batch of this version finds them
+    valid through another version than the row, refolds the stream and rewrites
+    every snapshot row (here: rows spoiled on purpose, heads one version back)."""
+    workload = RandomWorkload(recorder, seed=5)
+    await workload.run(negotiations=1, commands=60)
+    await catch_up(database_url, store, IssueStatusProjection())
+    versions = await issue_streams(pool)
+    stream_id = max(versions, key=versions.get)
+    await pool.execute("UPDATE issue_snapshots SET view_json = 'spoilt' WHERE stream_id = $1", stream_id)
+    await pool.execute("UPDATE issue_snapshot_heads SET valid_through = valid_through - 1 WHERE stream_id = $1",
+                       stream_id)  # fmt: skip
+    key = await pool.fetchval("SELECT key FROM issue_status WHERE stream_id = $1", stream_id)
+    await recorder.record(next(iter(workload.negotiations)), {"type": "issue.discussed", "occurred_on": "2022-03-28",
+                                                              "issue": key, "summary": "more"})  # fmt: skip
+    await catch_up(database_url, store, IssueStatusProjection())
+    assert await check_against_the_log(pool, store) == len(versions) * len(AS_OF)
+    after = await snapshot_rows(pool)
+    await rebuild(pool, "issue_status", batch_size=500, progress=None)
+    assert await snapshot_rows(pool) == after
