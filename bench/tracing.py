@@ -146,6 +146,28 @@ async def measure(args) -> dict:
     return {"postgres": version, "seconds_per_cell": seconds, "rounds": args.rounds, "cells": figures}
 
 
+async def _metrics_per_request(per_request) -> dict:  # type: ignore[no-untyped-def]
+    """What the HTTP metrics (issue 18 item 1: the Prometheus plugin's middleware,
+    service/http/metrics.py) add to a request: one Litestar route with and without it."""
+    from litestar import Litestar, get
+
+    from service.http.metrics import PROMETHEUS
+
+    @get("/x", sync_to_thread=False)
+    def route() -> str:
+        return "ok"
+
+    figures = {}
+    for name, app in (("litestar_route_us", Litestar([route])),
+                      ("litestar_route_metrics_us", Litestar([route], middleware=[PROMETHEUS.middleware]))):
+        async def with_app(scope, receive, send, app=app) -> None:  # type: ignore[no-untyped-def]
+            await app({**scope, "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http",
+                       "raw_path": b"/x", "root_path": "", "query_string": b"", "client": ("127.0.0.1", 1),
+                       "server": ("127.0.0.1", 80), "state": {}, "app": app}, receive, send)  # fmt: skip
+        figures[name] = min([await per_request(with_app) for _ in range(7)])
+    return figures
+
+
 async def in_process() -> dict:
     import logging
     import timeit
@@ -189,12 +211,15 @@ async def in_process() -> dict:
         with noop.start_as_current_span("parley.decide", attributes={"parley.command": "x", "parley.index": 0}):
             pass
 
+    figures.update(await _metrics_per_request(per_request))
     figures["span_off_us"] = timeit.timeit(ours, number=200_000) / 200_000 * 1e6
     figures["otel_noop_span_us"] = timeit.timeit(theirs, number=200_000) / 200_000 * 1e6
     print_table("bench.tracing --in-process (µs)", ["what", "µs"], [
         ["bare ASGI app, per request", figures["bare_us"]],
         ["with the request-id middleware (WARNING)", figures["request_id_us"]],
         ["with it at PARLEY_LOG_LEVEL=INFO (one line per request)", figures["request_id_info_log_us"]],
+        ["a Litestar route, per request", figures["litestar_route_us"]],
+        ["the same with the Prometheus middleware (counted)", figures["litestar_route_metrics_us"]],
         ["tracing.span() with tracing off", figures["span_off_us"]],
         ["OpenTelemetry's no-op span (what an API-only tracer costs)", figures["otel_noop_span_us"]],
     ])  # fmt: skip
