@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 from tqdm import tqdm
 
+from service.cli.audit_verify import fail, lines_of
 
 
 def add_audit_commands(commands: Any) -> None:
@@ -55,16 +55,6 @@ def add_audit_commands(commands: Any) -> None:
     add_receipt_command(audit_commands)
 
 
-def _lines(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as file:
-        yield from file
-
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f"parley audit: {message}", file=sys.stderr)
-    return code
-
-
 # -- export ----------------------------------------------------------------------
 
 
@@ -84,7 +74,7 @@ def _export_over_http(args: argparse.Namespace, output: Any) -> int:
 
     key = args.key or os.environ.get("PARLEY_API_KEY")
     if not key:
-        return _fail("--key (or PARLEY_API_KEY) is needed to export from a server")
+        return fail("--key (or PARLEY_API_KEY) is needed to export from a server")
     params = {"negotiation": args.negotiation} if args.negotiation else {}
     with tqdm(unit=" events", file=sys.stderr, desc="export", disable=None) as progress:
         with httpx.stream(
@@ -96,7 +86,7 @@ def _export_over_http(args: argparse.Namespace, output: Any) -> int:
         ) as response:
             if response.status_code != 200:
                 response.read()
-                return _fail(f"the server answered {response.status_code}: {response.text[:500]}", 1)
+                return fail(f"the server answered {response.status_code}: {response.text[:500]}", 1)
             for chunk in response.iter_bytes():
                 output.write(chunk)
                 progress.update(chunk.count(b"\n"))
@@ -115,7 +105,7 @@ def _export_from_database(args: argparse.Namespace, output: Any) -> int:
     try:
         where = LogFilter(negotiation_id=uuid.UUID(args.negotiation) if args.negotiation else None)
     except ValueError:
-        return _fail("--negotiation takes a negotiation id")
+        return fail("--negotiation takes a negotiation id")
 
     async def export(settings: Settings) -> None:
         # A reading client: the schema is the server's to migrate.
@@ -137,11 +127,11 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
 
     try:
         replayed = replay_views(
-            tqdm(_lines(args.file), unit=" events", file=sys.stderr, desc="replay", disable=None),
+            tqdm(lines_of(args.file), unit=" events", file=sys.stderr, desc="replay", disable=None),
             as_of=args.as_of, known_at=args.known_at,
         )  # fmt: skip
     except ValueError as error:  # a line that is no exported event, a time that does not parse
-        return _fail(str(error))
+        return fail(str(error))
     if not args.against:
         print(msgspec.json.format(msgspec.json.encode(replayed)).decode())
         return 0
@@ -150,7 +140,7 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
 
     key = args.key or os.environ.get("PARLEY_API_KEY")
     if not key:
-        return _fail("--key (or PARLEY_API_KEY) is needed to compare with a server")
+        return fail("--key (or PARLEY_API_KEY) is needed to compare with a server")
     window = {name: value for name, value in (("as_of", args.as_of), ("known_at", args.known_at)) if value}
     found = 0
     with httpx.Client(base_url=args.against.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:

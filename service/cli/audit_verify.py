@@ -54,12 +54,16 @@ def add_verify_command(audit_commands: Any) -> None:
     verify.set_defaults(run=cmd_audit_verify)
 
 
-def _lines(path: str) -> Iterator[bytes]:
+# Shared with the other audit commands (service.cli.audit imports them from here:
+# this module cannot import that one, which registers this one).
+def lines_of(path: str) -> Iterator[bytes]:
+    """An export's lines, read as they are needed."""
     with open(path, "rb") as file:
         yield from file
 
 
-def _fail(message: str, code: int = 2) -> int:
+def fail(message: str, code: int = 2) -> int:
+    """A `parley audit` refusal: one line on stderr, the exit status (2: usage)."""
     print(f"parley audit: {message}", file=sys.stderr)
     return code
 
@@ -69,22 +73,22 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from service.audit.saved import open_cosigned, read_note
 
     if args.older_checkpoint and not args.checkpoint:
-        return _fail("--older-checkpoint is checked together with --checkpoint")
+        return fail("--older-checkpoint is checked together with --checkpoint")
     if args.filtered and args.older_checkpoint:
-        return _fail("--older-checkpoint needs a whole export: no root can be computed from a filtered one")
+        return fail("--older-checkpoint needs a whole export: no root can be computed from a filtered one")
     saved = [(role, path) for role, path in (("checkpoint", args.checkpoint), ("older checkpoint",
              args.older_checkpoint)) if path] + [("cosigned checkpoint", path) for path in args.cosigned]
     if saved and not args.public_key:
-        return _fail("--checkpoint and --cosigned need --public-key to check their signatures")
+        return fail("--checkpoint and --cosigned need --public-key to check their signatures")
     if args.witness_key and not saved:
-        return _fail("--witness-key needs the checkpoints the witnesses cosigned (--checkpoint, --cosigned)")
+        return fail("--witness-key needs the checkpoints the witnesses cosigned (--checkpoint, --cosigned)")
 
     checkpoints: list[tuple[str, TreeHead]] = []
     bounds: list[Bound] = []
     try:
         witnesses = [w for path in args.witness_key for w in read_witness_keys(Path(path).read_text())]
     except NoteError as error:
-        return _fail(f"witness key refused: {error}")
+        return fail(f"witness key refused: {error}")
     try:
         for role, path in saved:
             text = Path(path).read_text()
@@ -93,21 +97,21 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             checkpoints.append((role, opened.head))
             bounds += opened.bounds
     except NoteError as error:
-        return _fail(f"checkpoint refused: {error}", 1)
+        return fail(f"checkpoint refused: {error}", 1)
     if args.older_checkpoint:
         head, older = checkpoints[0][1], checkpoints[1][1]
         if older.origin != head.origin or older.tree_size > head.tree_size:
-            return _fail(
+            return fail(
                 f"the older checkpoint ({older.origin}, size {older.tree_size}) cannot precede "
                 f"the checkpoint ({head.origin}, size {head.tree_size})",
                 1,
             )
     if witnesses and not bounds:
-        return _fail("none of the checkpoints carries a cosignature by the given witnesses: "
+        return fail("none of the checkpoints carries a cosignature by the given witnesses: "
                      "record times cannot be checked", 1)
 
     record_time = RecordTimeBounds(bounds, slack=args.slack, skew=args.skew) if witnesses else None
-    lines = tqdm(_lines(args.file), unit=" events", file=sys.stderr, desc="verify", disable=None)
+    lines = tqdm(lines_of(args.file), unit=" events", file=sys.stderr, desc="verify", disable=None)
     report = verify_export(lines, [] if args.filtered else checkpoints, record_time=record_time,
                            filtered=args.filtered)
     report.cosignatures = len(bounds) if witnesses else 0
