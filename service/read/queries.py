@@ -240,13 +240,7 @@ class Queries:
             if not selected or selected[0].type != "negotiation.opened":
                 raise errors.UnknownNegotiation(f"negotiation {negotiation_id} was not yet recorded at that time")
             TIME_TRAVEL_ISSUE_VIEWS.labels("log").inc(len(records))
-        views = [
-            view
-            for view in windows.issue_views(records, travel)
-            if (status is None or view.status == status)
-            and (category is None or view.category == category)
-            and (party is None or party in issue_status.parties_named(view))
-        ]
+        views = [view for view in windows.issue_views(records, travel) if _wanted(view, status, category, party)]
         return _issue_page([(view.key, view) for view in sorted(views, key=lambda v: v.key)], after, limit)
 
     async def _opened_by(self, negotiation_id: uuid.UUID, as_of: Any) -> bool:
@@ -283,9 +277,7 @@ class Queries:
                 if not folded:
                     continue
                 view = item = folded[0]
-            if (status is None or view.status == status) and (category is None or view.category == category) and (
-                party is None or party in issue_status.parties_named(view)
-            ):
+            if _wanted(view, status, category, party):
                 keyed.append((view.key, item))
         return _issue_page(sorted(keyed, key=lambda pair: pair[0]), after, limit)
 
@@ -427,6 +419,16 @@ class _Keyed(msgspec.Struct):
 
 
 _KEY = msgspec.json.Decoder(_Keyed)
+
+
+def _wanted(view: IssueView, status: str | None, category: str | None, party: str | None) -> bool:
+    """The list filters of GET …/issues, applied to a view folded here (the
+    projection applies the same ones in SQL: issue_status.fetch_for_negotiation)."""
+    return (
+        (status is None or view.status == status)
+        and (category is None or view.category == category)
+        and (party is None or party in issue_status.parties_named(view))
+    )
 
 
 def _issue_page(keyed: list[tuple[str, Any]], after: str | None, limit: int) -> tuple[bytes, str | None]:
