@@ -291,30 +291,12 @@ async def test_the_service_seals_and_gets_cosignatures_every_few_seconds_while_e
 
 # -- health and metrics: each witness named, an outage reported, never unready --------
 
-import contextlib  # noqa: E402
-
-import uvicorn  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from domain.example import OPENED  # noqa: E402
 from service.auth import Role, create_key  # noqa: E402
 from service.http.app import create_app  # noqa: E402
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings):
-    """The app on a real socket (uvicorn in this event loop): its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), task
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+from tests.reliability.conftest import live_server  # noqa: E402
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -340,7 +322,8 @@ async def test_readiness_and_metrics_name_each_witness_and_an_outage_is_reported
     ready (200): a witness outage delays signed time, not the API."""
     up, down = (w.verifier.name for w in witnesses)
     recorder = {"Authorization": f"Bearer {await create_key(pool, 'a-recorder', Role.RECORDER)}"}
-    async with serving(configured_with(settings, witnesses)) as url, httpx.AsyncClient(base_url=url) as http:
+    app = create_app(configured_with(settings, witnesses))
+    async with live_server(app) as url, httpx.AsyncClient(base_url=url) as http:
         opened = await http.post("/negotiations", json=OPENED, headers=recorder)
         assert opened.status_code == 201, opened.text
         commands = f"/negotiations/{opened.json()['negotiation_id']}/commands"
@@ -411,7 +394,7 @@ async def test_readiness_where_parley_seal_runs_elsewhere_reads_each_witness_fro
     assert set((await cosigner.cosign_once()).values()) == {3}
     await writer.write(2)
     assert (await sealer.seal_once(wait=True)).tree_size == 5  # sealed, not cosigned yet
-    async with serving(configured_with(settings, witnesses, background_here=False)) as url:
+    async with live_server(create_app(configured_with(settings, witnesses, background_here=False))) as url:
         async with httpx.AsyncClient(base_url=url) as http:
             response = await http.get("/health/ready")
     assert response.status_code == 200, response.text
