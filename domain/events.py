@@ -184,6 +184,11 @@ class ClaimDisputed(Payload):
     summary: str
 
 
+# Corrections of the record, not facts of the world: they name another event
+# (`event_id`) and act in record time whatever their occurred_on.
+CORRECTIONS = (RecordRetracted, ClaimDisputed)
+
+
 # --- issue stream --------------------------------------------------------------
 
 

@@ -144,8 +144,6 @@ def negotiation_agreements(issues: Iterable[Any]) -> list[AgreementView]:
 
 # --- bitemporal selection -------------------------------------------------------------
 
-_CORRECTIONS = (e.RecordRetracted, e.ClaimDisputed)
-
 
 def select_known(
     records: Iterable[Recorded],
@@ -175,7 +173,7 @@ def select_known(
     for record in records:
         if known_at is not None and record.recorded_at > known_at:
             continue
-        if isinstance(record.data, _CORRECTIONS):
+        if isinstance(record.data, e.CORRECTIONS):
             # A correction of a fact outside the window is not part of it
             # either: nothing of it (count, version, lineage) may leak in.
             if record.data.event_id not in inside:

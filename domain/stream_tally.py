@@ -97,7 +97,7 @@ class StreamTally:
         if retracted:
             return
         self.lineage.append(event_id)
-        if isinstance(record.data, (e.RecordRetracted, e.ClaimDisputed)):
+        if isinstance(record.data, e.CORRECTIONS):
             return  # corrections of the record, not activity in the world
         if self.last_activity_on is None or world_time.sort_key(record.occurred_on) > world_time.sort_key(
             self.last_activity_on

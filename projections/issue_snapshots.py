@@ -49,7 +49,6 @@ from domain.records import Recorded
 from domain.status import IssueFold, select_known
 
 _encoder = msgspec.json.Encoder()
-_CORRECTIONS = (e.RecordRetracted, e.ClaimDisputed)
 # Boundaries below the newest whose window folds are kept in memory per stream:
 # a late fact or correction within them rewrites their rows; one reaching
 # further back marks the older rows stale. Bounds a fact's cost and a stream's memory.
@@ -119,7 +118,7 @@ class IssueHistoryFold(IssueFold):
 
     def _track(self, record: Recorded) -> None:
         version = record.version
-        if isinstance(record.data, _CORRECTIONS):
+        if isinstance(record.data, e.CORRECTIONS):
             root = self._root(record.data.event_id)
             if root is None:  # select_known never keeps it; the whole-stream view does
                 self.enabled = False
@@ -165,7 +164,7 @@ class IssueHistoryFold(IssueFold):
         correction: its target's), None when the target is not in the stream."""
         for record in reversed(self.records):
             if record.id == event_id:
-                if isinstance(record.data, _CORRECTIONS):
+                if isinstance(record.data, e.CORRECTIONS):
                     return self._root(record.data.event_id)
                 return world_time.start(record.occurred_on)
         return None
