@@ -9,6 +9,9 @@ polled every millisecond until it shows the probe's stream version. The lag is
 that wait (with 1 ms polling resolution). Alongside, the wait until the event is
 readable by a gap-free log reader at all (its transaction below the oldest one
 still running), which bounds what any projection runner could do. No peer or limit: the target is absolute.
+A paced command that gets no answer at all (the connection closed or reset under
+it: an httpx transport error) counts as failed, like one answered with another
+status than 201; the failures are printed by kind.
 
     uv run python -m bench.lag [--quick] [--database-url URL] [--rate N]
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 
 import asyncpg
 import httpx
@@ -64,6 +68,7 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
     lags = Latencies()
     readable = Latencies()
     sent = {"ok": 0, "failed": 0}
+    failures: Counter[str] = Counter()  # by kind: "HTTP 503", "ReadError", "not projected in 30 s"
     pending: set[asyncio.Task] = set()
     poller = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -71,10 +76,18 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
         base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30, limits=limits
     ) as http:
 
+        def failed(kind: str) -> None:
+            sent["failed"] += 1
+            failures[kind] += 1
+
         async def command(path: str, body: str, probe: bool) -> None:
-            response = await http.post(path, content=body, headers={"Content-Type": "application/json"})
+            try:
+                response = await http.post(path, content=body, headers={"Content-Type": "application/json"})
+            except httpx.TransportError as error:  # no answer: the connection closed, reset or timed out
+                failed(type(error).__name__)
+                return
             if response.status_code != 201:
-                sent["failed"] += 1
+                failed(f"HTTP {response.status_code}")
                 return
             sent["ok"] += 1
             if not probe:
@@ -96,7 +109,7 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
                         readable.record(now() - committed)
                     return
                 if now() - committed > 30:
-                    sent["failed"] += 1
+                    failed("not projected in 30 s")
                     return
                 await asyncio.sleep(POLL_EVERY)
 
@@ -118,7 +131,10 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
         elapsed = now() - started
         await asyncio.gather(*pending)
     await poller.close()
-    return {"achieved_per_s": sent["ok"] / elapsed, "failed": sent["failed"], "lags": lags, "readable": readable}
+    return {
+        "achieved_per_s": sent["ok"] / elapsed, "failed": sent["failed"], "failures": dict(failures),
+        "lags": lags, "readable": readable,
+    }
 
 
 async def main() -> None:
@@ -153,6 +169,8 @@ async def main() -> None:
         [[maximum if maximum is not None else float("nan"), rate, result["achieved_per_s"], len(lags.samples), p50, p99,
           worst, readable.p50_ms, readable.p99_ms, result["failed"]]],
     )  # fmt: skip
+    if result["failures"]:
+        print("failed: " + ", ".join(f"{count} {kind}" for kind, count in sorted(result["failures"].items())))
     emit_json(
         {
             "benchmark": "lag",
@@ -170,6 +188,7 @@ async def main() -> None:
             "log_readable_p50_ms": rounded(readable.p50_ms),
             "log_readable_p99_ms": rounded(readable.p99_ms),
             "failed": result["failed"],
+            "failures": result["failures"],
         }
     )
 
