@@ -313,12 +313,18 @@ class Sealer:
                     tree = await _rebuild(conn, _checkpoint(latest) if latest else None)
                 after = Checkpoint(last["txid"], last["position"]) if last else START
                 grown = tree.copy()  # kept only if the round commits
-                while True:
+                more = True
+                while more:
                     # The store's gap-free reader: a leaf is never appended ahead of an
                     # event that could still commit with an earlier place in the log.
                     events = await self.store.read_log(after, self.batch_size, conn=conn)
                     if not events:
                         break
+                    # A short page was all there was: no read for an empty one. The
+                    # round's transaction id is taken at its first write, and every
+                    # statement from there to the commit holds back the gap-free
+                    # reading of the log for every follower (the projections' lag).
+                    more = len(events) == self.batch_size
                     leaves = [merkle.leaf_hash(e.hash) for e in events]
                     await conn.execute(
                         _INSERT_LEAVES_SQL,
