@@ -1,7 +1,7 @@
 """bench.append — the event store against its peer and its limit.
 
 Writers (1, 4, 16, 64) append batches of 1 or 10 events to streams picked with a
-Zipf distribution over 10,000 streams, back to back, for a fixed time. Three systems,
+Zipf distribution over 10,000 streams, back to back, for a fixed time. Four systems,
 each in a fresh database on the same PostgreSQL, one after the other per cell:
 
 - parley: `service.store.event_store.EventStore.append` (asyncpg; stream heads locked per
@@ -11,12 +11,19 @@ each in a fresh database on the same PostgreSQL, one after the other per cell:
   on every insert. Versions come from an in-process counter, so it never conflicts.
 - limit:  bare asyncpg INSERTs of the same rows into a table with the same columns
   and nothing but its primary key: no uniqueness checks, no stream heads, no hash.
+- schema: bare asyncpg INSERTs of the same rows into Parley's own events table, as
+  migrated (its unique and ordering indexes, constraints and the record-time
+  trigger, which parses each body): the body finished with the server's now() in
+  the statement, as the trigger demands, versions from an in-process counter as
+  the peer's, no stream heads, no hash chain, no id check. What any append over
+  this schema could reach: parley's distance to it is the append's own cost, the
+  limit's distance to it the schema's.
 
     uv run --group bench python -m bench.append [--quick] [--database-url URL]
 
-Over 300 lines on purpose: the three systems of a cell (parley, its peer, the limit)
-are set up and driven by the same code in one module, so a figure and its comparison
-cannot drift apart.
+Over 300 lines on purpose: the four systems of a cell (parley, its peer, the limit,
+the schema's ceiling) are set up and driven by the same code in one module, so a
+figure and its comparisons cannot drift apart.
 """
 
 from __future__ import annotations
@@ -47,12 +54,13 @@ from bench._harness import (
 from bench._load import Measured, run_async, run_threads
 from bench._zipf import ZipfChooser
 from service.db import create_pool
+from service.store.append import body_pieces
 from service.store.event_store import EventStore, PendingEvent, canonical_body
 
 STREAMS = 10_000
 WRITERS = (1, 4, 16, 64)
 BATCHES = (1, 10)
-SYSTEMS = ("parley", "peer", "limit")
+SYSTEMS = ("parley", "peer", "limit", "schema")
 
 # A realistic fact: a party's position on an issue, with its source.
 FACT = (
@@ -227,13 +235,58 @@ async def run_limit(url: str, work: Workload, writers: int, batch: int, warmup: 
         await pool.close()
 
 
+# -- schema: bare INSERTs into Parley's events table, as migrated ------------------------
+
+_SCHEMA_INSERT = """
+INSERT INTO events (id, stream_id, stream_type, negotiation_id, version, type, schema_version,
+    body, data, occurred_on, recorded_at, recorded_by, claimed_by, source, content_digest, hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7,
+    $8 || convert_to(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), 'UTF8') || $9,
+    $10, $11, now(), $12, $13, $14, $15, $15)
+"""
+
+
+async def run_schema(url: str, work: Workload, writers: int, batch: int, warmup: float, duration: float) -> Measured:
+    pool = await create_pool(url, min_size=writers, max_size=writers)
+    # The trigger checks that the hashed body records the row's recorded_at: the
+    # body's two pieces around it, as parley sends them (version 1 in every body).
+    head, tail = body_pieces(work.pending(work.streams[0]))
+    tail += b"1}"
+    source = '{"outlet":"RBC","published_on":"2022-03-16","speaker":"Sergey Lavrov"}'
+    versions = _Versions()
+    choosers = [work.chooser(w) for w in range(writers)]
+
+    def row(stream: uuid.UUID, version: int) -> tuple:
+        return (
+            uuid.uuid4(), stream, "issue", work.negotiation_of[stream], version, "position.stated", 1,
+            head, tail, FACT.decode(), "2022-03-16", "bench", ["RU"], source, bytes(32),
+        )  # fmt: skip
+
+    async def insert(worker: int) -> int:
+        stream = choosers[worker].pick()
+        rows = [row(stream, v) for v in versions.take(stream, batch)]
+        async with pool.acquire() as conn:
+            if batch == 1:
+                await conn.execute(_SCHEMA_INSERT, *rows[0])
+            else:
+                await conn.executemany(_SCHEMA_INSERT, rows)
+        return batch
+
+    try:
+        return await run_async(writers, insert, warmup=warmup, duration=duration)
+    finally:
+        await pool.close()
+
+
 # -- the run ------------------------------------------------------------------------------
 
 
 async def measure_cell(server: str, work: Workload, system: str, writers: int, batch: int, warmup: float, duration: float) -> Measured:
-    async with fresh_database(server, system, migrated=(system == "parley")) as url:
+    async with fresh_database(server, system, migrated=system in ("parley", "schema")) as url:
         if system == "parley":
             return await run_parley(url, work, writers, batch, warmup, duration)
+        if system == "schema":
+            return await run_schema(url, work, writers, batch, warmup, duration)
         if system == "peer":
             return await asyncio.to_thread(run_peer, url, work, writers, batch, warmup, duration)
         return await run_limit(url, work, writers, batch, warmup, duration)
@@ -274,6 +327,8 @@ async def main() -> None:
                 "batch": batch,
                 "vs_peer": rounded(ratio(rate["parley"], rate["peer"])),
                 "of_limit": rounded(ratio(rate["parley"], rate["limit"])),
+                "of_schema": rounded(ratio(rate["parley"], rate["schema"])),
+                "schema_of_limit": rounded(ratio(rate["schema"], rate["limit"])),
             }
             row: list[object] = [writers, batch]
             for system, measured in got.items():
@@ -287,14 +342,20 @@ async def main() -> None:
                     "errors": measured.errors,
                 }
                 row += [rate[system], measured.latencies.p50_ms, measured.latencies.p99_ms]
-            row += [ratio(rate["parley"], rate["peer"]), ratio(rate["parley"], rate["limit"]) * 100]
+            row += [
+                ratio(rate["parley"], rate["peer"]),
+                ratio(rate["parley"], rate["limit"]) * 100,
+                ratio(rate["parley"], rate["schema"]) * 100,
+                ratio(rate["schema"], rate["limit"]) * 100,
+            ]
             rows.append(row)
             cells.append(cell)
 
     print_table(
         f"bench.append on PostgreSQL {version} ({'quick' if args.quick else f'{duration:.0f} s per cell'}; "
         "events/s, latency per append in ms)",
-        ["writers", "batch", "parley/s", "p50", "p99", "peer/s", "p50", "p99", "limit/s", "p50", "p99", "x peer", "% limit"],
+        ["writers", "batch", "parley/s", "p50", "p99", "peer/s", "p50", "p99", "limit/s", "p50", "p99", "schema/s", "p50",
+         "p99", "x peer", "% limit", "% schema", "schema % limit"],
         rows,
     )
     emit_json(
