@@ -9,6 +9,13 @@ polled every millisecond until it shows the probe's stream version. The lag is
 that wait (with 1 ms polling resolution). Alongside, the wait until the event is
 readable by a gap-free log reader at all (its transaction below the oldest one
 still running), which bounds what any projection runner could do. No peer or limit: the target is absolute.
+When a probe's event is not readable at its first look, the bench asks
+pg_stat_activity which transaction is the oldest still running (the one that holds
+the gap-free line back) and prints the probes' waits by what that was: a command,
+a projection's batch, a sealing round (one sample per probe, at that instant).
+It also prints how long after the response its first look came: the bench's own
+delay (its event loop and poller, on the cores it shares with the server), a floor
+under every figure it reports. Each look is one query.
 A paced command that gets no answer at all (the connection closed or reset under
 it: an httpx transport error) counts as failed, like one answered with another
 status than 201; the failures are printed by kind.
@@ -43,11 +50,43 @@ from bench._harness import (
 )
 from bench._negotiations import command_bodies, seed, wait_until_projected
 from bench._servers import parley_server
-from projections.issue_status import fetch_one
-from service.store.event_store import EventStore
+from service.store.log_reader import GAP_FREE
 
 PROBE_EVERY = 0.05
 POLL_EVERY = 0.001
+
+# The oldest transaction id still running in this database: no event committed after
+# it began is readable by a gap-free reader until it ends.
+_HOLDER_SQL = r"""
+    SELECT application_name, regexp_replace(left(query, 200), '\s+', ' ', 'g') AS query
+    FROM pg_stat_activity
+    WHERE datname = current_database() AND backend_xid IS NOT NULL
+    ORDER BY age(backend_xid) DESC LIMIT 1
+"""
+READABLE_AT_ONCE = "nothing (readable at once)"
+
+# One round trip per look: is the event readable by a gap-free reader
+# (EventStore.readable), and the issue's status view (issue_status.fetch_one), so
+# that the bench's own polling loads the two cores it shares with the server as
+# little as it can (it ran the two queries one after the other before).
+_LOOK_SQL = f"""
+    SELECT EXISTS (SELECT 1 FROM events WHERE id = $1 AND {GAP_FREE}) AS readable,
+           (SELECT view_json FROM issue_status WHERE negotiation_id = $2 AND key = $3) AS view_json
+"""
+
+
+def holder_kind(row: asyncpg.Record | None) -> str:
+    """What the oldest running transaction is doing, from its connection's name and statement."""
+    if row is None:
+        return "nothing running (between two looks)"
+    application, query = row["application_name"] or "", row["query"] or ""
+    if application.startswith("parley-projector:"):
+        return f"projection batch ({application.split(':', 1)[1]})"
+    if "ledger_" in query:
+        return "sealing round"
+    if any(word in query for word in ("parley_append", "idempotency", "SAVEPOINT", "now()")):
+        return "command"
+    return f"{application or 'unnamed'}: {query[:40]}"
 
 
 class _Version(msgspec.Struct):
@@ -67,6 +106,8 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
     bodies = command_bodies(refs, max(100, int(rate * seconds) + 100), seed=4)
     lags = Latencies()
     readable = Latencies()
+    held_by: dict[str, tuple[Latencies, Latencies]] = {}  # holder -> (readable waits, lags)
+    first_look = Latencies()  # from the response to the first look's answer: the bench's own delay
     sent = {"ok": 0, "failed": 0}
     failures: Counter[str] = Counter()  # by kind: "HTTP 503", "ReadError", "not projected in 30 s"
     pending: set[asyncio.Task] = set()
@@ -98,15 +139,25 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
             issue_key = msgspec.json.decode(body)["issue"]
             event_id = uuid.UUID(event["id"])
             readable_at = None
+            holder = None
             while True:
-                if readable_at is None and await EventStore(poller).readable(event_id):
+                look = await poller.fetchrow(_LOOK_SQL, event_id, negotiation_id, issue_key)
+                if holder is None and readable_at is None:
+                    first_look.record(now() - committed)
+                if readable_at is None and look["readable"]:
                     readable_at = now()
                     readable.record(readable_at - committed)
-                view = await fetch_one(poller, negotiation_id, issue_key)
+                if readable_at is None and holder is None:
+                    holder = holder_kind(await poller.fetchrow(_HOLDER_SQL))
+                view = look["view_json"]
                 if view is not None and _view.decode(view).version >= event["version"]:
                     lags.record(now() - committed)
                     if readable_at is None:
-                        readable.record(now() - committed)
+                        readable_at = now()
+                        readable.record(readable_at - committed)
+                    waits, lagged = held_by.setdefault(holder or READABLE_AT_ONCE, (Latencies(), Latencies()))
+                    waits.record(readable_at - committed)
+                    lagged.record(now() - committed)
                     return
                 if now() - committed > 30:
                     failed("not projected in 30 s")
@@ -133,7 +184,7 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
     await poller.close()
     return {
         "achieved_per_s": sent["ok"] / elapsed, "failed": sent["failed"], "failures": dict(failures),
-        "lags": lags, "readable": readable,
+        "lags": lags, "readable": readable, "held_by": held_by, "first_look": first_look,
     }
 
 
@@ -169,6 +220,18 @@ async def main() -> None:
         [[maximum if maximum is not None else float("nan"), rate, result["achieved_per_s"], len(lags.samples), p50, p99,
           worst, readable.p50_ms, readable.p99_ms, result["failed"]]],
     )  # fmt: skip
+    held_by: dict[str, tuple[Latencies, Latencies]] = result["held_by"]
+    first_look: Latencies = result["first_look"]
+    # No look can come sooner than this: a floor under every figure above, the
+    # bench's own (its loop and its poller on the cores it shares with the server).
+    print(f"first look after the response (the bench's own delay): p50 {first_look.p50_ms:.1f} ms, "
+          f"p99 {first_look.p99_ms:.1f} ms")
+    print_table(
+        "what held the probes' events back (the oldest running transaction at the first look; ms)",
+        ["oldest transaction", "probes", "readable p50", "p99", "lag p50", "p99"],
+        [[kind, len(waits.samples), waits.p50_ms, waits.p99_ms, lagged.p50_ms, lagged.p99_ms]
+         for kind, (waits, lagged) in sorted(held_by.items(), key=lambda item: -len(item[1][0].samples))],
+    )  # fmt: skip
     if result["failures"]:
         print("failed: " + ", ".join(f"{count} {kind}" for kind, count in sorted(result["failures"].items())))
     emit_json(
@@ -189,6 +252,13 @@ async def main() -> None:
             "log_readable_p99_ms": rounded(readable.p99_ms),
             "failed": result["failed"],
             "failures": result["failures"],
+            "first_look_p50_ms": rounded(first_look.p50_ms),
+            "first_look_p99_ms": rounded(first_look.p99_ms),
+            "held_by": {
+                kind: {"probes": len(waits.samples), "readable_p99_ms": rounded(waits.p99_ms),
+                       "lag_p99_ms": rounded(lagged.p99_ms)}
+                for kind, (waits, lagged) in held_by.items()
+            },
         }
     )
 
