@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from service import tracing
 from service.audit import merkle, tile_store
+from service.audit import tiles as tiles_module
 from service.config import Settings
 from service.audit.signed_note import (
     NoteVerifier,
@@ -313,6 +314,10 @@ class Sealer:
                     tree = await _rebuild(conn, _checkpoint(latest) if latest else None)
                 after = Checkpoint(last["txid"], last["position"]) if last else START
                 grown = tree.copy()  # kept only if the round commits
+                # The tiles' edge, read with the first page before the first write and
+                # grown in memory with the leaves (None: the tiles are not at the
+                # stored leaves, as after an upgrade; catch_up then reads them back).
+                tiles: tiles_module.TreeTiles | None = None
                 more = True
                 while more:
                     # The store's gap-free reader: a leaf is never appended ahead of an
@@ -325,6 +330,9 @@ class Sealer:
                     # statement from there to the commit holds back the gap-free
                     # reading of the log for every follower (the projections' lag).
                     more = len(events) == self.batch_size
+                    if grown.size == size:  # the first page: nothing written yet
+                        edge = await tile_store.read_edge(conn)
+                        tiles = edge if edge.size == size else None
                     leaves = [merkle.leaf_hash(e.hash) for e in events]
                     await conn.execute(
                         _INSERT_LEAVES_SQL,
@@ -337,10 +345,12 @@ class Sealer:
                     )
                     for leaf in leaves:
                         grown.append(leaf)
+                    if tiles is not None:
+                        tiles.extend(leaves)
                     after = events[-1].checkpoint
                 # The tree as tiles, in the same transaction as its leaves; the
                 # tiles must give the root about to be signed.
-                if await tile_store.catch_up(conn, grown.size) != grown.root():
+                if await tile_store.catch_up(conn, grown.size, tiles) != grown.root():
                     raise LedgerTampered("the stored tiles do not give the root of the stored leaves")
                 published = None
                 if latest is None or grown.size > latest["tree_size"]:

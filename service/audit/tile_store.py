@@ -5,9 +5,12 @@ written by the sealer, read by the proofs and the public tile routes.
   are inserted: it tiles every stored leaf beyond the tiled size (the leaves of
   this round; on the first round after an upgrade, every leaf sealed before tiles
   existed), starting from the stored right edge (at most one partial tile per
-  level), and writes the tiles that changed. It returns the root the tiles give,
-  which the sealer compares with its own before it signs: a sealer never signs on
-  top of tiles that disagree with the leaves.
+  level), and writes the tiles that changed. The sealer reads that edge before
+  its round's first write and grows it with the round's leaves in memory
+  (`read_edge`, then `catch_up(..., grown)`), so the round's transaction id, which
+  holds back the gap-free reading of the log, is not held across those reads. It
+  returns the root the tiles give, which the sealer compares with its own before
+  it signs: a sealer never signs on top of tiles that disagree with the leaves.
 - **Reading.** A proof or a root needs one node per subtree of RFC 9162's
   recursion; each node is a tile and at most 128 hashes of it (service/audit/tiles.py).
   Which tiles depends only on the sizes, so they are found by a dry run and read
@@ -142,17 +145,36 @@ async def _write(db: Db, changed: dict[TileKey, bytes]) -> None:
         changed.clear()
 
 
-async def catch_up(db: Db, leaves: int) -> bytes:
+async def _edge(db: Db, size: int) -> TreeTiles:
+    stored = await read_tiles(db, [key for key, width in right_edge(size) if width])
+    return TreeTiles(size, {key.level: stored.get(key, b"") for key, width in right_edge(size) if width})
+
+
+async def read_edge(db: Db) -> TreeTiles:
+    """The stored tiles' right edge (at most one partial tile per level), to grow in
+    memory; TileError if an edge tile has a width no tree of the tiled size has."""
+    return await _edge(db, await tiled_size(db))
+
+
+async def catch_up(db: Db, leaves: int, grown: TreeTiles | None = None) -> bytes:
     """Tile the stored leaves [tiled size, `leaves`) and return the root the tiles
     give at `leaves`. Raises TileError if the stored tiles hold more leaves than
-    that, or an edge tile has a width no tree of the tiled size has."""
-    size = await tiled_size(db)
-    if size > leaves:
-        raise TileError(f"the tiles hold {size} leaves, the ledger {leaves}")
-    if size < leaves:
-        stored = await read_tiles(db, [key for key, width in right_edge(size) if width])
-        edge = {key.level: stored.get(key, b"") for key, width in right_edge(size) if width}
-        tree = TreeTiles(size, edge)
+    that, or an edge tile has a width no tree of the tiled size has.
+
+    `grown`: the edge read earlier in this transaction (`read_edge`) and already
+    grown in memory by leaves the caller holds (the sealer's round, which so reads
+    nothing between its first write and its commit but the root): only the leaves
+    past it are read back, and the tiles it changed are written."""
+    tree = grown
+    if tree is None:
+        size = await tiled_size(db)
+        if size > leaves:
+            raise TileError(f"the tiles hold {size} leaves, the ledger {leaves}")
+        if size < leaves:
+            tree = await _edge(db, size)
+    elif tree.size > leaves:
+        raise TileError(f"the tiles hold {tree.size} leaves, the ledger {leaves}")
+    if tree is not None:
         while tree.size < leaves:
             end = min(leaves, tree.size + CATCH_UP_BATCH)
             rows = await db.fetch(_LEAVES_SQL, tree.size, end)
@@ -160,6 +182,7 @@ async def catch_up(db: Db, leaves: int) -> bytes:
                 raise TileError(f"leaves {tree.size} to {end} are not all stored")
             tree.extend([r["leaf_hash"] for r in rows])
             await _write(db, tree.changed)
+        await _write(db, tree.changed)
     return await tree_root(db, leaves)
 
 
