@@ -50,7 +50,7 @@ async def in_transaction(
         try:
             async with conn.transaction():
                 if key is not None:
-                    replay = await _replay(conn, key)
+                    replay = await stored_answer(conn, key)
                     if replay is not None:
                         return replay
                 outcome = await work(conn)
@@ -64,7 +64,7 @@ async def in_transaction(
             # Released whatever happened: unlocking a key the claim did not get
             # (another request holds it) is a harmless no-op.
             if key is not None:
-                await _release(conn, key)
+                await release_key(conn, key)
 
 
 async def _after_commit(
@@ -86,7 +86,7 @@ async def _after_commit(
     return finished
 
 
-async def _release(conn: asyncpg.Connection, key: Idempotency) -> None:
+async def release_key(conn: asyncpg.Connection, key: Idempotency) -> None:
     try:
         await idempotency.release(conn, key.scope, key.key)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -94,7 +94,7 @@ async def _release(conn: asyncpg.Connection, key: Idempotency) -> None:
         log.warning("could not release Idempotency-Key %r at once: %s", key.key, error)
 
 
-async def _replay(conn: asyncpg.Connection, key: Idempotency) -> Outcome | None:
+async def stored_answer(conn: asyncpg.Connection, key: Idempotency) -> Outcome | None:
     stored = await idempotency.claim(conn, key.scope, key.key, key.request_digest)
     if stored is None:
         return None

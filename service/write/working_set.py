@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 
 import asyncpg
 import msgspec
@@ -189,13 +190,13 @@ class WorkingSet:
         return issue.id if issue is not None else None
 
     def precondition_failure(
-        self, command: CommonFields, issue: Issue | None, if_match: IfMatch
+        self, command: CommonFields, issue: Issue | None, if_match: IfMatch, before: Mapping[uuid.UUID, int]
     ) -> PreconditionFailed | None:
         stream_id = self.target_stream(command, issue)
         if stream_id is None:  # an agreement step for an agreement that does not exist: its rules say so
             return None
         # The version before this request: a batch on one stream matches as a whole.
-        current = self.read_versions.get(stream_id, 0)
+        current = before.get(stream_id, 0)
         if not if_match.matches(current):
             return PreconditionFailed(stream_id, str(if_match), current)
         return None
@@ -210,16 +211,20 @@ class WorkingSet:
                 self.cache.put(stream_id, version, aggregate)
         self.taken.clear()
 
-    async def named_precondition_failure(self, if_match: IfMatch) -> PreconditionFailed | None:
+    async def named_precondition_failure(
+        self, if_match: IfMatch, before: Mapping[uuid.UUID, int]
+    ) -> PreconditionFailed | None:
         """If-Match with status views' ETags: every stream they name must still be
-        at a version named for it (the first that is not is the one the 412 names)."""
+        at a version named for it before this request (`before`: the versions read,
+        or, in a group commit, those after the requests decided before it; the
+        first that is not is the one the 412 names)."""
         for name in dict.fromkeys(stream for stream, _ in if_match.streams):
             if name is None:
                 stream_id = self.negotiation_id
             else:
                 await self.issue(name)
                 stream_id = issue_stream_id(self.negotiation_id, name)
-            current = self.read_versions.get(stream_id, 0)
+            current = before.get(stream_id, 0)
             if current not in if_match.versions_for(name):
                 return PreconditionFailed(stream_id, str(if_match), current)
         return None
