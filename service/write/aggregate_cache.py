@@ -16,7 +16,9 @@ Rules that keep it so (service.write.commands, service.write.working_set):
   cached) take TURNS in this process (`Turns`): the second waits for the first
   to have committed and put the entry back, then takes it and reads only the
   new events, instead of finding nothing, refolding the whole stream (seconds at
-  100,000 events), and then losing the race for the head anyway. On a short
+  100,000 events), and then losing the race for the head anyway. Requests of
+  one command that arrive while the turn is held are recorded together, in the
+  next turn, by one transaction (service.write.group_commit). On a short
   stream a refold costs less than the wait, and requests race as before: the
   database's head lock decides and the loser retries (service.write.transaction);
 - only after the request's transaction has committed does it put the evolved

@@ -1,6 +1,9 @@
 """Recording commands: the application service between the HTTP API and the log.
 
-One request is one PostgreSQL transaction (service.write.transaction):
+One request is one PostgreSQL transaction (service.write.transaction), except
+that requests of one command on a long issue stream that arrive together share
+one (service.write.group_commit: the same steps, each request decided, refused
+or answered on its own):
 
 1. claim the Idempotency-Key, if any (service.write.idempotency), and replay a stored
    answer instead of deciding again;
@@ -27,6 +30,7 @@ from service.store.event_store import AppendResult, ConcurrencyError, EventStore
 from service.write.aggregate_cache import AggregateCache, Turns
 from service.write.deciding import decide_request, item_id
 from service.write.encoding import outcome_of, pending_event
+from service.write.group_commit import GroupCommit, grouped_stream
 from service.write.requests import (
     OpenRequest,
     Outcome,
@@ -47,6 +51,8 @@ class CommandService:
         self.cache = cache
         # Lost races retried, in this process (for metrics).
         self.stats = RaceStats()
+        # Commands on one long issue stream, recorded together (service.write.group_commit).
+        self.groups = GroupCommit(store, cache, self.stats, lambda: self.receipts) if cache is not None else None
 
     # -- opening a negotiation ------------------------------------------------------
 
@@ -91,6 +97,9 @@ class CommandService:
 
     async def record(self, request: RecordRequest) -> Outcome:
         """Record the request's commands atomically on its negotiation (all or nothing)."""
+        grouped = grouped_stream(request, self.cache)
+        if grouped is not None and self.groups is not None:
+            return await self.groups.record(grouped, request)
         committed: list[tuple[WorkingSet, AppendResult]] = []
         # Requests on one issue take turns on its cached state (aggregate_cache.Turns).
         turns = self.cache.turns() if self.cache is not None else None
