@@ -81,7 +81,9 @@ async def test_concurrent_commands_on_a_short_stream_still_race(pool: asyncpg.Po
     assert service.stats.lost_races > 0, "the test did not meet concurrency"
 
 
-async def test_a_race_lost_to_another_process_keeps_the_cached_fold(pool: asyncpg.Pool) -> None:
+async def long_stream_and_another_process(pool: asyncpg.Pool):
+    """A service whose cache holds the issue stream as long (at version 2), and
+    another process's service (its own cache) on the same database."""
     store = EventStore(pool)
     cache = AggregateCache(turns_from=2)
     service = CommandService(store, cache)
@@ -89,6 +91,11 @@ async def test_a_race_lost_to_another_process_keeps_the_cached_fold(pool: asyncp
     negotiation_id = await opened_issue(service)
     stream_id = issue_stream_id(negotiation_id, "grain")
     await record(service, negotiation_id, 0)
+    return store, cache, service, other, negotiation_id, stream_id
+
+
+async def test_a_race_lost_to_another_process_keeps_the_cached_fold(pool: asyncpg.Pool) -> None:
+    store, cache, service, other, negotiation_id, stream_id = await long_stream_and_another_process(pool)
     # The other process appends while ours is between reading the stream and appending.
     original = store.append
     raced = []

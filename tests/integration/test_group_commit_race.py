@@ -11,22 +11,18 @@ import asyncio
 import asyncpg
 import msgspec
 
-from domain.issue import issue_stream_id
-from service.store.event_store import EventStore
-from service.write.aggregate_cache import AggregateCache
-from service.write.commands import CommandService
 from service.write.requests import RecordRequest
-from tests.integration.test_aggregate_turns import command, committed_fold, opened_issue, position, record
+from tests.integration.test_aggregate_turns import (
+    command,
+    committed_fold,
+    long_stream_and_another_process,
+    position,
+    record,
+)
 
 
 async def test_a_batch_that_loses_a_race_is_decided_again_whole(pool: asyncpg.Pool) -> None:
-    store = EventStore(pool)
-    cache = AggregateCache(turns_from=2)
-    service = CommandService(store, cache)
-    other = CommandService(EventStore(pool), AggregateCache())  # another process: its own cache
-    negotiation_id = await opened_issue(service)
-    stream_id = issue_stream_id(negotiation_id, "grain")
-    await record(service, negotiation_id, 0)  # version 2: a long stream from now on
+    store, cache, service, other, negotiation_id, stream_id = await long_stream_and_another_process(pool)
     original = store.append
     raced: list[int] = []
 
