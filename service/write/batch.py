@@ -28,6 +28,9 @@ from service.write.requests import Idempotency, Outcome, RecordRequest
 from service.write.transaction import RaceStats, release_key, stored_answer, until_not_overtaken
 from service.write.working_set import WorkingSet
 
+# Requests in one batch at most (one transaction, one append).
+MAX_BATCH = 64
+
 # Errors of the transaction itself, not of one request's decision: the batch fails.
 _BATCH_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
 
@@ -54,13 +57,16 @@ class _Decided:
 
 @dataclass(eq=False)
 class Batch:
-    """The leader first; `close()` gives the requests queued meanwhile (called once,
-    when the working set is loaded)."""
+    """The leader first; `close(room)` gives up to `room` requests queued meanwhile
+    (called on the first attempt once the working set is loaded, and again each
+    time its members have all been decided, until it gives none)."""
 
     members: list[Member]
-    close: Callable[[], list[Member]]
-    # The keys claimed on the leader's connection (released after the answers).
+    close: Callable[[int], list[Member]]
+    # The keys claimed on the leader's connection (released after the answers),
+    # and how many members have had theirs claimed.
     claimed: list[Idempotency] = field(default_factory=list)
+    claimed_upto: int = 0
     closed: bool = False
 
     async def record(
@@ -116,12 +122,15 @@ class Batch:
         recorded_at = await store.clock(conn)
         target = target_of(self.members[0].request.commands[0])
         await working.issue(target[1])  # type: ignore[index,arg-type]  (the stream's fold, its turn held)
-        if not self.closed:
-            # The batch closes now, after the round trips above: whatever arrived meanwhile joins it.
-            self.closed = True
-            self.members += self.close()
-            await self._claim(conn)
         return await self._decide_members(store, working, recorded_at, written)
+
+    async def _joining(self, conn: asyncpg.Connection) -> None:
+        """On the first attempt, the requests queued by now join the batch (their
+        keys claimed); from the first retry on, the batch is what it was."""
+        if not self.closed:
+            self.members += self.close(MAX_BATCH - len(self.members))
+            await self._claim(conn, self.members[self.claimed_upto :])
+            self.claimed_upto = len(self.members)
 
     async def _decide_members(
         self, store: EventStore, working: WorkingSet, recorded_at: dt.datetime, written: set[uuid.UUID]
@@ -129,7 +138,20 @@ class Batch:
         decided = _Decided(working)
         pending: list[PendingEvent] = []
         held_back: list[tuple[Recorded, str]] = []
-        for member in self.members:
+        # The batch closes only now, after the round trips of loading the working set.
+        await self._joining(working.conn)
+        index = 0
+        while True:
+            if index == len(self.members):
+                # The batch stays open while its members are decided: whatever
+                # arrived meanwhile joins it, until nothing has (or it is full).
+                before = len(self.members)
+                await self._joining(working.conn)
+                if len(self.members) == before:
+                    self.closed = True
+                    break
+            member = self.members[index]
+            index += 1
             if member.answer is not None:
                 continue
             # The previous request's records, now that this one is decided after it.
@@ -163,20 +185,18 @@ class Batch:
                 working.evolve(record, stream_type)
         return decided
 
-    async def _claim(self, conn: asyncpg.Connection) -> None:
+    async def _claim(self, conn: asyncpg.Connection, members: list[Member]) -> None:
         """Each member's Idempotency-Key claimed on the leader's connection. The
         advisory lock is re-entrant within one session, so a key twice in one
         batch is refused for the second as in use, as it would be from another
         connection."""
-        seen: set[tuple[str, str]] = set()
-        for member in self.members:
+        for member in members:
             key = member.request.idempotency
             if key is None:
                 continue
-            if (key.scope, key.key) in seen:
+            if any((key.scope, key.key) == (held.scope, held.key) for held in self.claimed):
                 member.answer = idempotency.IdempotencyKeyInUse(key.key)
                 continue
-            seen.add((key.scope, key.key))
             self.claimed.append(key)
             try:
                 member.answer = await stored_answer(conn, key)

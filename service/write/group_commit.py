@@ -7,8 +7,9 @@ transactions, one after the other (bench.contention). With it, the leader
 (the steps of one batch: service.write.batch)
 
 1. takes the stream's turn on a connection of its own, loads the working set
-   (the cached fold plus the events after it), and only then closes the batch:
-   every request queued by that moment joins it;
+   (the cached fold plus the events after it), and only then takes every
+   request queued by that moment, and again each time it has decided those,
+   until none has arrived meanwhile (or 64 are in it);
 2. claims each request's Idempotency-Key (a stored answer is replayed, a key in
    use or reused refused, for that request alone);
 3. decides each request in arrival order against the working set left by the
@@ -52,9 +53,6 @@ from service.write.aggregate_cache import AggregateCache
 from service.write.batch import Batch, Member
 from service.write.requests import Outcome, RecordRequest
 from service.write.transaction import RaceStats
-
-# Requests in one batch at most (one transaction, one append).
-MAX_BATCH = 64
 
 # What a waiting member is told when it is to lead the next batch.
 _LEAD = object()
@@ -151,10 +149,11 @@ class GroupCommit:
     async def _lead(
         self, stream_id: uuid.UUID, queue: _Queue, me: Member, hand_off: Callable[[], None]
     ) -> Outcome:
-        batch = Batch([me], lambda: self._close(queue))
+        batch = Batch([me], lambda room: self._close(queue, room))
         try:
             outcomes = await batch.record(self.store, self.cache, self.stats, self.receipts(), stream_id, hand_off)
         except BaseException as error:
+            self._count(batch)
             failure = error if isinstance(error, Exception) else GroupInterrupted(
                 "the command was interrupted while being recorded; retry it (with an Idempotency-Key to be safe)"
             )
@@ -162,6 +161,7 @@ class GroupCommit:
                 if not member.future.done():
                     member.future.set_exception(failure)
             raise
+        self._count(batch)
         for member in batch.members[1:]:
             if not member.future.done():
                 answer = outcomes[member]
@@ -174,12 +174,15 @@ class GroupCommit:
             raise answer
         return answer
 
-    def _close(self, queue: _Queue) -> list[Member]:
+    @staticmethod
+    def _close(queue: _Queue, room: int) -> list[Member]:
         joining: list[Member] = []
-        while queue.waiting and len(joining) < MAX_BATCH - 1:
+        while queue.waiting and len(joining) < room:
             member = queue.waiting.pop(0)
             if not member.future.done():  # a cancelled one is done
                 joining.append(member)
-        self.batches += 1
-        self.requests += len(joining) + 1
         return joining
+
+    def _count(self, batch: Batch) -> None:
+        self.batches += 1
+        self.requests += len(batch.members)
