@@ -105,9 +105,12 @@ def authentication_middleware(failure_limit: int) -> DefineMiddleware:
 
 
 def requires(permission: Permission):
-    """A guard: the request's key must have this permission."""
+    """A guard: the request's key must have this permission.
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    A coroutine function on purpose: Litestar runs a plain function guard in its
+    thread pool (a thread hop on every request); this one only reads the scope."""
+
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         # OPTIONS only says which methods a path has (Litestar's own handler, which
         # a controller's guards reach too); it needs no key, as authentication
         # skips it (each method it lists keeps its own guard).
