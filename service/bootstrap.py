@@ -36,6 +36,7 @@ from service.projection.watch import ProjectionWatch, projection_lag
 from service.roles import grant_app_role, grant_sealer_role, may_seal
 from service.read.queries import Queries
 from service.read.replicas import ReadRouter
+from service.read.served_views import ServedViews
 from service.store.event_store import EventStore
 from service.write.aggregate_cache import AggregateCache
 from service.write.commands import CommandService
@@ -89,7 +90,7 @@ def wire(settings: Settings, pool: asyncpg.Pool, standby_pools: Sequence[asyncpg
     store = EventStore(pool)
     aggregates = AggregateCache()
     watch = ProjectionWatch(pool, settings.database_url or "")
-    queries = Queries(store, watch)
+    queries = Queries(store, watch, ServedViews(ttl=settings.view_cache_ttl))
     reads = ReadRouter(
         queries,
         [(url, Queries(EventStore(standby), watch)) for url, standby in zip(settings.read_database_urls, standby_pools)],
@@ -225,6 +226,8 @@ async def running(
     runner_pool = sealer_pool = None
     runtime.invalidations = Invalidations(url)
     runtime.keys.attach(runtime.invalidations)
+    if runtime.queries.views is not None:
+        runtime.queries.views.attach(runtime.invalidations)
     try:
         await runtime.invalidations.start()
         await runtime.reads.start()

@@ -13,6 +13,10 @@ the connection that listens, so while it is down, or has not answered a heartbea
 for `stale_after` seconds, `trustworthy` is False (a cache must then not answer
 from memory), and once it is listening again every subscriber is told to forget
 everything (`forget_all`): whatever was announced meanwhile is unknown.
+
+The same connection also listens on channels other parts notify on of their own
+(`subscribe_channel`: the projections' commits on `parley_projections`, for the
+served status views of service.read.served_views), with the same trust.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class Invalidations:
         self.heartbeat = heartbeat
         self.stale_after = stale_after
         self._subscribers: dict[str, list[_Subscriber]] = {}
+        # Further channels listened on (their whole payload is handed over).
+        self._channels: dict[str, list[_Subscriber]] = {}
         self._listening = False
         self._last_answer = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -58,6 +64,15 @@ class Invalidations:
 
     def subscribe(self, kind: str, changed: Callable[[str], None], forget_all: Callable[[], None]) -> None:
         self._subscribers.setdefault(kind, []).append(_Subscriber(changed, forget_all))
+
+    def subscribe_channel(self, channel: str, changed: Callable[[str], None], forget_all: Callable[[], None]) -> None:
+        """Call `changed(payload)` on every notification of `channel`. Only before
+        `start`: a channel added later would not be listened on, yet trusted."""
+        if self._task is not None:
+            raise RuntimeError("subscribe to a channel before the invalidations start")
+        if channel == CHANNEL:
+            raise ValueError(f"{CHANNEL} carries kinds: use subscribe")
+        self._channels.setdefault(channel, []).append(_Subscriber(changed, forget_all))
 
     @property
     def trustworthy(self) -> bool:
@@ -89,8 +104,15 @@ class Invalidations:
             except Exception:  # one cache's bug must not keep the others stale
                 log.exception("invalidation of %s failed", payload)
 
+    def _deliver_channel(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        for subscriber in self._channels.get(channel, ()):
+            try:
+                subscriber.changed(payload)
+            except Exception:
+                log.exception("invalidation on %s (%s) failed", channel, payload)
+
     def _forget_all(self) -> None:
-        for subscribers in self._subscribers.values():
+        for subscribers in (*self._subscribers.values(), *self._channels.values()):
             for subscriber in subscribers:
                 try:
                     subscriber.forget_all()
@@ -105,6 +127,8 @@ class Invalidations:
                     self.primary_url, timeout=5, server_settings={"application_name": "parley-invalidations"}
                 )
                 await conn.add_listener(CHANNEL, self._deliver)
+                for channel in self._channels:
+                    await conn.add_listener(channel, self._deliver_channel)
                 # Anything announced before this point may have been missed.
                 self._forget_all()
                 self._last_answer = time.monotonic()

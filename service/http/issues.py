@@ -107,8 +107,13 @@ class IssueController(Controller):
     ) -> Response[IssueView]:
         travel = TimeTravel.parse(as_of, known_at)
 
+        # Without a token the view may come from the process's memory (a token's
+        # write may be in the table before this process has heard of its commit).
+        from_memory = consistency_token is None
+
         async def read(target: ReadTarget) -> bytes:
-            return await target.queries.issue(await target.queries.resolve_negotiation(ref), key, travel)
+            negotiation_id = await target.queries.resolve_negotiation(ref)
+            return await target.queries.issue(negotiation_id, key, travel, from_memory=from_memory)
 
         body, target = await routed(reads, consistency_token, read, log_read=travel.requested)
         return json_read(request, body, target=target, stream=issue_stream_tag(key))

@@ -41,6 +41,7 @@ from projections.negotiation_summary import (
 from projections.records import recorded_from_stored
 from service.projection.watch import ProjectionWatch
 from service.read import windows
+from service.read.served_views import ServedViews
 from service.read.windows import InvalidTimeParameter, TimeTravel  # noqa: F401  (re-exported: service.http)
 from service.store.consistency import ConsistencyToken
 from service.store.envelope import EventEnvelope, envelope
@@ -87,10 +88,13 @@ _REFS_HELD = 100_000
 class Queries:
     """Every read a client makes, over the store and the projections' tables."""
 
-    def __init__(self, store: EventStore, watch: ProjectionWatch) -> None:
+    def __init__(self, store: EventStore, watch: ProjectionWatch, views: ServedViews | None = None) -> None:
         self.store = store
         self.pool = store.pool
         self.watch = watch
+        # The primary's issue views held in memory (service.read.served_views); None
+        # for a standby.
+        self.views = views
         # Resolved refs (id or slug -> id). A negotiation is never removed and a slug
         # never renamed or reused, so a ref that resolved once resolves the same way
         # for good; a ref that did not resolve is asked again next time.
@@ -282,11 +286,21 @@ class Queries:
         return _issue_page(sorted(keyed, key=lambda pair: pair[0]), after, limit)
 
 
-    async def issue(self, negotiation_id: uuid.UUID, key: str, travel: TimeTravel) -> bytes:
+    async def issue(
+        self, negotiation_id: uuid.UUID, key: str, travel: TimeTravel, *, from_memory: bool = False
+    ) -> bytes:
+        """`from_memory`: the view may come from `views` (a read without a consistency
+        token: see service.read.served_views)."""
         if not travel.requested:
             await self.watch.check_not_stuck(issue_status.IssueStatusProjection.name, negotiation_id)
+            views = self.views if from_memory else None
+            if views is not None and (held := views.get(negotiation_id, key)) is not None:
+                return held
+            generation = views.generation() if views is not None else 0
             served = await issue_status.fetch_one(self.pool, negotiation_id, key)
             if served is not None:
+                if views is not None:
+                    views.keep(generation, negotiation_id, key, served)
                 return served
         stream_id = issue_stream_id(negotiation_id, key)
         if travel.as_of is not None and travel.known_at is None:
