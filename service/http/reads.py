@@ -168,8 +168,46 @@ def json_read(
         headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and _matches(if_none_match, tag):
-        return Response(content=b"", status_code=304, headers=headers)
-    return Response(content=body, media_type="application/json", headers=headers)
+        return ReadResponse(content=b"", status_code=304, headers=headers)
+    return ReadResponse(content=body, media_type="application/json", headers=headers)
+
+
+class _Sent:
+    """The ASGI response of a read: status, headers encoded once, body."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
+
+
+class ReadResponse(Response[Any]):
+    """A read's bytes with its headers, sent as Litestar's `ASGIResponse` would send
+    them (the same headers, in the same order, then content-type and
+    content-length unless 304) but encoded in one go: Litestar's general path
+    (merging every layer's headers and cookies into a header list, one header at a
+    time) was some 7 % of a status read's profile. Anything to merge (a layer's headers
+    or cookies, a background task) takes that general path still."""
+
+    def to_asgi_response(self, app: Any, request: Request[Any, Any, Any], **kwargs: Any) -> Any:
+        if app is not None or any(kwargs.get(k) for k in ("background", "cookies", "encoded_headers", "headers",
+                                                          "is_head_response")) or self.background or self.cookies:
+            return super().to_asgi_response(app, request, **kwargs)
+        status = self.status_code or 200
+        headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers.items()]
+        body = self.content
+        if status == 304:
+            body = b""
+        else:
+            headers.append((b"content-type", b"application/json"))
+            headers.append((b"content-length", str(len(body)).encode()))
+        return _Sent(status, headers, body)
 
 
 __all__ = [
