@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
@@ -138,7 +139,13 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
-        middleware=[request_id_middleware, PROMETHEUS.middleware, authentication_middleware(settings.auth_failure_limit)],
+        # The metrics middleware answers the refusals of authentication (its next
+        # layer) itself: the request id's middleware need not wrap it again.
+        middleware=[
+            DefineMiddleware(request_id_middleware, refusals_answered_inside=True),
+            PROMETHEUS.middleware,
+            authentication_middleware(settings.auth_failure_limit),
+        ],
         response_headers=[RESPONSE_HEADER],
         exception_handlers={Exception: handle_exception},
         before_send=[allow_every_method],

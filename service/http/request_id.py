@@ -67,17 +67,19 @@ def request_id_of(request: Request[Any, Any, Any]) -> uuid.UUID | None:
     return request.scope.get("state", {}).get(_STATE_KEY)
 
 
-def request_id_middleware(app: ASGIApp) -> ASGIApp:
+def request_id_middleware(app: ASGIApp, *, refusals_answered_inside: bool = False) -> ASGIApp:
     """Names the request, answers with its id, and logs one line when it ends
     (logger `parley.http`, INFO: method, route, status, duration).
 
     What runs inside is wrapped in Litestar's exception handling, as Litestar wraps
     a route's handler: a refusal raised by a later middleware (authentication's
     401) becomes its problem response here, through `answer`, so it too carries
-    the id and is logged with the status it was sent with."""
+    the id and is logged with the status it was sent with. With
+    `refusals_answered_inside` the next layer does that already (the app's metrics
+    middleware, service.http.metrics), and a second wrapping would only cost time."""
     from litestar._asgi.utils import wrap_in_exception_handler
 
-    inner = wrap_in_exception_handler(app)
+    inner = app if refusals_answered_inside else wrap_in_exception_handler(app)
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
