@@ -90,7 +90,7 @@ def wire(settings: Settings, pool: asyncpg.Pool, standby_pools: Sequence[asyncpg
     store = EventStore(pool)
     aggregates = AggregateCache()
     watch = ProjectionWatch(pool, settings.database_url or "")
-    queries = Queries(store, watch, ServedViews(ttl=settings.view_cache_ttl))
+    queries = Queries(store, watch, ServedViews(check_every=settings.view_cache_check))
     reads = ReadRouter(
         queries,
         [(url, Queries(EventStore(standby), watch)) for url, standby in zip(settings.read_database_urls, standby_pools)],
@@ -230,6 +230,10 @@ async def running(
         runtime.queries.views.attach(runtime.invalidations)
     try:
         await runtime.invalidations.start()
+        if runtime.queries.views is not None:
+            # The backstop for a commit whose notification was lost (service.read.served_views).
+            checking = runtime.queries.views.check_checkpoint(pool)
+            runtime.background.append(asyncio.create_task(checking, name="parley-served-views"))
         await runtime.reads.start()
         if projections:
             # Its own pool, so the runner never competes with requests for

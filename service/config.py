@@ -116,11 +116,11 @@ class Settings:
     # and while a process's listener is down it reads every key again; this bounds
     # a change made behind Parley's back (raw SQL).
     key_cache_ttl: float = 1.0
-    # The longest an issue's status view is served from this process's memory
-    # (PARLEY_VIEW_CACHE_TTL, seconds; 0: never). Every commit of the issue
-    # projection drops them all at once (service.read.served_views); this bounds a
-    # commit whose notification was lost with the process that made it.
-    view_cache_ttl: float = 1.0
+    # How often this process reads the issue projection's checkpoint to notice a
+    # commit whose notification was lost with the process that made it
+    # (PARLEY_VIEW_CACHE_CHECK, seconds; 0: no status view is served from memory).
+    # Every commit heard drops the views held at once (service.read.served_views).
+    view_cache_check: float = 1.0
     # Whether this API process runs the projection runner and the sealer itself
     # (PARLEY_BACKGROUND=here, the default) or leaves them to processes of their own
     # (`elsewhere`: `parley serve --workers N` with N > 1 sets it for its API workers
@@ -149,7 +149,7 @@ class Settings:
             trusted_proxies=_networks(env, "PARLEY_TRUSTED_PROXIES"),
             auth_failure_limit=_count(env, "PARLEY_AUTH_FAILURE_LIMIT", 10),
             key_cache_ttl=_seconds(env, "PARLEY_KEY_CACHE_TTL", 1.0),
-            view_cache_ttl=_seconds(env, "PARLEY_VIEW_CACHE_TTL", 1.0),
+            view_cache_check=_seconds(env, "PARLEY_VIEW_CACHE_CHECK", 1.0),
             background_here=_background_here(env),
         )
 

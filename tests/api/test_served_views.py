@@ -3,9 +3,9 @@ held between the issue projection's commits, dropped by each commit's notificati
 (whichever instance made it), never used for a read with a consistency token, nor
 while the process's listener cannot be trusted.
 
-The apps hold views for an hour (PARLEY_VIEW_CACHE_TTL=3600), so a view that
-changes within the tests' deadlines changed because a notification dropped it,
-not because it expired. Changing `issue_status` by raw SQL, without the
+The apps read the issue projection's checkpoint once an hour
+(PARLEY_VIEW_CACHE_CHECK=3600), so a view that changes within the tests' deadlines
+changed because a notification dropped it, not because that read noticed a commit. Changing `issue_status` by raw SQL, without the
 projector's notification, is how a test sees what the memory holds."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ async def _notify_issue_commit(database_url: str) -> None:
 
 
 async def test_a_view_is_held_until_the_issue_projection_commits(database_url, tmp_path, keys):
-    async with AsyncTestClient(make_app(database_url, tmp_path, view_cache_ttl=HOUR)) as client:
+    async with AsyncTestClient(make_app(database_url, tmp_path, view_cache_check=HOUR)) as client:
         await _recorded(client, keys)
         held = (await client.get(ISSUE, headers=keys.headers("reader"))).content
         rewritten = await _rewrite_behind_parley(database_url, "Rewritten behind Parley's back")
@@ -102,8 +102,8 @@ async def test_a_view_is_held_until_the_issue_projection_commits(database_url, t
 
 
 async def test_a_command_reaches_a_held_view_of_another_instance(database_url, tmp_path, keys):
-    async with AsyncTestClient(make_app(database_url, tmp_path / "a", view_cache_ttl=HOUR)) as one, \
-            AsyncTestClient(make_app(database_url, tmp_path / "b", view_cache_ttl=HOUR)) as two:
+    async with AsyncTestClient(make_app(database_url, tmp_path / "a", view_cache_check=HOUR)) as one, \
+            AsyncTestClient(make_app(database_url, tmp_path / "b", view_cache_check=HOUR)) as two:
         await _recorded(one, keys)
         before = (await two.get(ISSUE, headers=keys.headers("reader"))).content
         await _rewrite_behind_parley(database_url, "Rewritten behind Parley's back")
@@ -120,7 +120,7 @@ async def test_a_command_reaches_a_held_view_of_another_instance(database_url, t
 
 
 async def test_a_read_with_a_token_never_comes_from_memory(database_url, tmp_path, keys):
-    async with AsyncTestClient(make_app(database_url, tmp_path, view_cache_ttl=HOUR)) as client:
+    async with AsyncTestClient(make_app(database_url, tmp_path, view_cache_check=HOUR)) as client:
         token = await _recorded(client, keys)
         held = (await client.get(ISSUE, headers=keys.headers("reader"))).content
         rewritten = await _rewrite_behind_parley(database_url, "Only in the table")
@@ -130,7 +130,7 @@ async def test_a_read_with_a_token_never_comes_from_memory(database_url, tmp_pat
 
 
 async def test_nothing_is_served_from_memory_while_the_listener_is_not_trusted(database_url, tmp_path, keys):
-    app = make_app(database_url, tmp_path, view_cache_ttl=HOUR)
+    app = make_app(database_url, tmp_path, view_cache_check=HOUR)
     async with AsyncTestClient(app) as client:
         await _recorded(client, keys)
         held = (await client.get(ISSUE, headers=keys.headers("reader"))).content
@@ -140,8 +140,8 @@ async def test_nothing_is_served_from_memory_while_the_listener_is_not_trusted(d
         assert (await client.get(ISSUE, headers=keys.headers("reader"))).content == rewritten
 
 
-async def test_a_time_limit_of_zero_holds_nothing(database_url, tmp_path, keys):
-    async with AsyncTestClient(make_app(database_url, tmp_path, view_cache_ttl=0.0)) as client:
+async def test_a_check_interval_of_zero_holds_nothing(database_url, tmp_path, keys):
+    async with AsyncTestClient(make_app(database_url, tmp_path, view_cache_check=0.0)) as client:
         await _recorded(client, keys)
         await client.get(ISSUE, headers=keys.headers("reader"))
         rewritten = await _rewrite_behind_parley(database_url, "Never held")
@@ -157,10 +157,14 @@ async def test_a_read_that_raced_a_commit_is_not_kept(database_url):
     from service.read.served_views import ServedViews
 
     invalidations = Invalidations(database_url)
-    views = ServedViews(ttl=HOUR)
+    views = ServedViews(check_every=HOUR)
     views.attach(invalidations)
     await invalidations.start()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    checking = asyncio.create_task(views.check_checkpoint(pool))
     try:
+        while not views.enabled:
+            await asyncio.sleep(0.01)
         negotiation = uuid.uuid4()
         generation = views.generation()  # a read starts...
         await _notify_issue_commit(database_url)  # ...a commit is heard before it ends
@@ -173,4 +177,25 @@ async def test_a_read_that_raced_a_commit_is_not_kept(database_url):
         views.keep(views.generation(), negotiation, "k", b'{"version":2}')
         assert views.get(negotiation, "k") == b'{"version":2}'
     finally:
+        checking.cancel()
+        await asyncio.gather(checking, return_exceptions=True)
+        await pool.close()
         await invalidations.close()
+
+
+async def test_a_commit_not_heard_is_noticed_by_its_checkpoint(database_url, tmp_path, keys):
+    """A commit whose notification never came (its process died in between): the
+    checkpoint read every PARLEY_VIEW_CACHE_CHECK seconds moved, the views go."""
+    async with AsyncTestClient(make_app(database_url, tmp_path, view_cache_check=0.2)) as client:
+        await _recorded(client, keys)
+        held = (await client.get(ISSUE, headers=keys.headers("reader"))).content
+        rewritten = await _rewrite_behind_parley(database_url, "Committed, never announced")
+        assert (await client.get(ISSUE, headers=keys.headers("reader"))).content == held
+        conn = await asyncpg.connect(database_url)
+        try:
+            # The checkpoint as a commit moves it, without the notification.
+            await conn.execute("UPDATE projection_checkpoints SET position = position + 1 WHERE name = 'issue_status'")
+            assert await _changes_to(client, keys, rewritten) == rewritten != held
+        finally:
+            await conn.execute("UPDATE projection_checkpoints SET position = position - 1 WHERE name = 'issue_status'")
+            await conn.close()
