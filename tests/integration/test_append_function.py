@@ -4,6 +4,7 @@ behind, and a caller's transaction survives it in a savepoint."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -11,7 +12,14 @@ import msgspec
 import pytest
 
 from service.store.canonical import ImportClaim
-from service.store.event_store import ZERO_HASH, ConcurrencyError, EventStore, PendingEvent, canonical_body, chain_hash
+from service.store.event_store import (
+    ZERO_HASH,
+    ConcurrencyError,
+    EventStore,
+    PendingEvent,
+    canonical_body,
+    chain_hash,
+)
 from tests.pending_events import pending
 
 
@@ -83,3 +91,47 @@ async def test_a_failed_insert_leaves_the_heads_where_they_were(store: EventStor
         await store.append([bad])
     assert await store.stream_version(stream) == 1
     assert [e.version for e in (await store.append([pending(stream)])).events] == [2]
+
+
+async def test_a_batch_over_streams_with_and_without_heads_moves_every_head(store: EventStore) -> None:
+    # A stream without a head between two with one, then one with a head between
+    # two without: every head is taken in stream id order and moved.
+    low, middle, high = sorted(uuid.uuid4() for _ in range(3))
+    await store.append([pending(low), pending(high)])
+    result = await store.append([pending(high, 1), pending(middle, 2), pending(low, 3)], {low: 1, middle: 0, high: 1})
+    assert [(e.stream_id, e.version) for e in result.events] == [(high, 2), (middle, 1), (low, 2)]
+    below, above = uuid.UUID(int=low.int - 1), uuid.UUID(int=high.int + 1)
+    result = await store.append([pending(above), pending(middle, 4), pending(below)], {below: 0, middle: 1, above: 0})
+    assert [(e.stream_id, e.version) for e in result.events] == [(above, 1), (middle, 2), (below, 1)]
+    for stream, version in ((low, 2), (middle, 2), (high, 2), (below, 1), (above, 1)):
+        stored = await store.read_stream(stream)
+        assert [e.version for e in stored] == list(range(1, version + 1))
+        previous = ZERO_HASH
+        for event in stored:
+            assert event.hash == chain_hash(previous, event.body)
+            previous = event.hash
+        head = await store.pool.fetchrow("SELECT version, head_hash FROM streams WHERE stream_id = $1", stream)
+        assert (head["version"], head["head_hash"]) == (version, previous)
+
+
+async def test_concurrent_batches_over_new_and_existing_streams_do_not_deadlock(store: EventStore) -> None:
+    # Heads are locked in stream id order even when some are created on the way:
+    # writers racing to create the same new streams among existing ones all succeed
+    # (a lock taken out of order would surface as a DeadlockDetectedError).
+    existing = sorted(uuid.uuid4() for _ in range(4))
+    await store.append([pending(s) for s in existing])
+    written: dict[uuid.UUID, int] = {s: 1 for s in existing}
+
+    async def writer(streams: list[uuid.UUID]) -> None:
+        await store.append([pending(s) for s in streams])
+
+    for _ in range(6):
+        new = [uuid.uuid4() for _ in range(4)]
+        every = sorted(existing + new)
+        batches = [every[i::2] for i in range(2)] + [every, every[::-1], new + existing[:2], existing[2:] + new[:2]]
+        await asyncio.wait_for(asyncio.gather(*(writer(b) for b in batches)), timeout=60)
+        for batch in batches:
+            for stream in batch:
+                written[stream] = written.get(stream, 0) + 1
+    for stream, count in written.items():
+        assert await store.stream_version(stream) == count
