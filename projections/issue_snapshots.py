@@ -218,13 +218,15 @@ async def valid_through(conn: asyncpg.Connection, stream_ids: list[uuid.UUID]) -
     return {r["stream_id"]: r["valid_through"] for r in rows}
 
 
-async def write(
-    conn: asyncpg.Connection, changes: list[tuple[uuid.UUID, int, IssueHistoryFold]], after: dict[uuid.UUID, int]
-) -> None:
-    """Write the rows each stream's fold changed past the version its rows were
-    valid through (`after`; -1: rewrite them all, the fold having been refolded
-    from version 1), and the version they are now valid through (in the
-    projection's transaction)."""
+# The columns of `rows_to_write`'s rows and heads (a rebuild COPYs them into fresh tables).
+ROW_COLUMNS = ("stream_id", "boundary", "stale", "view_json")
+HEAD_COLUMNS = ("stream_id", "valid_through", "enabled")
+
+
+def rows_to_write(
+    changes: list[tuple[uuid.UUID, int, IssueHistoryFold]], after: dict[uuid.UUID, int]
+) -> tuple[list[tuple], list[tuple], list[uuid.UUID]]:
+    """What `write` writes: (snapshot rows, heads, streams whose rows are deleted first)."""
     rows, heads, cleared = [], [], []
     for stream_id, version, fold in changes:
         since = after.get(stream_id, 0)
@@ -233,6 +235,17 @@ async def write(
         if fold.enabled:
             rows.extend((stream_id, *row) for row in fold.take_rows(max(since, 0)))
         heads.append((stream_id, version, fold.enabled))
+    return rows, heads, cleared
+
+
+async def write(
+    conn: asyncpg.Connection, changes: list[tuple[uuid.UUID, int, IssueHistoryFold]], after: dict[uuid.UUID, int]
+) -> None:
+    """Write the rows each stream's fold changed past the version its rows were
+    valid through (`after`; -1: rewrite them all, the fold having been refolded
+    from version 1), and the version they are now valid through (in the
+    projection's transaction)."""
+    rows, heads, cleared = rows_to_write(changes, after)
     if cleared:
         await conn.execute("DELETE FROM issue_snapshots WHERE stream_id = ANY($1::uuid[])", cleared)
     if rows:

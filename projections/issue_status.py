@@ -23,7 +23,7 @@ import msgspec
 
 from domain.status import IssueView
 from projections import issue_snapshots
-from projections.folds import FoldCache
+from projections.folds import FoldCache, FoldedStream
 from projections.issue_snapshots import IssueHistoryFold
 from projections.projection import SchemaStep
 from projections.records import Fact, StreamHistory, by_stream
@@ -104,6 +104,39 @@ _UPSERT = """
 """
 
 
+# The columns `_UPSERT` writes, in its parameters' order, `view` (jsonb) from the
+# bytes: a rebuild COPYs fresh rows (`copy_row`) instead (service.projection.rebuild).
+COLUMNS = (
+    "stream_id", "negotiation_id", "key", "title", "category", "status", "parties", "version",
+    "updated_position", "last_activity_on", "view", "view_json",
+)  # fmt: skip
+
+
+def status_row(stream_id: uuid.UUID, negotiation_id: uuid.UUID, folded: FoldedStream[IssueHistoryFold]) -> tuple:
+    """The parameters of `_UPSERT` for a stream folded to its newest version."""
+    view = folded.fold.view()
+    if folded.head is None or folded.head.position is None:
+        raise RuntimeError(f"issue stream {stream_id} folded without a stored head event")
+    return (
+        stream_id,
+        negotiation_id,
+        view.key,
+        view.title,
+        view.category,
+        view.status,
+        parties_named(view),
+        view.version,
+        folded.head.position,
+        view.last_activity_on,
+        _encoder.encode(view),
+    )
+
+
+def copy_row(row: tuple) -> tuple:
+    """A `status_row` as COPY takes it (`COLUMNS`): the jsonb copy as text, as `_UPSERT` converts it."""
+    return (*row[:-1], row[-1].decode(), row[-1])
+
+
 class IssueStatusProjection:
     name: ClassVar[str] = "issue_status"
     tables: ClassVar[tuple[str, ...]] = ("issue_status", "issue_snapshots", "issue_snapshot_heads")
@@ -139,25 +172,8 @@ class IssueStatusProjection:
             folded = await self.folds.advance(stream_id, stored.get(stream_id, 0), [f.record for f in group], history)
             if folded is None:
                 continue
-            view = folded.fold.view()
             snapshots.append((stream_id, folded.version, folded.fold))
-            if folded.head is None or folded.head.position is None:
-                raise RuntimeError(f"issue stream {stream_id} folded without a stored head event")
-            rows.append(
-                (
-                    stream_id,
-                    group[0].negotiation_id,
-                    view.key,
-                    view.title,
-                    view.category,
-                    view.status,
-                    parties_named(view),
-                    view.version,
-                    folded.head.position,
-                    view.last_activity_on,
-                    _encoder.encode(view),
-                )
-            )
+            rows.append(status_row(stream_id, group[0].negotiation_id, folded))
         if rows:
             await conn.executemany(_UPSERT, rows)
         await issue_snapshots.write(conn, snapshots, snapshot_after)

@@ -27,7 +27,7 @@ import msgspec
 from domain.status import IssueFold, IssueView, NegotiationFold, NegotiationView, negotiation_agreements
 from domain.views import AgreementView
 from projections import cursors
-from projections.folds import FoldCache
+from projections.folds import FoldCache, FoldedStream
 from projections.projection import SchemaStep
 from projections.records import Fact, StreamHistory, by_stream
 
@@ -230,6 +230,51 @@ def summarise(view: NegotiationView, issues: list[StoredBrief]) -> tuple[Negotia
     return summary, item
 
 
+# The columns of `_UPSERT_ISSUE` and `_UPSERT_NEGOTIATION`, in their parameters'
+# order (a rebuild COPYs `issue_row`s and `negotiation_row`s into fresh tables).
+ISSUE_COLUMNS = ("stream_id", "negotiation_id", "key", "version", "brief_json")
+NEGOTIATION_COLUMNS = (
+    "negotiation_id", "slug", "title", "status", "parties", "mediators", "rounds", "issue_counts",
+    "created_position", "version", "updated_position", "view_json", "list_item_json",
+)  # fmt: skip
+
+
+def issue_row(stream_id: uuid.UUID, negotiation_id: uuid.UUID, fold: IssueFold) -> tuple:
+    """The parameters of `_UPSERT_ISSUE` for an issue stream's fold."""
+    view = fold.view()
+    return (stream_id, negotiation_id, view.key, view.version, _encoder.encode(StoredBrief.of(view)))
+
+
+def stored_brief(brief_json: bytes) -> StoredBrief:
+    return _brief_decoder.decode(brief_json)
+
+
+def negotiation_row(
+    negotiation_id: uuid.UUID, folded: FoldedStream[NegotiationFold] | None, briefs: list[StoredBrief]
+) -> tuple | None:
+    """The parameters of `_UPSERT_NEGOTIATION` for the negotiation's fold and its
+    issues' stored briefs; None before its negotiation.opened was folded."""
+    if folded is None or folded.first is None or folded.head is None:
+        return None  # issue facts seen before negotiation.opened: summarised when it comes
+    view = folded.fold.view()
+    summary, item = summarise(view, briefs)
+    return (
+        negotiation_id,
+        view.slug,
+        view.title,
+        view.status,
+        sorted({p.code for p in view.parties} | {p.code for p in view.mediators}),
+        [p.code for p in view.mediators],
+        len(view.rounds),
+        _encoder.encode(summary.issue_counts).decode(),
+        folded.first.position,
+        view.version,
+        folded.head.position,
+        _encoder.encode(summary),
+        _encoder.encode(item),
+    )
+
+
 class NegotiationSummaryProjection:
     name: ClassVar[str] = "negotiation_summary"
     tables: ClassVar[tuple[str, ...]] = ("negotiation_summary_issues", "negotiation_summary")
@@ -264,10 +309,8 @@ class NegotiationSummaryProjection:
                 )
                 if folded is None:
                     continue
-                view = folded.fold.view()
-                brief = StoredBrief.of(view)
                 negotiation_id = group[0].negotiation_id
-                rows.append((stream_id, negotiation_id, view.key, view.version, _encoder.encode(brief)))
+                rows.append(issue_row(stream_id, negotiation_id, folded.fold))
                 touched.add(negotiation_id)
             if rows:
                 await conn.executemany(_UPSERT_ISSUE, rows)
@@ -280,7 +323,7 @@ class NegotiationSummaryProjection:
         }
         briefs: dict[uuid.UUID, list[StoredBrief]] = {}
         for row in await conn.fetch(_ISSUE_BRIEFS, list(touched)):
-            briefs.setdefault(row["negotiation_id"], []).append(_brief_decoder.decode(row["brief_json"]))
+            briefs.setdefault(row["negotiation_id"], []).append(stored_brief(row["brief_json"]))
 
         rows = []
         for negotiation_id in sorted(touched):
@@ -295,27 +338,9 @@ class NegotiationSummaryProjection:
                 # Only its issues changed (or the negotiation events were seen
                 # before): the negotiation itself stays at its stored version.
                 folded = await self.negotiation_folds.at(negotiation_id, stored_version, history)
-            if folded is None or folded.first is None or folded.head is None:
-                continue  # issue facts seen before negotiation.opened: summarised when it comes
-            view = folded.fold.view()
-            summary, item = summarise(view, briefs.get(negotiation_id, []))
-            rows.append(
-                (
-                    negotiation_id,
-                    view.slug,
-                    view.title,
-                    view.status,
-                    sorted({p.code for p in view.parties} | {p.code for p in view.mediators}),
-                    [p.code for p in view.mediators],
-                    len(view.rounds),
-                    _encoder.encode(summary.issue_counts).decode(),
-                    folded.first.position,
-                    view.version,
-                    folded.head.position,
-                    _encoder.encode(summary),
-                    _encoder.encode(item),
-                )
-            )
+            row = negotiation_row(negotiation_id, folded, briefs.get(negotiation_id, []))
+            if row is not None:
+                rows.append(row)
         if rows:
             await conn.executemany(_UPSERT_NEGOTIATION, rows)
 

@@ -106,6 +106,15 @@ _INSERT = """
 """
 
 
+# The columns of `_UPSERT_PARTY` and `_INSERT`, in their parameters' order (a
+# rebuild COPYs rows into fresh tables).
+PARTY_COLUMNS = ("negotiation_id", "code", "name")
+COLUMNS = (
+    "event_id", "negotiation_id", "stream_id", "stream_type", "issue_key", "type", "occurred_on",
+    "world_start", "world_timed", "position", "recorded_at", "claimed_by", "line", "retracts", "disputes",
+)  # fmt: skip
+
+
 class TimelineProjection:
     name: ClassVar[str] = "timeline"
     tables: ClassVar[tuple[str, ...]] = ("timeline_parties", "timeline")
@@ -119,7 +128,8 @@ class TimelineProjection:
     def reset(self) -> None:
         pass  # nothing kept that a failed transaction could have made wrong
 
-    async def _issue_key(self, record: Any, history: StreamHistory) -> str:
+    async def issue_key(self, record: Any, history: StreamHistory) -> str:
+        """The key of the issue an issue stream's record is on."""
         key = self.issue_keys.get(record.stream_id)
         if key is None:
             key = getattr(record.data, "issue", None)
@@ -143,40 +153,45 @@ class TimelineProjection:
         # In log order: each sentence uses the names known at its point of the
         # log, whatever the batch boundaries were (so a rebuild writes the same).
         for fact in facts:
-            record: Any = fact.record
             known = names.setdefault(fact.negotiation_id, {})
-            if record.type == "negotiation.opened":
-                introduced = [*record.data.parties, *record.data.mediators]
-            elif record.type == "party.joined":
-                introduced = [record.data.party]
-            else:
-                introduced = []
-            for party in introduced:
+            for party in introduced(fact.record):
                 known[party.code] = party.name
                 party_rows.append((fact.negotiation_id, party.code, party.name))
-            start, timed = world_time.sort_key(record.occurred_on)
-            rows.append(
-                (
-                    record.id,
-                    fact.negotiation_id,
-                    record.stream_id,
-                    record.stream_type,
-                    await self._issue_key(record, history) if record.stream_type == "issue" else None,
-                    record.type,
-                    record.occurred_on,
-                    start,
-                    timed,
-                    record.position,
-                    record.recorded_at,
-                    list(record.claimed_by),
-                    describe(record, known),
-                    record.data.event_id if record.type == "record.retracted" else None,
-                    record.data.event_id if record.type == "claim.disputed" else None,
-                )
-            )
+            rows.append(await self.row(fact, known, history))
         if party_rows:
             await conn.executemany(_UPSERT_PARTY, party_rows)
         await conn.executemany(_INSERT, rows)
+
+    async def row(self, fact: Fact, known: dict[str, str], history: StreamHistory) -> tuple:
+        """The parameters of `_INSERT` for a fact, with the party names known at it."""
+        record: Any = fact.record
+        start, timed = world_time.sort_key(record.occurred_on)
+        return (
+            record.id,
+            fact.negotiation_id,
+            record.stream_id,
+            record.stream_type,
+            await self.issue_key(record, history) if record.stream_type == "issue" else None,
+            record.type,
+            record.occurred_on,
+            start,
+            timed,
+            record.position,
+            record.recorded_at,
+            list(record.claimed_by),
+            describe(record, known),
+            record.data.event_id if record.type == "record.retracted" else None,
+            record.data.event_id if record.type == "claim.disputed" else None,
+        )
+
+
+def introduced(record: Any) -> list[Any]:
+    """The parties (code and name) a record introduces to its negotiation."""
+    if record.type == "negotiation.opened":
+        return [*record.data.parties, *record.data.mediators]
+    if record.type == "party.joined":
+        return [record.data.party]
+    return []
 
 
 # --- queries for the API ---------------------------------------------------------
