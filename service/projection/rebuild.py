@@ -1,8 +1,12 @@
 """Rebuild: replay the whole log into fresh tables and swap them in.
 
 All the projections asked for are rebuilt in one pass over the log: each batch
-is read and converted once and applied to every projection (one transaction per
-batch), then one swap transaction moves every projection's tables in.
+is read and decoded once and folded in memory for every projection
+(projections.bulk), whose final rows are COPYed into fresh tables on the
+second connection while the first reads and folds on; then one swap
+transaction moves every projection's tables in. Facts of a negotiation evicted
+from memory, the catch-up inside the swap, and projection objects of other
+classes apply batches as the live runner does (one transaction per batch).
 
 The fresh tables live in the schema `parley_rebuild` (`LIKE` the live ones,
 so indexes and constraints are the same); the projection's own SQL writes them
@@ -19,6 +23,8 @@ rebuild that meets the event it cannot apply fails and swaps nothing in.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +34,9 @@ from typing import TextIO
 import asyncpg
 
 from projections import PROJECTION_NAMES, PROJECTIONS, Projection
+from projections.bulk import COLUMNS as BULK_COLUMNS
+from projections.bulk import TABLES as BULK_TABLES
+from projections.bulk import BulkFold, Rows
 from projections.records import fact_from_stored
 from service.projection.checkpoints import (
     PROJECTIONS_CHANNEL,
@@ -39,10 +48,51 @@ from service.roles import copy_grants
 from service.store.event_store import START, Checkpoint, EventStore
 
 REBUILD_SCHEMA = "parley_rebuild"
+# Events a rebuild folds in memory at most (outside a negotiation larger than
+# that): ~2.7 KB each in bench.replay's log, so ~140 MB.
+HELD_EVENTS = 50_000
 
 
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+class _Writer:
+    """COPYs rows into the fresh tables on the connection the swap uses later,
+    one transaction per batch of rows, while the other connection reads and
+    folds the next batch (PostgreSQL writes on one core, the fold runs on another)."""
+
+    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+        self.pending: asyncio.Task[None] | None = None
+
+    async def copy(self, rows: Rows) -> None:
+        """Start writing `rows` once the rows handed over before are committed."""
+        await self.drain()
+        if any(rows.values()):
+            self.pending = asyncio.ensure_future(self._copy(rows))
+
+    async def _copy(self, rows: Rows) -> None:
+        async with self.conn.transaction():
+            for table, records in rows.items():
+                if records:
+                    await self.conn.copy_records_to_table(
+                        table, records=records, columns=BULK_COLUMNS[table], schema_name=self.schema
+                    )
+
+    async def drain(self) -> None:
+        """Wait for the rows handed over so far to be committed."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            await pending
+
+    async def close(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
 
 
 @dataclass
@@ -76,6 +126,7 @@ async def rebuild_all(
     *,
     batch_size: int = 2000,
     progress: TextIO | None = sys.stderr,
+    held_events: int = HELD_EVENTS,
 ) -> list[RebuildResult]:
     """Replay the whole log once into fresh tables of every projection given (by
     name, or as an object), then swap them all in atomically.
@@ -84,6 +135,8 @@ async def rebuild_all(
     the swap itself (a few DROP/ALTER statements). A live runner carries on from
     the swapped-in checkpoint: its next batch finds the checkpoint moved,
     forgets its folds and resumes from the stored checkpoint.
+
+    `held_events` bounds the events folded in memory (projections.bulk).
     """
     from tqdm import tqdm
 
@@ -138,18 +191,38 @@ async def rebuild_all(
             disable=progress is None, dynamic_ncols=True,
         )
         checkpoint, applied = START, 0
+        history = stream_history(store, work)
+        # The projections of this code are folded in memory and their rows
+        # COPYed in (projections.bulk); any other object given applies batches.
+        in_bulk = [p for p in chosen if type(p) is PROJECTIONS.get(p.name) and p.name in BULK_TABLES]
+        batched = [p for p in chosen if p not in in_bulk]
+        folding = BulkFold((p.name for p in in_bulk), held_events) if in_bulk else None
+        writer = _Writer(swap, REBUILD_SCHEMA)
 
-        async def catch_up(until: Checkpoint | None) -> None:
+        async def catch_up(until: Checkpoint | None, *, in_memory: bool) -> None:
             nonlocal checkpoint, applied
-            history = stream_history(store, work)
             while until is None or checkpoint < until:
                 batch = await store.read_log(checkpoint, batch_size, conn=work)
                 if not batch:
                     return
                 facts = [fact_from_stored(e) for e in batch]
-                async with work.transaction():
-                    for projection in chosen:
-                        await projection.apply(work, facts, history)
+                if folding is None or not in_memory:
+                    applying = [(p, facts) for p in chosen]
+                else:
+                    applying = [(p, facts) for p in batched]
+                    held, rest = [], []
+                    for fact in facts:
+                        (held if folding.holds(fact) else rest).append(fact)
+                    # One batch's rows are written while the next is read and folded.
+                    await writer.copy(await folding.add(held, history))
+                    if rest:
+                        # Negotiations evicted from memory go on from the rows written.
+                        await writer.drain()
+                        applying += [(p, rest) for p in in_bulk]
+                if applying:
+                    async with work.transaction():
+                        for projection, some in applying:
+                            await projection.apply(work, some, history)
                 checkpoint = batch[-1].checkpoint
                 applied += len(batch)
                 if applied > bar.total:
@@ -157,7 +230,10 @@ async def rebuild_all(
                 bar.update(len(batch))
 
         try:
-            await catch_up(None)
+            await catch_up(None, in_memory=True)
+            if folding is not None:
+                await writer.copy(await folding.finish(history))
+                await writer.drain()
             async with swap.transaction():
                 await swap.execute("SET LOCAL lock_timeout = '10s'")
                 # Locking the checkpoint rows first waits for a live batch in
@@ -168,7 +244,8 @@ async def rebuild_all(
                     names,
                 )
                 # Never swap in something older than what is being served.
-                await catch_up(max(Checkpoint(r["txid"], r["position"]) for r in rows))
+                # (Through the projections' own batches: the swap holds the other connection.)
+                await catch_up(max(Checkpoint(r["txid"], r["position"]) for r in rows), in_memory=False)
                 for projection in chosen:
                     for table in projection.tables:
                         t = quote_identifier(table)
@@ -192,6 +269,7 @@ async def rebuild_all(
                 for name in names:
                     await swap.execute("SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, name)
         finally:
+            await writer.close()
             # Releasing the connections resets their search path and advisory locks.
             bar.close()
     seconds = time.perf_counter() - started
