@@ -7,6 +7,11 @@ cloned to 1,000,000 events (`--quick`: 50,000; bench._dataset). Then, on that lo
 - limit:   `SELECT * FROM events ORDER BY txid, position` through an asyncpg cursor;
 - rebuild: `service.projection.rebuild.rebuild_all` (what `parley projections
   rebuild ALL` runs): every projection in one pass over the log;
+- ceiling: what a rebuild could reach with this domain if its writes were free:
+  the log read as a rebuild reads it (`EventStore.read_log`), every event decoded
+  once (`fact_from_stored`) and every projection folded in memory with the
+  rebuild's own fold (`projections.bulk.BulkFold`), every row built, none
+  written; and, below it, the read and the decoding alone;
 - export:  `service.audit.log.export_lines` to an NDJSON file (`parley audit export`);
 - replay:  `service.audit.offline.replay_export` of that file (`parley audit replay`).
 
@@ -66,6 +71,35 @@ async def rebuild_all(url: str) -> tuple[dict[str, float], int]:
     return {"all (one pass)": results[0].seconds}, results[0].events
 
 
+async def fold_in_memory(url: str, *, fold: bool) -> tuple[int, float]:
+    """The rebuild's read, decoding and (with `fold`) in-memory fold of every
+    projection, rows built and dropped: the bound of any rebuild of this domain."""
+    from projections import PROJECTION_NAMES
+    from projections.bulk import BulkFold
+    from projections.records import fact_from_stored
+    from service.projection.checkpoints import stream_history
+    from service.store.event_store import START
+
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        store = EventStore(pool)
+        async with pool.acquire() as conn:
+            history = stream_history(store, conn)
+            folding = BulkFold(PROJECTION_NAMES)
+            started = now()
+            checkpoint, count = START, 0
+            while batch := await store.read_log(checkpoint, 2000, conn=conn):
+                facts = [fact_from_stored(e) for e in batch]
+                if fold:
+                    await folding.add(facts, history)
+                checkpoint, count = batch[-1].checkpoint, count + len(batch)
+            if fold:
+                await folding.finish(history)
+            return count, now() - started
+    finally:
+        await pool.close()
+
+
 async def export(url: str, path: str) -> tuple[int, float]:
     from service.audit.log import export_lines
 
@@ -110,6 +144,9 @@ async def main() -> None:
             progress("replay: sequential read (limit)")
             read_events, read_seconds = await sequential_read(url)
             rebuild_seconds, rebuilt_events = await rebuild_all(url)
+            progress("replay: the same read, decoding and fold in memory, nothing written (ceiling)")
+            folded_events, fold_seconds = await fold_in_memory(url, fold=True)
+            decoded_events, decode_seconds = await fold_in_memory(url, fold=False)
             with tempfile.TemporaryDirectory(prefix="bench-replay-") as directory:
                 path = os.path.join(directory, "export.ndjson")
                 progress("replay: exporting")
@@ -123,6 +160,10 @@ async def main() -> None:
     all_seconds = sum(rebuild_seconds.values())
     rows.append(["rebuild all projections (one pass)", rebuilt_events, all_seconds, rebuilt_events / all_seconds,
                  ratio(rebuilt_events / all_seconds, limit_rate) * 100])  # fmt: skip
+    rows.append(["ceiling: read, decode, fold in memory, no writes", folded_events, fold_seconds,
+                 folded_events / fold_seconds, ratio(folded_events / fold_seconds, limit_rate) * 100])  # fmt: skip
+    rows.append(["  of which read and decode", decoded_events, decode_seconds, decoded_events / decode_seconds,
+                 ratio(decoded_events / decode_seconds, limit_rate) * 100])  # fmt: skip
     rows.append(["export NDJSON", exported, export_seconds, exported / export_seconds,
                  ratio(exported / export_seconds, limit_rate) * 100])  # fmt: skip
     rows.append(["offline replay of the export", exported, replay_seconds, exported / replay_seconds,
@@ -147,6 +188,10 @@ async def main() -> None:
             "slowest_rebuild_of_limit": rounded(
                 ratio(rebuilt_events / max(rebuild_seconds.values()), limit_rate)
             ),
+            "ceiling_events_per_s": round(folded_events / fold_seconds),
+            "ceiling_of_limit": rounded(ratio(folded_events / fold_seconds, limit_rate)),
+            "rebuild_of_ceiling": rounded(ratio(rebuilt_events / all_seconds, folded_events / fold_seconds)),
+            "read_decode_of_limit": rounded(ratio(decoded_events / decode_seconds, limit_rate)),
             "export_events_per_s": round(exported / export_seconds),
             "replay_events_per_s": round(exported / replay_seconds),
             "replay_of_limit": rounded(ratio(exported / replay_seconds, limit_rate)),
