@@ -6,8 +6,9 @@ a negotiation's streams), so none of it needs the gap-free rule of the log.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import asyncpg
 import msgspec
@@ -23,6 +24,16 @@ class EventPlace(msgspec.Struct, frozen=True):
     stream_id: uuid.UUID
     stream_type: str
     negotiation_id: uuid.UUID | None
+
+
+class DecisionReads(msgspec.Struct, frozen=True):
+    """What a command decides against, read in one statement: the transaction's
+    clock, the keys of the negotiation's raised issues, and the events of each
+    stream asked for from the version asked for (in version order)."""
+
+    clock: dt.datetime
+    raised_issue_keys: set[str]
+    tails: dict[uuid.UUID, list[StoredEvent]]
 
 
 class ChainLink(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +64,23 @@ class SealedPlace(msgspec.Struct, frozen=True, kw_only=True):
     stream_id: uuid.UUID
     version: int
 
+
+# One row per event asked for (at least one row: the LEFT JOIN), each carrying the
+# clock and the raised keys, computed once (uncorrelated subqueries). The join on
+# (stream_id, version) uses the events' unique index; events_issue_raised (migration
+# 0006) serves the keys, as in raised_issue_keys.
+_DECISION_READS_SQL = f"""
+    SELECT now() AS clock,
+           ARRAY(SELECT data->>'issue' FROM events WHERE negotiation_id = $1 AND type = 'issue.raised') AS raised,
+           tail.*
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+        SELECT {EVENT_COLUMNS} FROM events
+        JOIN unnest($2::uuid[], $3::int[]) AS wanted(wanted_stream, from_version)
+          ON events.stream_id = wanted.wanted_stream AND events.version >= wanted.from_version
+    ) AS tail ON true
+    ORDER BY tail.stream_id, tail.version
+"""
 
 # Chains are walked stream by stream in version order. Not in the log's
 # (txid, position) order: a transaction's txid is taken at its first write, before
@@ -169,6 +197,18 @@ class StreamReader:
             negotiation_id,
         )
         return {row["key"] for row in rows}
+
+    async def decision_reads(
+        self, conn: asyncpg.Connection, negotiation_id: uuid.UUID, wanted: Mapping[uuid.UUID, int]
+    ) -> DecisionReads:
+        """In one round trip: `conn`'s clock (now()), the negotiation's raised issue
+        keys, and each wanted stream's events from its version on."""
+        rows = await conn.fetch(_DECISION_READS_SQL, negotiation_id, list(wanted), list(wanted.values()))
+        tails: dict[uuid.UUID, list[StoredEvent]] = {stream_id: [] for stream_id in wanted}
+        for row in rows:
+            if row["id"] is not None:
+                tails[row["stream_id"]].append(row_to_event(row))
+        return DecisionReads(rows[0]["clock"], set(rows[0]["raised"]), tails)
 
     # -- streams ---------------------------------------------------------------------
 

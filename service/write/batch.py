@@ -119,7 +119,7 @@ class Batch:
     async def _decide(self, store: EventStore, working: WorkingSet, written: set[uuid.UUID]) -> _Decided:
         conn = working.conn
         await working.load_negotiation()
-        recorded_at = await store.clock(conn)
+        recorded_at = working.clock
         target = target_of(self.members[0].request.commands[0])
         await working.issue(target[1])  # type: ignore[index,arg-type]  (the stream's fold, its turn held)
         return await self._decide_members(store, working, recorded_at, written)

@@ -12,8 +12,10 @@ or answered on its own):
    batch sees its own earlier commands (service.write.deciding);
 4. append all new events in ONE `EventStore.append`, with the version of every
    written stream as read in step 2, so a concurrent writer makes it fail with
-   ConcurrencyError rather than interleave. Steps 2-4 run in a savepoint and are
-   retried on fresh state, holding the written streams' heads after a lost race;
+   ConcurrencyError rather than interleave. After a lost race steps 2-4 are
+   retried on fresh state, holding the written streams' heads, each retry in a
+   savepoint (the first attempt needs none: when it loses, the transaction is
+   rolled back and begun again, the key still claimed);
 5. store the answer under the Idempotency-Key, and commit everything at once.
 """
 
@@ -28,7 +30,7 @@ from domain.decide import CommandMeta, open_negotiation
 from service import tracing
 from service.store.event_store import AppendResult, ConcurrencyError, EventStore
 from service.write.aggregate_cache import AggregateCache, Turns
-from service.write.deciding import decide_request, item_id
+from service.write.deciding import decide_request, item_id, named_issues
 from service.write.encoding import outcome_of, pending_event
 from service.write.group_commit import GroupCommit, grouped_stream
 from service.write.requests import (
@@ -37,7 +39,12 @@ from service.write.requests import (
     RecordRequest,
     SlugTaken,
 )
-from service.write.transaction import RaceStats, in_transaction, until_not_overtaken
+from service.write.transaction import (
+    RaceStats,
+    Restart,
+    in_transaction,
+    until_not_overtaken,
+)
 from service.write.working_set import WorkingSet
 
 
@@ -104,13 +111,24 @@ class CommandService:
         # Requests on one issue take turns on its cached state (aggregate_cache.Turns).
         turns = self.cache.turns() if self.cache is not None else None
 
+        lost: list[Restart] = []
+
         async def work(conn: asyncpg.Connection) -> Outcome:
             async def attempt(number: int, written: set[uuid.UUID]) -> tuple[WorkingSet, AppendResult]:
                 # A retry starts from the cache too: a failed attempt put back what
                 # it had not evolved (service.write.working_set.put_back_untouched).
                 return await self._attempt(conn, request, self.cache, written, turns)
 
-            working, result = await until_not_overtaken(conn, self.store, attempt, self.stats)
+            # The first attempt without a savepoint (nothing before it to keep): if it
+            # loses, the transaction begins again and the retries go on in savepoints.
+            after = lost[-1] if lost else None
+            try:
+                working, result = await until_not_overtaken(
+                    conn, self.store, attempt, self.stats, bare_first=True, after=after
+                )
+            except Restart as restart:
+                lost.append(restart)
+                raise
             committed.append((working, result))
             return outcome_of(request.negotiation_id, result, receipts=self.receipts)
 
@@ -149,9 +167,10 @@ class CommandService:
     async def _decide_and_append(
         self, working: WorkingSet, request: RecordRequest, written: set[uuid.UUID]
     ) -> tuple[WorkingSet, AppendResult]:
-        await working.load_negotiation()
-        # PostgreSQL's clock, the same for the whole transaction (and every attempt).
-        recorded_at = await self.store.clock(working.conn)
+        # One round trip: the negotiation, the issues its commands name, and the
+        # clock (PostgreSQL's, the same for the whole transaction).
+        await working.load_negotiation(named_issues(request.commands))
+        recorded_at = working.clock
         # The last command's records evolve the states only once appended: an
         # attempt that loses the race leaves them as committed (put back for the retry).
         pending, deferred = await decide_request(working, request, recorded_at, written)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
 from domain import errors
 from domain.commands import CommonFields, OpenNegotiation, RetractRecord, command_type
-from domain.decide import AGREEMENT_TYPES, CommandMeta, decide, recorded
+from domain.decide import AGREEMENT_TYPES, CommandMeta, decide, recorded, target_of
 from domain.issue import issue_stream_id
 from domain.records import Recorded
 from service import tracing
@@ -26,6 +26,13 @@ from service.store.event_store import PendingEvent
 from service.write.encoding import pending_event
 from service.write.requests import PreconditionNotApplicable, RecordRequest
 from service.write.working_set import WorkingSet
+
+
+def named_issues(commands: Sequence[CommonFields]) -> list[str]:
+    """The keys of the issues these commands name as their target, once each (read
+    with the negotiation: one round trip for the common command)."""
+    keys = [target[1] for target in map(target_of, commands) if target != "negotiation" and target[0] == "issue"]
+    return list(dict.fromkeys(key for key in keys if key))
 
 
 def item_id(command: CommonFields | OpenNegotiation) -> str:

@@ -45,18 +45,27 @@ async def in_transaction(
     """`work(conn)` inside one transaction, under the Idempotency-Key when there
     is one, then the readers woken once it has committed, and the answer's
     consistency token given the commit's LSN (so that a standby can tell when it
-    holds the write)."""
+    holds the write). A Restart raised by `work` rolls the transaction back and
+    runs `work` in a new one (the key stays claimed: the lock is the session's)."""
     async with store.pool.acquire() as conn:
+        claimed = False
         try:
-            async with conn.transaction():
-                if key is not None:
-                    replay = await stored_answer(conn, key)
-                    if replay is not None:
-                        return replay
-                outcome = await work(conn)
-                if key is not None:
-                    stored = idempotency.StoredResponse.created(outcome.body, outcome.location)
-                    await idempotency.remember(conn, key.scope, key.key, key.request_digest, stored)
+            while True:
+                try:
+                    async with conn.transaction():
+                        if key is not None and not claimed:
+                            # Once: the key stays this session's across a restart.
+                            claimed = True
+                            replay = await stored_answer(conn, key)
+                            if replay is not None:
+                                return replay
+                        outcome = await work(conn)
+                        if key is not None:
+                            stored = idempotency.StoredResponse.created(outcome.body, outcome.location)
+                            await idempotency.remember(conn, key.scope, key.key, key.request_digest, stored)
+                    break
+                except Restart:
+                    continue  # rolled back: `work` begins again, knowing it lost (Restart)
             if not outcome.events_written:
                 return outcome
             return await _after_commit(store, conn, key, outcome)
@@ -65,6 +74,18 @@ async def in_transaction(
             # (another request holds it) is a harmless no-op.
             if key is not None:
                 await release_key(conn, key)
+
+
+class Restart(Exception):
+    """A first attempt run without a savepoint lost a race: its transaction is
+    aborted. `in_transaction` rolls it back and calls the work again, which
+    passes this to `until_not_overtaken(after=...)`."""
+
+    def __init__(self, written: set[uuid.UUID], lock: bool) -> None:
+        super().__init__(f"lost a race writing {len(written)} stream(s)")
+        # The streams the lost attempt wrote, and whether to hold their heads.
+        self.written = written
+        self.lock = lock
 
 
 async def _after_commit(
@@ -106,9 +127,16 @@ async def until_not_overtaken(
     store: EventStore,
     attempt: Callable[[int, set[uuid.UUID]], Awaitable[T]],
     stats: RaceStats | None = None,
+    *,
+    bare_first: bool = False,
+    after: Restart | None = None,
 ) -> T:
     """`attempt(number, written)` in a savepoint, again on fresh state when its
     append lost a race. Each attempt fills `written` with the streams it writes.
+
+    With `bare_first` (the caller's transaction holds nothing to undo), the first
+    attempt runs without a savepoint and a lost race raises Restart; called again
+    in a new transaction with `after=` it, the retries go on from attempt 2.
 
     After the first lost race the request holds the heads of every stream it
     writes until it commits (outside the savepoint, so the locks survive its
@@ -117,10 +145,16 @@ async def until_not_overtaken(
     failing after N races; a command that named no expected_version never sees
     a spurious conflict, one that did is checked again by decide.
     """
-    holding = False
-    for number in range(1, MAX_ATTEMPTS + 1):
+    holding = after is not None and after.lock
+    if holding:
+        await store.lock_heads(conn, after.written)  # type: ignore[union-attr]
+    for number in range(1 if after is None else 2, MAX_ATTEMPTS + 1):
         written: set[uuid.UUID] = set()
         try:
+            if number == 1 and bare_first:
+                # Nothing to undo yet: no savepoint (two round trips fewer). A lost
+                # race aborts the transaction, which begins again (Restart).
+                return await attempt(number, written)
             async with conn.transaction():  # a savepoint: a lost race leaves nothing
                 return await attempt(number, written)
         except (ConcurrencyError, asyncpg.DeadlockDetectedError) as error:
@@ -130,9 +164,12 @@ async def until_not_overtaken(
                 stats.lost_races += 1
                 if stats.on_lost_race is not None:
                     stats.on_lost_race()
-            if isinstance(error, ConcurrencyError) and not holding:
+            log.debug("attempt %d lost a race (%s); deciding again", number, error)
+            lock = isinstance(error, ConcurrencyError) and not holding
+            if number == 1 and bare_first:
+                raise Restart(written, lock) from error
+            if lock:
                 # Once, and all heads in stream id order as the store locks them.
                 await store.lock_heads(conn, written)
                 holding = True
-            log.debug("attempt %d lost a race (%s); deciding again", number, error)
     raise AssertionError("unreachable")

@@ -8,9 +8,10 @@ Decisions read the store, never a projection: they must see every committed fact
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import asyncpg
 import msgspec
@@ -23,6 +24,7 @@ from domain.negotiation import Negotiation
 from domain.records import Recorded
 from projections.records import recorded_from_stored
 from service.store.event_store import AppendResult, EventStore
+from service.store.events import StoredEvent
 from service.write.aggregate_cache import AggregateCache, Turns
 from service.write.requests import IfMatch, PreconditionFailed
 
@@ -50,6 +52,8 @@ class WorkingSet:
         self.taken: dict[uuid.UUID, tuple[int, Negotiation | Issue]] = {}
         self.evolved: set[uuid.UUID] = set()
         self.negotiation: Negotiation
+        # PostgreSQL's clock, the same for the whole transaction (read with the negotiation).
+        self.clock: dt.datetime
         self.known_issues: set[str] = set()
         self.issues: dict[str, Issue | None] = {}
         # Version of every stream as read from the store: what the append expects.
@@ -75,46 +79,85 @@ class WorkingSet:
         await working.load_negotiation()
         return working
 
-    async def load_negotiation(self) -> None:
-        """The negotiation's state and its raised issues (first, before any issue)."""
-        negotiation, version = await self._state(self.negotiation_id, Negotiation)
+    async def load_negotiation(self, issue_keys: Iterable[str] = ()) -> None:
+        """The negotiation's state, its raised issues and the clock (first, before any
+        issue), in one round trip with the states of the issues named (those not
+        waiting for a turn: a long stream's is loaded once its turn has come)."""
+        wanted: dict[uuid.UUID, tuple[int, Negotiation | Issue | None]] = {}
+        wanted[self.negotiation_id] = self._take(self.negotiation_id, Negotiation)
+        streams = {issue_stream_id(self.negotiation_id, key): key for key in issue_keys if key not in self.issues}
+        for stream_id in streams:
+            if not self._waits_for_turn(stream_id):
+                wanted[stream_id] = self._take(stream_id, Issue)
+        reads = await self.store.decision_reads(
+            self.conn, self.negotiation_id, {stream_id: version + 1 for stream_id, (version, _) in wanted.items()}
+        )
+        self.clock = reads.clock
+        negotiation, version = self._fold(self.negotiation_id, Negotiation, wanted[self.negotiation_id], reads.tails)
         if negotiation is None:
             raise errors.UnknownNegotiation(f"no negotiation {self.negotiation_id}")
         self.negotiation = negotiation  # type: ignore[assignment]
-        self.known_issues = await self.store.raised_issue_keys(self.negotiation_id, conn=self.conn)
+        self.known_issues = reads.raised_issue_keys
         self.read_versions[self.negotiation_id] = self.versions[self.negotiation_id] = version
+        for stream_id, key in streams.items():
+            if stream_id in wanted:
+                self._loaded_issue(key, stream_id, *self._fold(stream_id, Issue, wanted[stream_id], reads.tails))
 
-    async def _state(
+    def _waits_for_turn(self, stream_id: uuid.UUID) -> bool:
+        return self.cache is not None and self.turns is not None and self.cache.is_long(stream_id)
+
+    def _take(
         self, stream_id: uuid.UUID, kind: type[Negotiation] | type[Issue]
+    ) -> tuple[int, Negotiation | Issue | None]:
+        """The cached fold of a stream to start from (version, state), or (0, None)."""
+        held = self.cache.take(stream_id) if self.cache is not None else None
+        if held is not None and isinstance(held[1], kind):
+            return held
+        return 0, None
+
+    def _fold(
+        self,
+        stream_id: uuid.UUID,
+        kind: type[Negotiation] | type[Issue],
+        start: tuple[int, Negotiation | Issue | None],
+        tails: Mapping[uuid.UUID, list[StoredEvent]],
     ) -> tuple[Negotiation | Issue | None, int]:
         """The fold of a stream as committed now, and its version (None, 0: no such
-        stream). From a cached fold plus the events after it when there is one;
-        an issue after waiting for this request's turn on it."""
-        cache = self.cache
-        if cache is not None and kind is Issue and self.turns is not None and cache.is_long(stream_id):
-            if not await self.turns.enter(stream_id):
-                cache = None  # another request has its turn: work on a fold of our own
-        held = cache.take(stream_id) if cache is not None else None
-        if held is not None and isinstance(held[1], kind):
-            version, aggregate = held
-            tail = await self.store.read_stream(stream_id, version + 1, conn=self.conn)
+        stream): the cached fold plus the events after it, or the whole stream."""
+        version, aggregate = start
+        tail = tails[stream_id]
+        if aggregate is not None:
             for event in tail:
                 aggregate.apply(recorded_from_stored(event))
             version = tail[-1].version if tail else version
             self.taken[stream_id] = (version, aggregate)
             return aggregate, version
-        records = [recorded_from_stored(e) for e in await self.store.read_stream(stream_id, conn=self.conn)]
+        records = [recorded_from_stored(e) for e in tail]
         if not records or (kind is Negotiation and records[0].type != kind.CREATED_TYPE):
             return None, 0
         return kind.from_events(records), records[-1].version
 
+    async def _state(
+        self, stream_id: uuid.UUID, kind: type[Negotiation] | type[Issue]
+    ) -> tuple[Negotiation | Issue | None, int]:
+        """The fold of a stream as committed now, read alone; an issue after waiting
+        for this request's turn on it."""
+        start: tuple[int, Negotiation | Issue | None] = (0, None)
+        if not self._waits_for_turn(stream_id) or await self.turns.enter(stream_id):  # type: ignore[union-attr]
+            # (another request has its turn: work on a fold of our own)
+            start = self._take(stream_id, kind)
+        tail = await self.store.read_stream(stream_id, start[0] + 1, conn=self.conn)
+        return self._fold(stream_id, kind, start, {stream_id: tail})
+
+    def _loaded_issue(self, key: str, stream_id: uuid.UUID, issue: Negotiation | Issue | None, version: int) -> None:
+        self.issues[key] = issue  # type: ignore[assignment]
+        self.read_versions.setdefault(stream_id, version)
+        self.versions.setdefault(stream_id, version)
+
     async def issue(self, key: str) -> Issue | None:
         if key not in self.issues:
             stream_id = issue_stream_id(self.negotiation_id, key)
-            issue, version = await self._state(stream_id, Issue)
-            self.issues[key] = issue  # type: ignore[assignment]
-            self.read_versions.setdefault(stream_id, version)
-            self.versions.setdefault(stream_id, version)
+            self._loaded_issue(key, stream_id, *await self._state(stream_id, Issue))
         return self.issues[key]
 
     async def all_issues(self) -> dict[str, Issue]:
