@@ -3,29 +3,36 @@
 The shipped server (uvicorn subprocess, in-process projection runner) on a fresh
 database. Its maximum command rate is measured first in the same run (wrk, 16
 connections, as in bench.http); then commands are sent at half that rate, paced
-(open loop), for a fixed time. Every 50 ms one of them is a probe: once its
-response is back (the command has committed), the issue_status read model is
-polled every millisecond until it shows the probe's stream version. The lag is
-that wait (with 1 ms polling resolution). Alongside, the wait until the event is
-readable by a gap-free log reader at all (its transaction below the oldest one
-still running), which bounds what any projection runner could do. No peer or limit: the target is absolute.
+(open loop), for a fixed time, by a process of its own; the probes, one command
+every 50 ms (part of that rate), by the bench's main process, whose loop does
+nothing else. Once a probe's response is back (the command has committed), the
+issue_status read model is polled every millisecond until it shows the probe's
+stream version. The lag is that wait (with 1 ms polling resolution). Alongside,
+the wait until the event is readable by a gap-free log reader at all (its
+transaction below the oldest one still running), which bounds what any projection
+runner could do. No peer or limit: the target is absolute.
 When a probe's event is not readable at its first look, the bench asks
 pg_stat_activity which transaction is the oldest still running (the one that holds
 the gap-free line back) and prints the probes' waits by what that was: a command,
 a projection's batch, a sealing round (one sample per probe, at that instant).
 It also prints how long after the response its first look came: the bench's own
-delay (its event loop and poller, on the cores it shares with the server), a floor
-under every figure it reports. Each look is one query.
+delay, a floor under every figure it reports (with the load and the probes in one
+loop, 2026-12-06, that was 120 ms at p50: the load's own work, hence the two
+processes). Each look is one query.
 A paced command that gets no answer at all (the connection closed or reset under
 it: an httpx transport error) counts as failed, like one answered with another
 status than 201; the failures are printed by kind.
 
     uv run python -m bench.lag [--quick] [--database-url URL] [--rate N]
+
+Over 300 lines on purpose: the load, the probes and the report of one measurement
+are kept together so the figure and the way it was taken cannot drift apart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import uuid
 from collections import Counter
 
@@ -102,40 +109,88 @@ async def max_command_rate(base_url: str, key: str, refs, seconds: float) -> flo
     return result.per_second
 
 
-async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float, database_url: str) -> dict:
-    bodies = command_bodies(refs, max(100, int(rate * seconds) + 100), seed=4)
-    lags = Latencies()
-    readable = Latencies()
-    held_by: dict[str, tuple[Latencies, Latencies]] = {}  # holder -> (readable waits, lags)
-    first_look = Latencies()  # from the response to the first look's answer: the bench's own delay
-    sent = {"ok": 0, "failed": 0}
-    failures: Counter[str] = Counter()  # by kind: "HTTP 503", "ReadError", "not projected in 30 s"
+def _paced_commands(base_url: str, key: str, bodies: list[tuple[str, str]], rate: float, seconds: float,
+                    ready, answers) -> None:
+    """The paced load, in a process of its own (spawned): its httpx client's work
+    never delays the probes' looks in the bench's main loop."""
+    use_uvloop()
+    answers.put(asyncio.run(_send_paced(base_url, key, bodies, rate, seconds, ready)))
+
+
+async def _send_paced(base_url: str, key: str, bodies: list[tuple[str, str]], rate: float, seconds: float,
+                      ready) -> dict:
+    ok = 0
+    failures: Counter[str] = Counter()  # by kind: "HTTP 503", "ReadError"
     pending: set[asyncio.Task] = set()
-    poller = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(
         base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30, limits=limits
     ) as http:
 
-        def failed(kind: str) -> None:
-            sent["failed"] += 1
-            failures[kind] += 1
-
-        async def command(path: str, body: str, probe: bool) -> None:
+        async def command(path: str, body: str) -> None:
+            nonlocal ok
             try:
                 response = await http.post(path, content=body, headers={"Content-Type": "application/json"})
             except httpx.TransportError as error:  # no answer: the connection closed, reset or timed out
-                failed(type(error).__name__)
+                failures[type(error).__name__] += 1
                 return
             if response.status_code != 201:
-                failed(f"HTTP {response.status_code}")
+                failures[f"HTTP {response.status_code}"] += 1
                 return
-            sent["ok"] += 1
-            if not probe:
+            ok += 1
+
+        ready.set()
+        started = now()
+        for index, (path, body) in enumerate(bodies):
+            due = started + index / rate
+            if due - started >= seconds:
+                break
+            delay = due - now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(command(path, body))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        elapsed = now() - started
+        await asyncio.gather(*pending)
+    return {"ok": ok, "failures": dict(failures), "elapsed": elapsed}
+
+
+async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float, database_url: str) -> dict:
+    probes_per_second = 1 / PROBE_EVERY
+    load_rate = max(rate - probes_per_second, 1.0)  # the probes are commands too: together, `rate`
+    bodies = command_bodies(refs, max(100, int(load_rate * seconds) + 100), seed=4)
+    probe_bodies = command_bodies(refs, int(seconds * probes_per_second) + 10, seed=5)
+    lags = Latencies()
+    readable = Latencies()
+    held_by: dict[str, tuple[Latencies, Latencies]] = {}  # holder -> (readable waits, lags)
+    first_look = Latencies()  # from the response to the first look's answer: the bench's own delay
+    probes = {"ok": 0}
+    failures: Counter[str] = Counter()  # by kind: "HTTP 503", "ReadError", "not projected in 30 s"
+    pending: set[asyncio.Task] = set()
+    spawn = multiprocessing.get_context("spawn")
+    ready, answers = spawn.Event(), spawn.Queue()
+    loader = spawn.Process(
+        target=_paced_commands, args=(base_url, key, bodies, load_rate, seconds, ready, answers), daemon=True
+    )
+    loader.start()
+    poller = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+
+        async def probe(path: str, body: str) -> None:
+            try:
+                response = await http.post(path, content=body, headers={"Content-Type": "application/json"})
+            except httpx.TransportError as error:  # no answer: the connection closed, reset or timed out
+                failures[type(error).__name__] += 1
+                return
+            if response.status_code != 201:
+                failures[f"HTTP {response.status_code}"] += 1
                 return
             committed = now()
-            event = response.json()["events"][-1]
-            negotiation_id = uuid.UUID(response.json()["negotiation_id"])
+            probes["ok"] += 1
+            answer = response.json()
+            event = answer["events"][-1]
+            negotiation_id = uuid.UUID(answer["negotiation_id"])
             issue_key = msgspec.json.decode(body)["issue"]
             event_id = uuid.UUID(event["id"])
             readable_at = None
@@ -160,31 +215,31 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
                     lagged.record(now() - committed)
                     return
                 if now() - committed > 30:
-                    failed("not projected in 30 s")
+                    failures["not projected in 30 s"] += 1
                     return
                 await asyncio.sleep(POLL_EVERY)
 
+        if not await asyncio.to_thread(ready.wait, 120):
+            raise RuntimeError("the paced load's process did not start")
         started = now()
-        next_probe = started
-        for index, (path, body) in enumerate(bodies):
-            due = started + index / rate
+        for index, (path, body) in enumerate(probe_bodies):
+            due = started + index * PROBE_EVERY
             if due - started >= seconds:
                 break
             delay = due - now()
             if delay > 0:
                 await asyncio.sleep(delay)
-            probe = now() >= next_probe
-            if probe:
-                next_probe += PROBE_EVERY
-            task = asyncio.create_task(command(path, body, probe))
+            task = asyncio.create_task(probe(path, body))
             pending.add(task)
             task.add_done_callback(pending.discard)
-        elapsed = now() - started
         await asyncio.gather(*pending)
     await poller.close()
+    load = await asyncio.to_thread(answers.get, True, 120)
+    loader.join(timeout=30)
+    failures.update(load["failures"])
     return {
-        "achieved_per_s": sent["ok"] / elapsed, "failed": sent["failed"], "failures": dict(failures),
-        "lags": lags, "readable": readable, "held_by": held_by, "first_look": first_look,
+        "achieved_per_s": (load["ok"] + probes["ok"]) / load["elapsed"], "failed": sum(failures.values()),
+        "failures": dict(failures), "lags": lags, "readable": readable, "held_by": held_by, "first_look": first_look,
     }
 
 
