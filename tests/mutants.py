@@ -46,8 +46,8 @@ MUTANTS = [
         "optimistic-concurrency",
         "a command decided on a stale stream is decided again, never appended",
         "service/write/commands.py",
-        "await self.store.append(pending, expected, conn=conn, wake_readers=False)",
-        "await self.store.append(pending, None, conn=conn, wake_readers=False)",
+        "await self.store.append(pending, expected, conn=working.conn, wake_readers=False)",
+        "await self.store.append(pending, None, conn=working.conn, wake_readers=False)",
         ("tests/reliability/test_real_concurrency.py",),
     ),
     Mutant(
