@@ -35,6 +35,7 @@ import asyncio
 import multiprocessing
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import httpx
@@ -109,6 +110,41 @@ async def max_command_rate(base_url: str, key: str, refs, seconds: float) -> flo
     return result.per_second
 
 
+async def _recorded(http: httpx.AsyncClient, path: str, body: str, failures: Counter[str]) -> httpx.Response | None:
+    """The 201 of one command, or None with the failure counted by kind."""
+    try:
+        response = await http.post(path, content=body, headers={"Content-Type": "application/json"})
+    except httpx.TransportError as error:  # no answer: the connection closed, reset or timed out
+        failures[type(error).__name__] += 1
+        return None
+    if response.status_code != 201:
+        failures[f"HTTP {response.status_code}"] += 1
+        return None
+    return response
+
+
+async def _paced(
+    bodies: list[tuple[str, str]], interval: float, seconds: float, send: Callable[[str, str], Awaitable[None]]
+) -> float:
+    """`send` each body at its due time (open loop: `interval` apart, whatever the
+    answers take) for `seconds`; every send awaited. The seconds spent sending."""
+    pending: set[asyncio.Task] = set()
+    started = now()
+    for index, (path, body) in enumerate(bodies):
+        due = started + index * interval
+        if due - started >= seconds:
+            break
+        delay = due - now()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(send(path, body))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    elapsed = now() - started
+    await asyncio.gather(*pending)
+    return elapsed
+
+
 def _paced_commands(base_url: str, key: str, bodies: list[tuple[str, str]], rate: float, seconds: float,
                     ready, answers) -> None:
     """The paced load, in a process of its own (spawned): its httpx client's work
@@ -121,7 +157,6 @@ async def _send_paced(base_url: str, key: str, bodies: list[tuple[str, str]], ra
                       ready) -> dict:
     ok = 0
     failures: Counter[str] = Counter()  # by kind: "HTTP 503", "ReadError"
-    pending: set[asyncio.Task] = set()
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(
         base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30, limits=limits
@@ -129,30 +164,11 @@ async def _send_paced(base_url: str, key: str, bodies: list[tuple[str, str]], ra
 
         async def command(path: str, body: str) -> None:
             nonlocal ok
-            try:
-                response = await http.post(path, content=body, headers={"Content-Type": "application/json"})
-            except httpx.TransportError as error:  # no answer: the connection closed, reset or timed out
-                failures[type(error).__name__] += 1
-                return
-            if response.status_code != 201:
-                failures[f"HTTP {response.status_code}"] += 1
-                return
-            ok += 1
+            if await _recorded(http, path, body, failures) is not None:
+                ok += 1
 
         ready.set()
-        started = now()
-        for index, (path, body) in enumerate(bodies):
-            due = started + index / rate
-            if due - started >= seconds:
-                break
-            delay = due - now()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(command(path, body))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-        elapsed = now() - started
-        await asyncio.gather(*pending)
+        elapsed = await _paced(bodies, 1 / rate, seconds, command)
     return {"ok": ok, "failures": dict(failures), "elapsed": elapsed}
 
 
@@ -167,7 +183,6 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
     first_look = Latencies()  # from the response to the first look's answer: the bench's own delay
     probes = {"ok": 0}
     failures: Counter[str] = Counter()  # by kind: "HTTP 503", "ReadError", "not projected in 30 s"
-    pending: set[asyncio.Task] = set()
     spawn = multiprocessing.get_context("spawn")
     ready, answers = spawn.Event(), spawn.Queue()
     loader = spawn.Process(
@@ -178,13 +193,8 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
     async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
 
         async def probe(path: str, body: str) -> None:
-            try:
-                response = await http.post(path, content=body, headers={"Content-Type": "application/json"})
-            except httpx.TransportError as error:  # no answer: the connection closed, reset or timed out
-                failures[type(error).__name__] += 1
-                return
-            if response.status_code != 201:
-                failures[f"HTTP {response.status_code}"] += 1
+            response = await _recorded(http, path, body, failures)
+            if response is None:
                 return
             committed = now()
             probes["ok"] += 1
@@ -221,18 +231,7 @@ async def paced_load(base_url: str, key: str, refs, rate: float, seconds: float,
 
         if not await asyncio.to_thread(ready.wait, 120):
             raise RuntimeError("the paced load's process did not start")
-        started = now()
-        for index, (path, body) in enumerate(probe_bodies):
-            due = started + index * PROBE_EVERY
-            if due - started >= seconds:
-                break
-            delay = due - now()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(probe(path, body))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-        await asyncio.gather(*pending)
+        await _paced(probe_bodies, PROBE_EVERY, seconds, probe)
     await poller.close()
     load = await asyncio.to_thread(answers.get, True, 120)
     loader.join(timeout=30)
