@@ -25,7 +25,7 @@ from service.write.aggregate_cache import AggregateCache
 from service.write.deciding import decide_request
 from service.write.encoding import outcome_of
 from service.write.requests import Idempotency, Outcome, RecordRequest
-from service.write.transaction import RaceStats, release_key, stored_answer, until_not_overtaken
+from service.write.transaction import RaceStats, release_key, remember_answer, stored_answer, until_not_overtaken, with_commit_lsn
 from service.write.working_set import WorkingSet
 
 # Requests in one batch at most (one transaction, one append).
@@ -101,8 +101,7 @@ class Batch:
                         for member, outcome in outcomes.items():
                             key = member.request.idempotency
                             if key is not None and isinstance(outcome, Outcome) and not outcome.replayed:
-                                stored = idempotency.StoredResponse.created(outcome.body, outcome.location)
-                                await idempotency.remember(conn, key.scope, key.key, key.request_digest, stored)
+                                await remember_answer(conn, key, outcome)
                     # Committed: the evolved states are folds of the committed streams.
                     if decided.result is not None:
                         decided.working.keep(cache, decided.result)
@@ -229,7 +228,4 @@ class Batch:
             outcome = outcomes[member]
             if not isinstance(outcome, Outcome) or outcome.replayed or not outcome.events_written:
                 continue
-            outcomes[member] = finished = outcome.with_lsn(lsn)
-            key = member.request.idempotency
-            if key is not None:
-                await idempotency.replace_body(conn, key.scope, key.key, finished.body)
+            outcomes[member] = await with_commit_lsn(conn, member.request.idempotency, outcome, lsn)

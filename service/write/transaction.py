@@ -61,8 +61,7 @@ async def in_transaction(
                                 return replay
                         outcome = await work(conn)
                         if key is not None:
-                            stored = idempotency.StoredResponse.created(outcome.body, outcome.location)
-                            await idempotency.remember(conn, key.scope, key.key, key.request_digest, stored)
+                            await remember_answer(conn, key, outcome)
                     break
                 except Restart:
                     continue  # rolled back: `work` begins again, knowing it lost (Restart)
@@ -74,6 +73,12 @@ async def in_transaction(
             # (another request holds it) is a harmless no-op.
             if key is not None:
                 await release_key(conn, key)
+
+
+async def remember_answer(conn: asyncpg.Connection, key: Idempotency, outcome: Outcome) -> None:
+    """The answer stored under its Idempotency-Key, in the request's transaction."""
+    stored = idempotency.StoredResponse.created(outcome.body, outcome.location)
+    await idempotency.remember(conn, key.scope, key.key, key.request_digest, stored)
 
 
 class Restart(Exception):
@@ -99,10 +104,15 @@ async def _after_commit(
     lsn = await store.wake_readers(conn)
     if lsn is None:
         return outcome  # its token names the write by its place in the log alone: still valid
+    return await with_commit_lsn(conn, key, outcome, lsn)
+
+
+async def with_commit_lsn(conn: asyncpg.Connection, key: Idempotency | None, outcome: Outcome, lsn: int) -> Outcome:
+    """The answer with the commit's LSN in its token, and the bytes stored under its
+    key made those: a retry replays these bytes too (it waits for them, as the key
+    is still held; a retry meanwhile is told the key is in use)."""
     finished = outcome.with_lsn(lsn)
     if key is not None:
-        # A retry replays these bytes too: it waits for them, as the key is still
-        # held (a retry meanwhile is told the key is in use).
         await idempotency.replace_body(conn, key.scope, key.key, finished.body)
     return finished
 
