@@ -126,6 +126,7 @@ class SentStatusMiddleware(PrometheusMiddleware):
         super().__init__(wrap_in_exception_handler(app), config)
         self._plain = not (config.labels or config.exemplars or config.excluded_http_methods) and config.group_path
         self._series: dict[tuple[str, str, int], tuple[Any, Any, Any | None]] = {}
+        self._in_progress: dict[tuple[str, str], Any] = {}
 
     def _series_of(self, method: str, path: str, status: int) -> tuple[Any, Any, Any | None]:
         """(count, duration, errors or None) of one label set, and in progress for status 200."""
@@ -142,16 +143,25 @@ class SentStatusMiddleware(PrometheusMiddleware):
                 self._series[key] = found
         return found
 
+    def _in_progress_of(self, method: str, path: str) -> Any:
+        """The in-progress gauge of one route (labelled status 200, as the plugin does)."""
+        found = self._in_progress.get((method, path))
+        if found is None:
+            labels: dict[str, str | int | float] = {
+                "method": method, "path": path, "status_code": 200, "app_name": self._config.app_name
+            }
+            found = self.requests_in_progress(labels).labels(*labels.values())
+            if len(self._in_progress) < 10_000:  # bounded: the paths are route templates
+                self._in_progress[(method, path)] = found
+        return found
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if not self._plain:
             await super().__call__(scope, receive, send)
             return
         method = scope["method"] if scope["type"] == "http" else scope["type"]
         path = scope["path_template"]
-        labels: dict[str, str | int | float] = {
-            "method": method, "path": path, "status_code": 200, "app_name": self._config.app_name
-        }
-        in_progress = self.requests_in_progress(labels).labels(*labels.values())
+        in_progress = self._in_progress_of(method, path)
         started = time.perf_counter()
         sent = {"status": 200, "duration": 0.0}
 
