@@ -67,8 +67,9 @@ class SealedPlace(msgspec.Struct, frozen=True, kw_only=True):
 
 # One row per event asked for (at least one row: the LEFT JOIN), each carrying the
 # clock and the raised keys, computed once (uncorrelated subqueries). The join on
-# (stream_id, version) uses the events' unique index; events_issue_raised (migration
-# 0006) serves the keys, as in raised_issue_keys.
+# (stream_id, version) uses the events' unique index; the partial index
+# events_issue_raised (migration 0006) serves the keys (the literal type keeps it
+# usable by a generic plan).
 _DECISION_READS_SQL = f"""
     SELECT now() AS clock,
            ARRAY(SELECT data->>'issue' FROM events WHERE negotiation_id = $1 AND type = 'issue.raised') AS raised,
@@ -187,16 +188,6 @@ class StreamReader:
     async def last_position(self) -> int:
         """The highest position written (0 for an empty log), committed or not yet readable."""
         return await self.pool.fetchval("SELECT coalesce(max(position), 0) FROM events")
-
-    async def raised_issue_keys(self, negotiation_id: uuid.UUID, *, conn: asyncpg.Connection | None = None) -> set[str]:
-        """The keys of every issue raised in a negotiation."""
-        # The partial index events_issue_raised (migration 0006) serves this; the
-        # literal type keeps it usable by a generic plan.
-        rows = await (conn or self.pool).fetch(
-            "SELECT data->>'issue' AS key FROM events WHERE negotiation_id = $1 AND type = 'issue.raised'",
-            negotiation_id,
-        )
-        return {row["key"] for row in rows}
 
     async def decision_reads(
         self, conn: asyncpg.Connection, negotiation_id: uuid.UUID, wanted: Mapping[uuid.UUID, int]
